@@ -1,0 +1,115 @@
+//! The library's error type: one matchable enum, no printing.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in the archive a problem was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Region {
+    /// The header at offset 0 (magic, version, parameters, key slots).
+    Header,
+    /// A generation's key-slot table.
+    KeySlots { generation: u64 },
+    /// A generation's packfile (the blob records).
+    Packfile { generation: u64, offset: u64 },
+    /// A generation's index.
+    Index { generation: u64 },
+    /// A generation's snapshot table.
+    SnapshotTable { generation: u64 },
+    /// A generation's footer.
+    Footer { generation: u64 },
+    /// Bytes after the last footer that could be a footer but do not verify.
+    Tail { offset: u64 },
+    /// A blob, found through the index, whose content does not decode or match its id.
+    Blob { id: String, kind: &'static str },
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Region::Header => write!(f, "header"),
+            Region::KeySlots { generation } => write!(f, "key slots (generation {generation})"),
+            Region::Packfile { generation, offset } => {
+                write!(f, "packfile (generation {generation}, offset {offset})")
+            }
+            Region::Index { generation } => write!(f, "index (generation {generation})"),
+            Region::SnapshotTable { generation } => {
+                write!(f, "snapshot table (generation {generation})")
+            }
+            Region::Footer { generation } => write!(f, "footer (generation {generation})"),
+            Region::Tail { offset } => write!(f, "footer at end of file (offset {offset})"),
+            Region::Blob { id, kind } => write!(f, "{kind} blob {id}"),
+        }
+    }
+}
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file does not start with the ptar magic.
+    #[error("not a ptar archive")]
+    NotPtar,
+    /// The archive's major version is not one this library reads.
+    #[error("unknown format version {major}.{minor} (this ptar reads major version {supported})")]
+    UnsupportedVersion { major: u16, minor: u16, supported: u16 },
+    /// The archive uses a feature this library does not implement.
+    #[error("unsupported feature: {0}")]
+    Unsupported(String),
+    /// The archive is encrypted and no passphrase was given.
+    #[error("the archive is encrypted: a passphrase is required")]
+    PassphraseRequired,
+    /// No key slot opens with the given passphrase.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// A key slot demands more work than readers allow.
+    #[error("key derivation parameters exceed the limits ({0})")]
+    ExcessiveWork(String),
+    /// Bytes do not match what the format or a commitment says.
+    #[error("corrupt {region}: {detail}")]
+    Corrupt { region: Region, detail: String },
+    /// A signature is missing, invalid, or made with another key.
+    #[error("signature check failed: {0}")]
+    Signature(String),
+    /// A snapshot, path or blob asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The caller asked for something the library refuses.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// An I/O error, with the path it concerns when there is one.
+    #[error("{}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Io {
+        path: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn corrupt(region: Region, detail: impl Into<String>) -> Error {
+        Error::Corrupt { region, detail: detail.into() }
+    }
+
+    pub(crate) fn io_at(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { path: Some(path.into()), source }
+    }
+
+    /// The region named by a `Corrupt` error.
+    pub fn region(&self) -> Option<&Region> {
+        match self {
+            Error::Corrupt { region, .. } => Some(region),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Error {
+        Error::Io { path: None, source }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

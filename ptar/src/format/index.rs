@@ -1,0 +1,274 @@
+//! A generation's index: blob id -> record location (spec §9).
+//!
+//! ```text
+//! offset      size   field
+//!      0         8   magic "PTARINDX"
+//!      8         8   entry count N (at most 2^32 - 1)
+//!     16      1024   fan-out: 256 u32, fanout[b] = number of entries whose id's first byte <= b
+//!   1040       64N   entries, sorted by id, strictly increasing
+//! ```
+//!
+//! Entry (64 bytes):
+//!
+//! ```text
+//!      0   32  blob id
+//!     32    8  record offset (absolute file offset)
+//!     40    4  record length as stored
+//!     44    4  record plaintext length (after decryption and decompression)
+//!     48    4  blob offset inside the record plaintext
+//!     52    4  blob length
+//!     56    1  blob kind
+//!     57    1  record codec
+//!     58    6  reserved (MUST be 0)
+//! ```
+//!
+//! The layout lets a reader find an id in place (fan-out, then binary search)
+//! without loading the index into memory.
+
+use super::{malformed, Codec, Id, Kind, Malformed, Put, Reader};
+use super::limits::*;
+
+/// Index magic.
+pub const MAGIC: [u8; 8] = *b"PTARINDX";
+/// Bytes before the first entry.
+pub const PREFIX_LEN: usize = 16 + 1024;
+/// Bytes per entry.
+pub const ENTRY_LEN: usize = 64;
+
+/// Where one blob is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Blob id.
+    pub id: Id,
+    /// Record offset in the file.
+    pub record_offset: u64,
+    /// Stored record length.
+    pub record_len: u32,
+    /// Record plaintext length.
+    pub raw_len: u32,
+    /// Blob offset inside the plaintext.
+    pub blob_offset: u32,
+    /// Blob length.
+    pub blob_len: u32,
+    /// Blob kind.
+    pub kind: Kind,
+    /// Record codec.
+    pub codec: Codec,
+}
+
+impl IndexEntry {
+    /// Serializes one 64-byte entry.
+    pub fn write(&self, b: &mut Vec<u8>) {
+        b.put(&self.id.0);
+        b.put_u64(self.record_offset);
+        b.put_u32(self.record_len);
+        b.put_u32(self.raw_len);
+        b.put_u32(self.blob_offset);
+        b.put_u32(self.blob_len);
+        b.put_u8(self.kind as u8);
+        b.put_u8(self.codec as u8);
+        b.put(&[0; 6]);
+    }
+
+    /// Parses one 64-byte entry and checks its internal consistency.
+    pub fn parse(buf: &[u8]) -> Result<IndexEntry, Malformed> {
+        let mut r = Reader::new(buf);
+        let id = r.id("id")?;
+        let record_offset = r.u64("record offset")?;
+        let record_len = r.u32("record length")?;
+        let raw_len = r.u32("plaintext length")?;
+        let blob_offset = r.u32("blob offset")?;
+        let blob_len = r.u32("blob length")?;
+        let kind = r.u8("kind")?;
+        let codec = r.u8("codec")?;
+        r.zeros(6, "reserved")?;
+        let Some(kind) = Kind::from_u8(kind) else { return malformed(format!("unknown blob kind {kind}")) };
+        let Some(codec) = Codec::from_u8(codec) else { return malformed(format!("unknown codec {codec}")) };
+        if raw_len > MAX_BLOB_LEN || record_len > MAX_RECORD_LEN || record_len == 0 {
+            return malformed("record length out of range");
+        }
+        if blob_offset as u64 + blob_len as u64 > raw_len as u64 {
+            return malformed("blob lies outside its record");
+        }
+        if record_offset.checked_add(record_len as u64).is_none() {
+            return malformed("record offset overflows");
+        }
+        Ok(IndexEntry { id, record_offset, record_len, raw_len, blob_offset, blob_len, kind, codec })
+    }
+}
+
+/// Serializes a whole index. `entries` must be sorted by id with no duplicates.
+pub fn to_bytes(entries: &[IndexEntry]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(PREFIX_LEN + ENTRY_LEN * entries.len());
+    b.put(&MAGIC);
+    b.put_u64(entries.len() as u64);
+    let mut fanout = [0u32; 256];
+    for e in entries {
+        fanout[e.id.0[0] as usize] += 1;
+    }
+    let mut total = 0;
+    for f in fanout.iter_mut() {
+        total += *f;
+        *f = total;
+    }
+    for f in fanout {
+        b.put_u32(f);
+    }
+    for pair in entries.windows(2) {
+        debug_assert!(pair[0].id < pair[1].id, "index entries must be sorted and unique");
+    }
+    for e in entries {
+        e.write(&mut b);
+    }
+    b
+}
+
+/// A view of one index in place: nothing is copied until an entry is asked for.
+#[derive(Clone, Copy)]
+pub struct IndexView<'a> {
+    fanout: &'a [u8],
+    entries: &'a [u8],
+    count: usize,
+}
+
+impl<'a> IndexView<'a> {
+    /// Checks the prefix, the length and the fan-out table (which bounds every
+    /// later search). Entry order is checked by [`IndexView::check_entries`].
+    pub fn new(buf: &'a [u8]) -> Result<IndexView<'a>, Malformed> {
+        let mut r = Reader::new(buf);
+        if r.take(8, "magic")? != MAGIC {
+            return malformed("bad index magic");
+        }
+        let count = r.u64("entry count")?;
+        if count > u32::MAX as u64 {
+            return malformed("too many entries");
+        }
+        let fanout = r.take(1024, "fan-out")?;
+        let expected = (count as usize).checked_mul(ENTRY_LEN).ok_or_else(|| Malformed("entry count overflows".into()))?;
+        if r.remaining() != expected {
+            return malformed(format!("index holds {} entry bytes, count says {expected}", r.remaining()));
+        }
+        let view = IndexView { fanout, entries: &buf[PREFIX_LEN..], count: count as usize };
+        let mut prev = 0;
+        for b in 0..256 {
+            let f = view.fan(b);
+            if f < prev || f > view.count {
+                return malformed("fan-out table is not monotonic");
+            }
+            prev = f;
+        }
+        if prev != view.count {
+            return malformed("fan-out total differs from the entry count");
+        }
+        Ok(view)
+    }
+
+    fn fan(&self, b: usize) -> usize {
+        u32::from_le_bytes(self.fanout[b * 4..b * 4 + 4].try_into().expect("4 bytes")) as usize
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn id_at(&self, i: usize) -> &'a [u8] {
+        &self.entries[i * ENTRY_LEN..i * ENTRY_LEN + 32]
+    }
+
+    /// Entry `i`, parsed.
+    pub fn entry(&self, i: usize) -> Result<IndexEntry, Malformed> {
+        IndexEntry::parse(&self.entries[i * ENTRY_LEN..(i + 1) * ENTRY_LEN])
+    }
+
+    /// Finds `id` by fan-out and binary search.
+    pub fn find(&self, id: &Id) -> Result<Option<IndexEntry>, Malformed> {
+        let first = id.0[0] as usize;
+        let mut lo = if first == 0 { 0 } else { self.fan(first - 1) };
+        let mut hi = self.fan(first);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.id_at(mid).cmp(&id.0[..]) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let e = self.entry(mid)?;
+                    return Ok(Some(e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks that ids strictly increase and agree with the fan-out table,
+    /// and that every entry parses.
+    pub fn check_entries(&self) -> Result<(), Malformed> {
+        for i in 0..self.count {
+            let e = self.entry(i)?;
+            if i > 0 && self.id_at(i - 1) >= self.id_at(i) {
+                return malformed(format!("entry {i} is out of order or duplicated"));
+            }
+            let b = e.id.0[0] as usize;
+            let lo = if b == 0 { 0 } else { self.fan(b - 1) };
+            if i < lo || i >= self.fan(b) {
+                return malformed(format!("entry {i} is outside its fan-out bucket"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Iterates over all entries in id order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<IndexEntry, Malformed>> + 'a {
+        let view = *self;
+        (0..self.count).map(move |i| view.entry(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(first: u8, n: u8) -> IndexEntry {
+        let mut id = [n; 32];
+        id[0] = first;
+        IndexEntry { id: Id(id), record_offset: 100, record_len: 10, raw_len: 20, blob_offset: 0, blob_len: 20, kind: Kind::Chunk, codec: Codec::Lz4 }
+    }
+
+    #[test]
+    fn find_in_place() {
+        let mut es: Vec<_> = (0..50u8).map(|i| entry(i.wrapping_mul(37), i)).collect();
+        es.sort_by_key(|e| e.id);
+        let b = to_bytes(&es);
+        let v = IndexView::new(&b).unwrap();
+        v.check_entries().unwrap();
+        for e in &es {
+            assert_eq!(v.find(&e.id).unwrap(), Some(*e));
+        }
+        assert_eq!(v.find(&Id([0xee; 32])).unwrap(), None);
+    }
+
+    #[test]
+    fn rejects_bad_fanout_and_order() {
+        let es = vec![entry(1, 1), entry(2, 2)];
+        let good = to_bytes(&es);
+        // fanout[1] and fanout[2] zeroed: still monotonic, but entry 0 leaves its bucket.
+        let mut b = good.clone();
+        b[16 + 4] = 0;
+        b[16 + 8] = 0;
+        assert!(IndexView::new(&b).unwrap().check_entries().is_err());
+        // fanout[1] above the count.
+        let mut b = good.clone();
+        b[16 + 4] = 9;
+        assert!(IndexView::new(&b).is_err());
+        // Two entries swapped: out of order.
+        let mut b = to_bytes(&[entry(1, 1), entry(1, 2)]);
+        let (a, c) = b[PREFIX_LEN..].split_at_mut(ENTRY_LEN);
+        a.swap_with_slice(c);
+        assert!(IndexView::new(&b).unwrap().check_entries().is_err());
+    }
+}

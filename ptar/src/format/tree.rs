@@ -1,0 +1,566 @@
+//! Directories: tree pages holding sorted entries (spec §13).
+//!
+//! A directory is one tree page, or, when large, a small B-tree of pages. A
+//! page starts with:
+//!
+//! ```text
+//!   1  level (0 = leaf page of entries; 1.. = interior page of child pages)
+//!   3  reserved (MUST be 0)
+//!   4  item count
+//! ```
+//!
+//! A leaf page then holds `count` entries sorted by name (bytewise, strictly
+//! increasing). An interior page holds `count` children, each
+//! `u16 length, first name of the child, 32-byte child page id, u64 entries below`,
+//! sorted by first name.
+//!
+//! Entry:
+//!
+//! ```text
+//!   2+n  name (u16 length, bytes; no '/', no NUL, not "." or "..", not empty)
+//!   1    type (1 file, 2 directory, 3 symlink, 4 hard link, 5 char device,
+//!              6 block device, 7 fifo, 8 socket)
+//!   1    reserved (MUST be 0)
+//!   4    permission bits (mode & 0o7777; higher bits MUST be 0)
+//!   4    uid          4 gid
+//!   2+n  user name    2+n group name   (u16 length, at most 255 bytes each)
+//!   12   mtime (i64 seconds, u32 nanoseconds < 10^9)
+//!   12   atime        12 ctime
+//!   8    device       8 inode        4 link count   (as seen on the source)
+//!   8    size (regular files: content length; others: 0)
+//!   4    xattr count, then per xattr: u16 name length, name, u32 value length, value
+//!        (sorted by name, strictly increasing; POSIX ACLs travel as
+//!        system.posix_acl_access / system.posix_acl_default)
+//!   ...  payload by type:
+//!        file:       1 form (0 = extents inline: u32 count, extents; 1 = file map: 32-byte id)
+//!        directory:  32-byte id of the directory's top tree page
+//!        symlink:    u32 length, target bytes (not empty, no NUL)
+//!        hard link:  u32 length, path of the first link relative to the snapshot root
+//!        devices:    u32 major, u32 minor
+//!        fifo, socket: nothing
+//!   2    extension count, then per extension: u16 tag (bit 15 = critical), u32 length, bytes
+//! ```
+//!
+//! An extent is `u8 0, u32 length, 32-byte chunk id` (data) or `u8 1, u64 length` (hole).
+
+use super::{limits::*, malformed, Id, Malformed, Put, Reader};
+
+/// What an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EntryType {
+    /// Regular file.
+    File = 1,
+    /// Directory.
+    Dir = 2,
+    /// Symbolic link.
+    Symlink = 3,
+    /// Another name of a file stored earlier in the same snapshot.
+    Hardlink = 4,
+    /// Character device.
+    CharDevice = 5,
+    /// Block device.
+    BlockDevice = 6,
+    /// Named pipe.
+    Fifo = 7,
+    /// Unix socket (recorded, never recreated).
+    Socket = 8,
+}
+
+impl EntryType {
+    /// Parses the type byte.
+    pub fn from_u8(b: u8) -> Option<EntryType> {
+        Some(match b {
+            1 => EntryType::File,
+            2 => EntryType::Dir,
+            3 => EntryType::Symlink,
+            4 => EntryType::Hardlink,
+            5 => EntryType::CharDevice,
+            6 => EntryType::BlockDevice,
+            7 => EntryType::Fifo,
+            8 => EntryType::Socket,
+            _ => return None,
+        })
+    }
+
+    /// The `ls -l` type letter.
+    pub fn letter(self) -> char {
+        match self {
+            EntryType::File | EntryType::Hardlink => '-',
+            EntryType::Dir => 'd',
+            EntryType::Symlink => 'l',
+            EntryType::CharDevice => 'c',
+            EntryType::BlockDevice => 'b',
+            EntryType::Fifo => 'p',
+            EntryType::Socket => 's',
+        }
+    }
+}
+
+/// A time with nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub sec: i64,
+    /// Nanoseconds, below 10^9.
+    pub nsec: u32,
+}
+
+/// A piece of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    /// Bytes stored as a chunk blob.
+    Data {
+        /// Length of the chunk.
+        len: u32,
+        /// Chunk id.
+        id: Id,
+    },
+    /// A run of zeros not stored (a hole of a sparse file).
+    Hole {
+        /// Length of the hole.
+        len: u64,
+    },
+}
+
+impl Extent {
+    /// Bytes this extent covers.
+    pub fn len(&self) -> u64 {
+        match self {
+            Extent::Data { len, .. } => *len as u64,
+            Extent::Hole { len } => *len,
+        }
+    }
+
+    /// Whether the extent covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn write(&self, b: &mut Vec<u8>) {
+        match self {
+            Extent::Data { len, id } => {
+                b.put_u8(0);
+                b.put_u32(*len);
+                b.put(&id.0);
+            }
+            Extent::Hole { len } => {
+                b.put_u8(1);
+                b.put_u64(*len);
+            }
+        }
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Extent, Malformed> {
+        match r.u8("extent tag")? {
+            0 => {
+                let len = r.u32("extent length")?;
+                if len == 0 || len > MAX_BLOB_LEN {
+                    return malformed("data extent length out of range");
+                }
+                Ok(Extent::Data { len, id: r.id("chunk id")? })
+            }
+            1 => {
+                let len = r.u64("hole length")?;
+                if len == 0 {
+                    return malformed("empty hole");
+                }
+                Ok(Extent::Hole { len })
+            }
+            t => malformed(format!("unknown extent tag {t}")),
+        }
+    }
+}
+
+/// Where a file's content is described.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// The extents, in the entry itself.
+    Inline(Vec<Extent>),
+    /// A file map blob (for files with many extents).
+    Map(Id),
+}
+
+/// What follows the common fields of an entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// File content.
+    File(Content),
+    /// The directory's top tree page.
+    Dir(Id),
+    /// A symlink target.
+    Symlink(Vec<u8>),
+    /// Path (from the snapshot root) of the entry this is a hard link to.
+    Hardlink(Vec<u8>),
+    /// A device node.
+    Device {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// Nothing (fifo, socket).
+    None,
+}
+
+/// One directory entry with all its metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Name within the directory.
+    pub name: Vec<u8>,
+    /// Type.
+    pub kind: EntryType,
+    /// Permission bits (0o7777).
+    pub mode: u32,
+    /// Owner id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Owner name (may be empty).
+    pub user: Vec<u8>,
+    /// Group name (may be empty).
+    pub group: Vec<u8>,
+    /// Modification time.
+    pub mtime: Timestamp,
+    /// Access time.
+    pub atime: Timestamp,
+    /// Status change time.
+    pub ctime: Timestamp,
+    /// Device of the source file system.
+    pub dev: u64,
+    /// Inode on the source file system.
+    pub ino: u64,
+    /// Link count on the source.
+    pub nlink: u32,
+    /// Content length (regular files and hard links to them), else 0.
+    pub size: u64,
+    /// Extended attributes, sorted by name.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Type-specific payload.
+    pub payload: Payload,
+}
+
+/// Checks a name against spec §13.2.
+pub fn check_name(name: &[u8]) -> Result<(), Malformed> {
+    if name.is_empty() || name == b"." || name == b".." {
+        return malformed("empty, '.' or '..' entry name");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return malformed("entry name too long");
+    }
+    if name.iter().any(|&c| c == b'/' || c == 0) {
+        return malformed("entry name contains '/' or NUL");
+    }
+    Ok(())
+}
+
+/// Checks a hard-link target path: valid names joined by '/'.
+pub fn check_link_path(path: &[u8]) -> Result<(), Malformed> {
+    if path.is_empty() || path.len() > MAX_TARGET_LEN {
+        return malformed("hard-link target length out of range");
+    }
+    for c in path.split(|&b| b == b'/') {
+        check_name(c)?;
+    }
+    Ok(())
+}
+
+fn write_time(b: &mut Vec<u8>, t: Timestamp) {
+    b.put_i64(t.sec);
+    b.put_u32(t.nsec);
+}
+
+fn read_time(r: &mut Reader<'_>, what: &str) -> Result<Timestamp, Malformed> {
+    let sec = r.i64(what)?;
+    let nsec = r.u32(what)?;
+    if nsec >= 1_000_000_000 {
+        return malformed(format!("{what}: nanoseconds out of range"));
+    }
+    Ok(Timestamp { sec, nsec })
+}
+
+impl Entry {
+    /// Serializes the entry.
+    pub fn write(&self, b: &mut Vec<u8>) {
+        b.put_bytes16(&self.name);
+        b.put_u8(self.kind as u8);
+        b.put_u8(0);
+        b.put_u32(self.mode);
+        b.put_u32(self.uid);
+        b.put_u32(self.gid);
+        b.put_bytes16(&self.user);
+        b.put_bytes16(&self.group);
+        write_time(b, self.mtime);
+        write_time(b, self.atime);
+        write_time(b, self.ctime);
+        b.put_u64(self.dev);
+        b.put_u64(self.ino);
+        b.put_u32(self.nlink);
+        b.put_u64(self.size);
+        b.put_u32(self.xattrs.len() as u32);
+        for (k, v) in &self.xattrs {
+            b.put_bytes16(k);
+            b.put_bytes32(v);
+        }
+        match &self.payload {
+            Payload::File(Content::Inline(extents)) => {
+                b.put_u8(0);
+                b.put_u32(extents.len() as u32);
+                for e in extents {
+                    e.write(b);
+                }
+            }
+            Payload::File(Content::Map(id)) => {
+                b.put_u8(1);
+                b.put(&id.0);
+            }
+            Payload::Dir(id) => b.put(&id.0),
+            Payload::Symlink(t) | Payload::Hardlink(t) => b.put_bytes32(t),
+            Payload::Device { major, minor } => {
+                b.put_u32(*major);
+                b.put_u32(*minor);
+            }
+            Payload::None => {}
+        }
+        b.put_u16(0);
+    }
+
+    /// Parses and validates one entry.
+    pub fn read(r: &mut Reader<'_>) -> Result<Entry, Malformed> {
+        let name = r.bytes16(MAX_NAME_LEN, "name")?.to_vec();
+        check_name(&name)?;
+        let t = r.u8("type")?;
+        let Some(kind) = EntryType::from_u8(t) else { return malformed(format!("unknown entry type {t}")) };
+        r.zeros(1, "entry reserved")?;
+        let mode = r.u32("mode")?;
+        if mode & !0o7777 != 0 {
+            return malformed("mode has bits above 0o7777");
+        }
+        let uid = r.u32("uid")?;
+        let gid = r.u32("gid")?;
+        let user = r.bytes16(255, "user name")?.to_vec();
+        let group = r.bytes16(255, "group name")?.to_vec();
+        let mtime = read_time(r, "mtime")?;
+        let atime = read_time(r, "atime")?;
+        let ctime = read_time(r, "ctime")?;
+        let dev = r.u64("device")?;
+        let ino = r.u64("inode")?;
+        let nlink = r.u32("link count")?;
+        let size = r.u64("size")?;
+        let nx = r.count(6, u32::MAX, "xattr count")?;
+        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(nx);
+        for _ in 0..nx {
+            let k = r.bytes16(MAX_XATTR_NAME_LEN, "xattr name")?.to_vec();
+            let v = r.bytes32(MAX_XATTR_VALUE_LEN, "xattr value")?.to_vec();
+            if k.is_empty() || k.contains(&0) {
+                return malformed("bad xattr name");
+            }
+            if let Some((prev, _)) = xattrs.last() {
+                if *prev >= k {
+                    return malformed("xattrs are not sorted");
+                }
+            }
+            xattrs.push((k, v));
+        }
+        let payload = match kind {
+            EntryType::File => match r.u8("content form")? {
+                0 => {
+                    let n = r.count(9, MAX_PAGE_ITEMS, "extent count")?;
+                    let mut extents = Vec::with_capacity(n);
+                    let mut total: u64 = 0;
+                    for _ in 0..n {
+                        let e = Extent::read(r)?;
+                        total = total.checked_add(e.len()).ok_or_else(|| Malformed("extent lengths overflow".into()))?;
+                        extents.push(e);
+                    }
+                    if total != size {
+                        return malformed("extents do not add up to the file size");
+                    }
+                    Payload::File(Content::Inline(extents))
+                }
+                1 => Payload::File(Content::Map(r.id("file map id")?)),
+                f => return malformed(format!("unknown content form {f}")),
+            },
+            EntryType::Dir => Payload::Dir(r.id("tree id")?),
+            EntryType::Symlink => {
+                let t = r.bytes32(MAX_TARGET_LEN, "symlink target")?.to_vec();
+                if t.is_empty() || t.contains(&0) {
+                    return malformed("symlink target is empty or has NUL");
+                }
+                Payload::Symlink(t)
+            }
+            EntryType::Hardlink => {
+                let t = r.bytes32(MAX_TARGET_LEN, "hard-link target")?.to_vec();
+                check_link_path(&t)?;
+                Payload::Hardlink(t)
+            }
+            EntryType::CharDevice | EntryType::BlockDevice => Payload::Device { major: r.u32("major")?, minor: r.u32("minor")? },
+            EntryType::Fifo | EntryType::Socket => Payload::None,
+        };
+        if !matches!(kind, EntryType::File | EntryType::Hardlink) && size != 0 {
+            return malformed("only files have a size");
+        }
+        let next = r.u16("extension count")?;
+        for _ in 0..next {
+            let tag = r.u16("extension tag")?;
+            let len = r.u32("extension length")? as usize;
+            r.take(len, "extension")?;
+            if tag & 0x8000 != 0 {
+                return malformed(format!("unknown critical extension {tag:#x}"));
+            }
+        }
+        Ok(Entry { name, kind, mode, uid, gid, user, group, mtime, atime, ctime, dev, ino, nlink, size, xattrs, payload })
+    }
+}
+
+/// A reference from an interior page to a child page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildRef {
+    /// Name of the first entry under the child.
+    pub first_name: Vec<u8>,
+    /// Child page id.
+    pub id: Id,
+    /// Entries under the child.
+    pub entries: u64,
+}
+
+/// A parsed tree page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreePage {
+    /// Entries.
+    Leaf(Vec<Entry>),
+    /// Child pages, at `level` (>= 1).
+    Interior {
+        /// Height above the leaves.
+        level: u8,
+        /// Children in name order.
+        children: Vec<ChildRef>,
+    },
+}
+
+impl TreePage {
+    /// Serializes a page.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        match self {
+            TreePage::Leaf(entries) => {
+                b.put_u8(0);
+                b.put(&[0; 3]);
+                b.put_u32(entries.len() as u32);
+                for e in entries {
+                    e.write(&mut b);
+                }
+            }
+            TreePage::Interior { level, children } => {
+                b.put_u8(*level);
+                b.put(&[0; 3]);
+                b.put_u32(children.len() as u32);
+                for c in children {
+                    b.put_bytes16(&c.first_name);
+                    b.put(&c.id.0);
+                    b.put_u64(c.entries);
+                }
+            }
+        }
+        b
+    }
+
+    /// Parses a page; names must strictly increase.
+    pub fn parse(buf: &[u8]) -> Result<TreePage, Malformed> {
+        let mut r = Reader::new(buf);
+        let level = r.u8("page level")?;
+        r.zeros(3, "page reserved")?;
+        if level > MAX_PAGE_LEVELS {
+            return malformed(format!("page level {level} too deep"));
+        }
+        let page = if level == 0 {
+            let n = r.count(60, MAX_PAGE_ITEMS, "entry count")?;
+            let mut entries: Vec<Entry> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let e = Entry::read(&mut r)?;
+                if let Some(prev) = entries.last() {
+                    if prev.name >= e.name {
+                        return malformed("tree entries are not sorted or repeat a name");
+                    }
+                }
+                entries.push(e);
+            }
+            TreePage::Leaf(entries)
+        } else {
+            let n = r.count(43, MAX_PAGE_ITEMS, "child count")?;
+            if n == 0 {
+                return malformed("empty interior page");
+            }
+            let mut children: Vec<ChildRef> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let first_name = r.bytes16(MAX_NAME_LEN, "first name")?.to_vec();
+                check_name(&first_name)?;
+                let c = ChildRef { first_name, id: r.id("child id")?, entries: r.u64("entry count")? };
+                if let Some(prev) = children.last() {
+                    if prev.first_name >= c.first_name {
+                        return malformed("child pages are not sorted");
+                    }
+                }
+                children.push(c);
+            }
+            TreePage::Interior { level, children }
+        };
+        r.finish("tree page")?;
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn file(name: &str) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            kind: EntryType::File,
+            mode: 0o644,
+            uid: 1000,
+            gid: 1000,
+            user: b"me".to_vec(),
+            group: b"us".to_vec(),
+            mtime: Timestamp { sec: 5, nsec: 6 },
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            dev: 1,
+            ino: 2,
+            nlink: 1,
+            size: 10,
+            xattrs: vec![(b"user.a".to_vec(), b"1".to_vec())],
+            payload: Payload::File(Content::Inline(vec![Extent::Data { len: 4, id: Id([1; 32]) }, Extent::Hole { len: 6 }])),
+        }
+    }
+
+    #[test]
+    fn page_round_trip() {
+        let mut d = file("d");
+        d.kind = EntryType::Dir;
+        d.size = 0;
+        d.payload = Payload::Dir(Id([3; 32]));
+        let page = TreePage::Leaf(vec![file("a"), d]);
+        assert_eq!(TreePage::parse(&page.to_bytes()).unwrap(), page);
+    }
+
+    #[test]
+    fn rejects_bad_names_and_order() {
+        for bad in ["..", ".", "a/b", ""] {
+            let page = TreePage::Leaf(vec![file(bad)]);
+            assert!(TreePage::parse(&page.to_bytes()).is_err(), "{bad:?}");
+        }
+        let page = TreePage::Leaf(vec![file("b"), file("a")]);
+        assert!(TreePage::parse(&page.to_bytes()).is_err());
+        let page = TreePage::Leaf(vec![file("a"), file("a")]);
+        assert!(TreePage::parse(&page.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn rejects_size_mismatch() {
+        let mut f = file("a");
+        f.size = 11;
+        assert!(TreePage::parse(&TreePage::Leaf(vec![f]).to_bytes()).is_err());
+    }
+}
