@@ -72,6 +72,9 @@ pub enum Error {
     /// A signature is missing, invalid, or made with another key.
     #[error("signature check failed: {0}")]
     Signature(String),
+    /// Another process holds the archive's write lock.
+    #[error("{}: archive is busy (another ptar is writing to it)", .0.display())]
+    Busy(PathBuf),
     /// A snapshot, path or blob asked for does not exist.
     #[error("not found: {0}")]
     NotFound(String),

@@ -1,0 +1,462 @@
+//! The archive as a whole: opening one to read, creating one, appending to one.
+
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::chunker::Chunker;
+use crate::crypto::{self, Entropy, Keys, OsEntropy};
+use crate::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
+use crate::format::snapshot::SnapshotRecord;
+use crate::format::table::TableEntry;
+use crate::format::tree::{Content, Entry, Extent};
+use crate::format::{Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::fs::CreateOutcome;
+use crate::progress::Progress;
+use crate::store::writer::{ArchiveContext, WriteStats};
+use crate::store::{GenerationWriter, Sink, Store};
+use crate::{Error, Region, Result};
+
+/// A snapshot as listed by an archive.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Its id (the id of its snapshot blob).
+    pub id: Id,
+    /// The generation that added it.
+    pub generation: u64,
+    /// Its record.
+    pub record: SnapshotRecord,
+}
+
+/// An archive opened for reading.
+pub struct Archive {
+    store: Arc<Store>,
+}
+
+/// Reads just the header of the file at `path`: whether it is a ptar
+/// archive, and whether it is encrypted.
+pub fn probe(path: &Path) -> Result<Header> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(|e| Error::io_at(path, e))?;
+    let mut prefix = [0u8; 16];
+    f.read_exact(&mut prefix).map_err(|_| Error::NotPtar)?;
+    let len = Header::peek_len(&prefix).map_err(header_err)?;
+    let mut buf = vec![0u8; len];
+    buf[..16].copy_from_slice(&prefix);
+    f.read_exact(&mut buf[16..]).map_err(|_| Error::corrupt(Region::Header, "file ends inside the header"))?;
+    Header::parse(&buf).map_err(header_err)
+}
+
+fn header_err(e: crate::format::header::HeaderError) -> Error {
+    use crate::format::header::HeaderError as H;
+    match e {
+        H::NotPtar => Error::NotPtar,
+        H::Version { major, minor } => Error::UnsupportedVersion { major, minor, supported: FORMAT_MAJOR },
+        H::Unsupported(s) => Error::Unsupported(s),
+        H::Malformed(m) => m.at(Region::Header),
+    }
+}
+
+impl Archive {
+    /// Opens the archive at `path`; `passphrase` is needed when it is encrypted.
+    pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Archive> {
+        Ok(Archive { store: Arc::new(Store::open(path, passphrase)?) })
+    }
+
+    /// Opens an archive held in memory.
+    pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Archive> {
+        Ok(Archive { store: Arc::new(Store::from_vec(bytes, passphrase)?) })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        self.store.snapshot_table().iter().map(|t| self.load_snapshot(t)).collect()
+    }
+
+    fn load_snapshot(&self, t: &TableEntry) -> Result<Snapshot> {
+        let region = Region::Blob { id: t.id.short(), kind: Kind::Snapshot.name() };
+        let b = self.store.read_blob(&t.id, Kind::Snapshot)?;
+        let record = SnapshotRecord::parse(&b).map_err(|m| m.at(region))?;
+        Ok(Snapshot { id: t.id, generation: t.generation, record })
+    }
+
+    /// Finds a snapshot by `latest`, a position from the end (`1` is the
+    /// latest), or a hex prefix of its id.
+    pub fn find_snapshot(&self, selector: &str) -> Result<Snapshot> {
+        let table = self.store.snapshot_table();
+        if table.is_empty() {
+            return Err(Error::NotFound("the archive holds no snapshot".into()));
+        }
+        let pick = if selector == "latest" {
+            table.last().copied()
+        } else if let Ok(n) = selector.parse::<usize>() {
+            if n == 0 || n > table.len() {
+                None
+            } else {
+                Some(table[table.len() - n])
+            }
+        } else {
+            let sel = selector.to_ascii_lowercase();
+            let matches: Vec<_> = table.iter().filter(|t| t.id.to_hex().starts_with(&sel)).collect();
+            if matches.len() > 1 {
+                return Err(Error::InvalidInput(format!("snapshot id prefix '{selector}' is ambiguous")));
+            }
+            matches.first().map(|t| **t)
+        };
+        let t = pick.ok_or_else(|| Error::NotFound(format!("snapshot '{selector}'")))?;
+        self.load_snapshot(&t)
+    }
+
+    /// Entries of a directory, by its tree id.
+    pub fn read_dir(&self, tree: &Id) -> Result<Vec<Entry>> {
+        crate::tree::read_directory(&self.store, tree)
+    }
+
+    /// Extents of a file entry's content.
+    pub fn extents(&self, content: &Content, size: u64) -> Result<Vec<Extent>> {
+        crate::tree::read_extents(&self.store, content, size)
+    }
+
+    /// Reads one chunk.
+    pub fn read_chunk(&self, id: &Id) -> Result<Vec<u8>> {
+        self.store.read_blob(id, Kind::Chunk)
+    }
+
+    /// Walks a snapshot depth-first in name order, calling `f(path, entry)`
+    /// for every entry (directories before their contents).
+    pub fn walk(&self, snapshot: &Snapshot, mut f: impl FnMut(&[u8], &Entry) -> Result<()>) -> Result<()> {
+        let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Entry>)> = vec![(Vec::new(), self.read_dir(&snapshot.record.root)?.into_iter())];
+        while let Some((prefix, iter)) = stack.last_mut() {
+            let Some(e) = iter.next() else {
+                stack.pop();
+                continue;
+            };
+            let mut path = prefix.clone();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&e.name);
+            f(&path, &e)?;
+            if let crate::format::tree::Payload::Dir(id) = &e.payload {
+                if stack.len() >= crate::format::limits::MAX_TREE_DEPTH {
+                    return Err(Error::corrupt(Region::Blob { id: id.short(), kind: "tree" }, "directories nest too deep"));
+                }
+                let children = self.read_dir(id)?;
+                stack.push((path, children.into_iter()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Extracts a snapshot into `dest`.
+    pub fn extract(&self, snapshot: &Snapshot, dest: &Path, opts: &crate::fs::ExtractOptions, progress: &dyn Progress) -> Result<crate::fs::ExtractOutcome> {
+        crate::fs::extract(&self.store, &snapshot.record.root, dest, opts, progress)
+    }
+
+    /// Checks the archive; see [`crate::verify`].
+    pub fn verify(&self, opts: &crate::verify::VerifyOptions) -> crate::verify::VerifyReport {
+        crate::verify::verify(self, opts)
+    }
+}
+
+/// How to encrypt a new archive.
+pub struct Encryption {
+    /// The passphrase.
+    pub passphrase: Zeroizing<Vec<u8>>,
+    /// Argon2id costs.
+    pub kdf: KdfParams,
+}
+
+/// Options for creating an archive.
+pub struct CreateOptions {
+    /// Encrypt with a passphrase (plain when `None`).
+    pub encryption: Option<Encryption>,
+    /// Chunker sizes.
+    pub chunker: ChunkerParams,
+    /// Randomness; the OS by default. Tests and vectors pass a seeded stream.
+    pub entropy: Box<dyn Entropy>,
+    /// Clock override in ns since the epoch, for reproducible vectors.
+    pub time_ns: Option<i64>,
+}
+
+impl Default for CreateOptions {
+    fn default() -> CreateOptions {
+        CreateOptions { encryption: None, chunker: ChunkerParams::DEFAULT, entropy: Box::new(OsEntropy), time_ns: None }
+    }
+}
+
+/// Facts about a snapshot when it is added.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotMeta {
+    /// Name (may be empty).
+    pub name: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The command line that made it.
+    pub command_line: Vec<Vec<u8>>,
+}
+
+/// What a commit wrote.
+#[derive(Clone, Debug)]
+pub struct CommitInfo {
+    /// The generation number.
+    pub generation: u64,
+    /// Bytes in the archive now.
+    pub archive_len: u64,
+    /// Blob counters.
+    pub stats: WriteStats,
+}
+
+enum Target {
+    /// A temp file renamed over `dest` on commit, removed otherwise.
+    Create { tmp: PathBuf, dest: PathBuf },
+    /// An existing archive, locked; truncated back to `committed` if not committed.
+    Append { file: File, committed: u64 },
+    /// A stream (no cleanup possible).
+    Stream,
+}
+
+/// Writes one new generation: creating an archive or appending to one.
+pub struct Writer<W: Sink> {
+    gen: Option<GenerationWriter<W>>,
+    chunker: Chunker,
+    snapshots: Vec<TableEntry>,
+    keyslots: Option<Vec<KeySlot>>,
+    signer: Option<ed25519_dalek::SigningKey>,
+    target: Target,
+    time_ns: Option<i64>,
+    added: Vec<Id>,
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// Builds a new header (and the keys) for `opts`.
+fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
+    opts.chunker.validate().map_err(|m| Error::InvalidInput(m.0))?;
+    let mut uuid = [0u8; 16];
+    opts.entropy.fill(&mut uuid);
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    let created = opts.time_ns.unwrap_or_else(now_ns) / 1_000_000_000;
+    let mut header = Header {
+        major: FORMAT_MAJOR,
+        minor: FORMAT_MINOR,
+        flags: 0,
+        uuid,
+        chunker: opts.chunker,
+        default_codec: 1,
+        created,
+        key_check: [0; 32],
+        key_slots: Vec::new(),
+    };
+    let mut keys = None;
+    if let Some(enc) = &opts.encryption {
+        if enc.passphrase.is_empty() {
+            return Err(Error::InvalidInput("an empty passphrase is refused".into()));
+        }
+        let mut mk = Zeroizing::new([0u8; 32]);
+        opts.entropy.fill(mk.as_mut());
+        let slot = crypto::wrap_master_key(&mk, &enc.passphrase, enc.kdf, &uuid, opts.entropy.as_mut())?;
+        header.flags |= FLAG_ENCRYPTED;
+        header.key_check = crypto::key_check(&mk, &uuid);
+        header.key_slots = vec![slot];
+        keys = Some(Arc::new(Keys::from_master(mk)));
+    }
+    Ok((header, keys))
+}
+
+impl Writer<BufWriter<File>> {
+    /// Creates a new archive at `path` (written to a temporary file beside it
+    /// and renamed into place on commit).
+    pub fn create(path: &Path, opts: CreateOptions) -> Result<Self> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| Error::InvalidInput(format!("{} is not a file name", path.display())))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".ptar-tmp-{}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
+        let target = Target::Create { tmp, dest: path.to_path_buf() };
+        Writer::start(BufWriter::with_capacity(1 << 20, file), opts, target)
+    }
+
+    /// Opens the archive at `path` to append a generation. Holds an exclusive
+    /// lock until commit or drop; truncates an interrupted append's tail.
+    pub fn append(path: &Path, passphrase: Option<&[u8]>) -> Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io_at(path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(Error::Busy(path.to_path_buf()))
+            }
+            Err(e) => return Err(Error::io_at(path, e.into())),
+        }
+        let store = Store::open(path, passphrase)?;
+        if let Some(t) = store.tail() {
+            if t.damaged {
+                return Err(Error::corrupt(
+                    Region::Tail { offset: t.offset },
+                    format!("the archive ends in a damaged footer ({}); refusing to append", t.detail),
+                ));
+            }
+        }
+        let committed = store.committed_end();
+        file.set_len(committed).map_err(|e| Error::io_at(path, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file.try_clone()?);
+        use std::io::Seek;
+        out.seek(std::io::SeekFrom::Start(committed))?;
+        let keys = store.keys_arc();
+        let snapshots = store.snapshot_table().to_vec();
+        let chunker = Chunker::new(store.header().chunker, keys.as_deref().map(|k| k.gear_key()));
+        let store = Arc::new(store);
+        let ctx = ArchiveContext {
+            uuid: store.header().uuid,
+            header_minor: store.header().minor,
+            header_hash: *store.header_hash(),
+            keys,
+            existing: Some(store.clone()),
+        };
+        let gen = GenerationWriter::new(out, committed, ctx, Box::new(OsEntropy));
+        Ok(Writer { gen: Some(gen), chunker, snapshots, keyslots: None, signer: None, target: Target::Append { file, committed }, time_ns: None, added: Vec::new() })
+    }
+}
+
+impl<W: Sink> Writer<W> {
+    /// Creates a new archive on a stream (e.g. standard output).
+    pub fn create_stream(out: W, opts: CreateOptions) -> Result<Self> {
+        Writer::start(out, opts, Target::Stream)
+    }
+
+    fn start(mut out: W, mut opts: CreateOptions, target: Target) -> Result<Self> {
+        let (header, keys) = new_header(&mut opts)?;
+        let hb = header.to_bytes();
+        out.write_all(&hb)?;
+        let ctx = ArchiveContext {
+            uuid: header.uuid,
+            header_minor: header.minor,
+            header_hash: *blake3::hash(&hb).as_bytes(),
+            keys: keys.clone(),
+            existing: None,
+        };
+        let chunker = Chunker::new(header.chunker, keys.as_deref().map(|k| k.gear_key()));
+        let gen = GenerationWriter::new(out, hb.len() as u64, ctx, opts.entropy);
+        Ok(Writer { gen: Some(gen), chunker, snapshots: Vec::new(), keyslots: None, signer: None, target, time_ns: opts.time_ns, added: Vec::new() })
+    }
+
+    /// Signs the footer of this generation with `key`.
+    pub fn sign_with(&mut self, key: ed25519_dalek::SigningKey) {
+        self.signer = Some(key);
+    }
+
+    /// Replaces the key slots in force from this generation on (a new or
+    /// changed passphrase). Only for encrypted archives.
+    pub fn set_key_slots(&mut self, slots: Vec<KeySlot>) {
+        self.keyslots = Some(slots);
+    }
+
+    /// Wraps this archive's master key for `passphrase`.
+    pub fn new_key_slot(&self, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
+        let gen = self.gen.as_ref().expect("live writer");
+        let keys = gen.keys().ok_or_else(|| Error::InvalidInput("the archive is not encrypted".into()))?;
+        if passphrase.is_empty() {
+            return Err(Error::InvalidInput("an empty passphrase is refused".into()));
+        }
+        let uuid = self.uuid();
+        crypto::wrap_master_key(keys.master(), passphrase, kdf, &uuid, &mut OsEntropy)
+    }
+
+    fn uuid(&self) -> [u8; 16] {
+        self.gen.as_ref().expect("live writer").uuid()
+    }
+
+    fn clock(&self) -> i64 {
+        self.time_ns.unwrap_or_else(now_ns)
+    }
+
+    /// Reads `paths` into a new snapshot.
+    pub fn add_snapshot(&mut self, paths: &[PathBuf], meta: &SnapshotMeta, progress: &dyn Progress) -> Result<(Id, CreateOutcome)> {
+        let start = self.clock();
+        let t0 = std::time::Instant::now();
+        let gen = self.gen.as_mut().expect("live writer");
+        let before = gen.stats();
+        let outcome = crate::fs::add_paths(gen, &self.chunker, paths, progress)?;
+        let after = gen.stats();
+        let mut summary = outcome.summary;
+        summary.new_blobs = after.blobs - before.blobs;
+        summary.new_bytes = after.bytes - before.bytes;
+        let record = SnapshotRecord {
+            time_ns: start,
+            duration_ns: if self.time_ns.is_some() { 0 } else { t0.elapsed().as_nanos() as u64 },
+            hostname: hostname(),
+            username: std::env::var("USER").unwrap_or_default(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            name: meta.name.clone(),
+            command_line: meta.command_line.clone(),
+            tags: meta.tags.clone(),
+            paths: paths.iter().map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()).collect(),
+            root: outcome.root,
+            summary,
+            errors: outcome.errors.clone(),
+        };
+        let id = gen.put_blob(Kind::Snapshot, &record.to_bytes())?;
+        let generation = gen.generation();
+        if self.snapshots.iter().any(|s| s.id == id) {
+            return Err(Error::InvalidInput("an identical snapshot is already in the archive".into()));
+        }
+        self.snapshots.push(TableEntry { id, generation });
+        self.added.push(id);
+        Ok((id, outcome))
+    }
+
+    /// Writes index, snapshot table and footer: the generation is committed.
+    pub fn commit(mut self) -> Result<CommitInfo> {
+        let gen = self.gen.take().expect("live writer");
+        let stats = gen.stats();
+        let generation = gen.generation();
+        let time = self.clock();
+        let (out, footer) = gen.finish(&self.snapshots, self.keyslots.as_deref(), self.signer.as_ref(), time)?;
+        drop(out);
+        match std::mem::replace(&mut self.target, Target::Stream) {
+            Target::Create { tmp, dest } => {
+                std::fs::rename(&tmp, &dest).map_err(|e| Error::io_at(&dest, e))?;
+                let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            Target::Append { .. } | Target::Stream => {}
+        }
+        Ok(CommitInfo { generation, archive_len: footer.footer_end, stats })
+    }
+}
+
+impl<W: Sink> Drop for Writer<W> {
+    fn drop(&mut self) {
+        // Not committed: leave no partial output behind.
+        drop(self.gen.take());
+        match std::mem::replace(&mut self.target, Target::Stream) {
+            Target::Create { tmp, .. } => {
+                let _ = std::fs::remove_file(tmp);
+            }
+            Target::Append { file, committed } => {
+                let _ = file.set_len(committed);
+            }
+            Target::Stream => {}
+        }
+    }
+}
+
+fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}

@@ -1,0 +1,9 @@
+//! The file-system side: reading a tree of files into a snapshot, and
+//! extracting a snapshot into a directory.
+
+pub mod create;
+pub mod extract;
+mod owners;
+
+pub use create::{add_paths, CreateOutcome};
+pub use extract::{extract, ExtractOptions, ExtractOutcome};

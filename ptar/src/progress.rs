@@ -1,0 +1,18 @@
+//! Progress and per-entry reports: the library calls, the caller draws.
+
+use crate::format::tree::Entry;
+
+/// Receives progress from long operations. Every method has a no-op default.
+pub trait Progress: Sync {
+    /// An entry was stored, listed or extracted; `path` is relative to the snapshot root.
+    fn entry(&self, _path: &[u8], _entry: &Entry) {}
+    /// `n` more bytes of file content were processed.
+    fn bytes(&self, _n: u64) {}
+    /// A problem with one entry; work goes on.
+    fn warning(&self, _path: &[u8], _message: &str) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

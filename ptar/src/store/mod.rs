@@ -1,0 +1,10 @@
+//! The store: blob records, indexes, snapshot tables and footers in one file.
+//!
+//! [`reader::Store`] opens an archive read-only over a memory map;
+//! [`writer::GenerationWriter`] appends one generation to any byte sink.
+
+pub mod reader;
+pub mod writer;
+
+pub use reader::{Generation, Store, Tail};
+pub use writer::{GenerationWriter, Sink};

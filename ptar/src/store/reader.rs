@@ -1,0 +1,446 @@
+//! Opening an archive: header, footer chain, keys, snapshot table, blob reads.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::codec;
+use crate::crypto::{self, Keys, RecordContext};
+use crate::format::footer::{Footer, FOOTER_LEN};
+use crate::format::header::{keyslots_parse, Header, HeaderError, KeySlot};
+use crate::format::index::{IndexEntry, IndexView};
+use crate::format::limits::MAX_GENERATIONS;
+use crate::format::table::{self, TableEntry};
+use crate::format::{Id, Kind, FORMAT_MAJOR};
+use crate::{Error, Region, Result};
+
+/// The bytes of an archive: a read-only memory map or an owned buffer.
+pub enum Bytes {
+    /// A mapped file.
+    Map(memmap2::Mmap),
+    /// Bytes in memory.
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One committed generation.
+#[derive(Clone, Debug)]
+pub struct Generation {
+    /// Its footer.
+    pub footer: Footer,
+    /// Where its footer starts.
+    pub footer_offset: u64,
+}
+
+/// What follows the last valid footer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// Offset of the first byte after the last valid footer.
+    pub offset: u64,
+    /// Number of bytes after it.
+    pub len: u64,
+    /// True when the file ends in something shaped like a footer that does
+    /// not verify: damage, not an interrupted append.
+    pub damaged: bool,
+    /// Why the footer-shaped end was refused, when `damaged`.
+    pub detail: String,
+}
+
+/// A read-only view of an archive.
+pub struct Store {
+    bytes: Bytes,
+    header: Header,
+    header_len: u64,
+    header_hash: [u8; 32],
+    keys: Option<Arc<Keys>>,
+    generations: Vec<Generation>,
+    snapshots: Vec<TableEntry>,
+    committed_end: u64,
+    tail: Option<Tail>,
+}
+
+fn header_error(e: HeaderError) -> Error {
+    match e {
+        HeaderError::NotPtar => Error::NotPtar,
+        HeaderError::Version { major, minor } => Error::UnsupportedVersion { major, minor, supported: FORMAT_MAJOR },
+        HeaderError::Unsupported(s) => Error::Unsupported(s),
+        HeaderError::Malformed(m) => m.at(Region::Header),
+    }
+}
+
+/// Finds the last occurrence of `needle` ending at or before `end`.
+fn rfind(hay: &[u8], needle: &[u8], end: usize) -> Option<usize> {
+    let n = needle.len();
+    let mut i = end.checked_sub(n)?;
+    loop {
+        if hay[i] == needle[0] && &hay[i..i + n] == needle {
+            return Some(i);
+        }
+        if i == 0 {
+            return None;
+        }
+        i -= 1;
+    }
+}
+
+impl Store {
+    /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
+    pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
+        if len < 16 {
+            return Err(Error::NotPtar);
+        }
+        // SAFETY: the map is read-only. ptar writers only ever append to an
+        // archive or truncate bytes after its last valid footer, and this
+        // reader only trusts bytes up to the last valid footer it found, so a
+        // concurrent ptar writer never changes bytes we read. Another program
+        // truncating the file while it is open would fault the process; that
+        // is documented as unsupported in the spec (§15).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io_at(path, e))?;
+        Store::from_bytes(Bytes::Map(map), passphrase)
+    }
+
+    /// Opens an archive held in memory.
+    pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::from_bytes(Bytes::Owned(bytes), passphrase)
+    }
+
+    fn from_bytes(bytes: Bytes, passphrase: Option<&[u8]>) -> Result<Store> {
+        let data = bytes.as_slice();
+        let header_len = Header::peek_len(data).map_err(header_error)?;
+        if data.len() < header_len {
+            return Err(Error::corrupt(Region::Header, "file ends inside the header"));
+        }
+        let header = Header::parse(&data[..header_len]).map_err(header_error)?;
+        let header_hash = *blake3::hash(&data[..header_len]).as_bytes();
+        let (generations, committed_end, tail) = find_generations(data, header_len as u64, &header, &header_hash)?;
+        let mut store = Store {
+            header,
+            header_len: header_len as u64,
+            header_hash,
+            keys: None,
+            generations,
+            snapshots: Vec::new(),
+            committed_end,
+            tail,
+            bytes,
+        };
+        if store.header.encrypted() {
+            let Some(pass) = passphrase else { return Err(Error::PassphraseRequired) };
+            store.keys = Some(Arc::new(store.unlock(pass)?));
+        }
+        for g in &store.generations {
+            let tag = crypto::footer_tag(store.keys.as_deref(), &g.footer.committed_bytes());
+            if tag != g.footer.tag {
+                return Err(Error::corrupt(Region::Footer { generation: g.footer.generation }, "footer tag does not verify"));
+            }
+        }
+        if let Some(last) = store.generations.last() {
+            let f = &last.footer;
+            let region = Region::SnapshotTable { generation: f.generation };
+            let t = store.slice(f.table_offset, f.table_len);
+            if blake3::hash(t).as_bytes() != &f.table_hash {
+                return Err(Error::corrupt(region, "snapshot table hash does not match the footer"));
+            }
+            store.snapshots = table::parse(t, f.generation).map_err(|m| m.at(region))?;
+        }
+        for g in &store.generations {
+            store.index(g)?;
+        }
+        Ok(store)
+    }
+
+    /// The key slots in force: the newest generation's table, else the header's.
+    pub fn key_slots(&self) -> Result<Vec<KeySlot>> {
+        for g in self.generations.iter().rev() {
+            let f = &g.footer;
+            if f.keyslots_len > 0 {
+                let region = Region::KeySlots { generation: f.generation };
+                let b = self.slice(f.keyslots_offset, f.keyslots_len);
+                if blake3::hash(b).as_bytes() != &f.keyslots_hash {
+                    return Err(Error::corrupt(region, "key-slot table hash does not match the footer"));
+                }
+                return keyslots_parse(b).map_err(|m| m.at(region));
+            }
+        }
+        Ok(self.header.key_slots.clone())
+    }
+
+    fn unlock(&self, passphrase: &[u8]) -> Result<Keys> {
+        for slot in self.key_slots()? {
+            if let Some(mk) = crypto::unwrap_slot(&slot, passphrase, &self.header.uuid)? {
+                let check = crypto::key_check(&mk, &self.header.uuid);
+                if !constant_time_eq(&check, &self.header.key_check) {
+                    return Err(Error::corrupt(Region::Header, "a key slot opened but the key check does not match"));
+                }
+                return Ok(Keys::from_master(mk));
+            }
+        }
+        Err(Error::WrongPassphrase)
+    }
+
+    /// The whole archive's bytes up to the last valid footer.
+    pub fn data(&self) -> &[u8] {
+        &self.bytes.as_slice()[..self.committed_end as usize]
+    }
+
+    pub(crate) fn slice(&self, offset: u64, len: u64) -> &[u8] {
+        &self.bytes.as_slice()[offset as usize..(offset + len) as usize]
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Length of the header.
+    pub fn header_len(&self) -> u64 {
+        self.header_len
+    }
+
+    /// BLAKE3 of the header bytes.
+    pub fn header_hash(&self) -> &[u8; 32] {
+        &self.header_hash
+    }
+
+    /// Keys, when encrypted and unlocked.
+    pub fn keys(&self) -> Option<&Keys> {
+        self.keys.as_deref()
+    }
+
+    /// Shared handle on the keys, when encrypted and unlocked.
+    pub fn keys_arc(&self) -> Option<Arc<Keys>> {
+        self.keys.clone()
+    }
+
+    /// Committed generations, oldest first.
+    pub fn generations(&self) -> &[Generation] {
+        &self.generations
+    }
+
+    /// Snapshots listed by the newest snapshot table.
+    pub fn snapshot_table(&self) -> &[TableEntry] {
+        &self.snapshots
+    }
+
+    /// End of the last valid footer.
+    pub fn committed_end(&self) -> u64 {
+        self.committed_end
+    }
+
+    /// Bytes after the last valid footer, if any.
+    pub fn tail(&self) -> Option<&Tail> {
+        self.tail.as_ref()
+    }
+
+    /// The index of generation `g`, in place.
+    pub fn index(&self, g: &Generation) -> Result<IndexView<'_>> {
+        let f = &g.footer;
+        IndexView::new(self.slice(f.index_offset, f.index_len)).map_err(|m| m.at(Region::Index { generation: f.generation }))
+    }
+
+    /// Finds a blob: newest generation first.
+    pub fn find(&self, id: &Id) -> Result<Option<(IndexEntry, &Generation)>> {
+        for g in self.generations.iter().rev() {
+            let view = self.index(g)?;
+            if let Some(e) = view.find(id).map_err(|m| m.at(Region::Index { generation: g.footer.generation }))? {
+                return Ok(Some((e, g)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a blob is stored.
+    pub fn contains(&self, id: &Id) -> Result<bool> {
+        Ok(self.find(id)?.is_some())
+    }
+
+    /// Decodes the record an index entry points to, returning its plaintext.
+    pub fn read_record(&self, e: &IndexEntry, g: &Generation) -> Result<Vec<u8>> {
+        let f = &g.footer;
+        let region = Region::Packfile { generation: f.generation, offset: e.record_offset };
+        let end = e.record_offset + e.record_len as u64;
+        if e.record_offset < f.packfile_offset || end > f.index_offset {
+            return Err(Error::corrupt(Region::Index { generation: f.generation }, "an entry points outside its packfile"));
+        }
+        let stored = self.slice(e.record_offset, e.record_len as u64);
+        let payload;
+        let body: &[u8] = match &self.keys {
+            Some(keys) => {
+                let ctx = RecordContext {
+                    uuid: &self.header.uuid,
+                    minor: self.header.minor,
+                    kind: e.kind,
+                    codec: e.codec,
+                    raw_len: e.raw_len,
+                    offset: e.record_offset,
+                };
+                payload = Zeroizing::new(
+                    crypto::open_record(keys, &ctx, stored)
+                        .ok_or_else(|| Error::corrupt(region.clone(), "record does not authenticate"))?,
+                );
+                &payload
+            }
+            None => stored,
+        };
+        codec::decompress(e.codec, body, e.raw_len).map_err(|d| Error::corrupt(region, d))
+    }
+
+    /// Reads a blob and checks its id and kind.
+    pub fn read_blob(&self, id: &Id, kind: Kind) -> Result<Vec<u8>> {
+        let Some((e, g)) = self.find(id)? else {
+            return Err(Error::corrupt(Region::Blob { id: id.short(), kind: kind.name() }, "missing from every index"));
+        };
+        if e.kind != kind {
+            return Err(Error::corrupt(
+                Region::Blob { id: id.short(), kind: kind.name() },
+                format!("indexed as a {} blob", e.kind.name()),
+            ));
+        }
+        let raw = self.read_record(&e, g)?;
+        let blob = raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec();
+        if crypto::content_id(self.keys.as_deref(), kind, &blob) != *id {
+            return Err(Error::corrupt(
+                Region::Packfile { generation: g.footer.generation, offset: e.record_offset },
+                format!("{} blob {} does not match its id", kind.name(), id.short()),
+            ));
+        }
+        Ok(blob)
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks one footer candidate ending at `end` against the header.
+fn footer_at(data: &[u8], end: u64, header_len: u64, header: &Header, header_hash: &[u8; 32]) -> Result<Footer, String> {
+    if end < header_len + FOOTER_LEN as u64 || end > data.len() as u64 {
+        return Err("no room for a footer".into());
+    }
+    let start = (end - FOOTER_LEN as u64) as usize;
+    let f = Footer::parse(&data[start..end as usize]).map_err(|m| m.0)?;
+    if f.footer_end != end {
+        return Err(format!("footer says it ends at {}, it ends at {end}", f.footer_end));
+    }
+    if f.major != FORMAT_MAJOR {
+        return Err(format!("footer of major version {}", f.major));
+    }
+    if f.uuid != header.uuid {
+        return Err("footer belongs to another archive".into());
+    }
+    if &f.header_hash != header_hash {
+        return Err("footer commits to another header".into());
+    }
+    if f.generation == 0 || f.generation > MAX_GENERATIONS {
+        return Err("generation number out of range".into());
+    }
+    if (f.flags & crate::format::footer::FLAG_MAC != 0) != header.encrypted() {
+        return Err("footer MAC flag disagrees with the header".into());
+    }
+    // The sections tile the generation exactly.
+    let footer_offset = end - FOOTER_LEN as u64;
+    let table_end = f.table_offset.checked_add(f.table_len).ok_or("table overflows")?;
+    let sections_end = if f.keyslots_len > 0 {
+        if f.keyslots_offset != table_end {
+            return Err("key-slot table does not follow the snapshot table".into());
+        }
+        f.keyslots_offset.checked_add(f.keyslots_len).ok_or("key slots overflow")?
+    } else {
+        table_end
+    };
+    let index_end = f.index_offset.checked_add(f.index_len).ok_or("index overflows")?;
+    if f.packfile_offset < header_len
+        || f.index_offset < f.packfile_offset
+        || index_end != f.table_offset
+        || sections_end != footer_offset
+    {
+        return Err("footer offsets do not tile the generation".into());
+    }
+    if f.generation == 1 && f.packfile_offset != header_len {
+        return Err("generation 1 does not start after the header".into());
+    }
+    if f.generation > 1 && f.prev_footer_offset.checked_add(FOOTER_LEN as u64) != Some(f.packfile_offset) {
+        return Err("generation does not start after the previous footer".into());
+    }
+    Ok(f)
+}
+
+type Found = (Vec<Generation>, u64, Option<Tail>);
+
+/// Finds the last valid footer and walks the chain back to the header.
+fn find_generations(data: &[u8], header_len: u64, header: &Header, header_hash: &[u8; 32]) -> Result<Found> {
+    let len = data.len() as u64;
+    if len == header_len {
+        return Err(Error::corrupt(Region::Tail { offset: len }, "the archive has a header but no committed generation"));
+    }
+    let mut tail = None;
+    let last = match footer_at(data, len, header_len, header, header_hash) {
+        Ok(f) => f,
+        Err(why) => {
+            let damaged = len >= header_len + FOOTER_LEN as u64
+                && Footer::looks_like_footer(&data[(len - FOOTER_LEN as u64) as usize..]);
+            // Scan back for the last footer that verifies.
+            let mut end = len as usize - 1;
+            let mut found = None;
+            while let Some(pos) = rfind(data, &crate::format::footer::END_MAGIC, end) {
+                let cand = pos as u64 + 8;
+                if let Ok(f) = footer_at(data, cand, header_len, header, header_hash) {
+                    found = Some(f);
+                    break;
+                }
+                if pos == 0 {
+                    break;
+                }
+                end = pos + 7;
+            }
+            let Some(f) = found else {
+                return Err(Error::corrupt(
+                    Region::Tail { offset: len },
+                    if damaged { format!("the last footer is damaged ({why}) and no earlier footer verifies") } else { "no complete generation: the file holds no valid footer".into() },
+                ));
+            };
+            tail = Some(Tail { offset: f.footer_end, len: len - f.footer_end, damaged, detail: if damaged { why } else { String::new() } });
+            f
+        }
+    };
+    let committed_end = last.footer_end;
+    let mut gens = Vec::new();
+    let mut cur = last;
+    loop {
+        let generation = cur.generation;
+        let footer_offset = cur.footer_end - FOOTER_LEN as u64;
+        let prev_offset = cur.prev_footer_offset;
+        let prev_hash = cur.prev_footer_hash;
+        gens.push(Generation { footer: cur, footer_offset });
+        if generation == 1 {
+            break;
+        }
+        if gens.len() as u64 > MAX_GENERATIONS {
+            return Err(Error::corrupt(Region::Footer { generation }, "too many generations"));
+        }
+        let prev_end = prev_offset + FOOTER_LEN as u64;
+        let prev = footer_at(data, prev_end, header_len, header, header_hash)
+            .map_err(|d| Error::corrupt(Region::Footer { generation: generation - 1 }, d))?;
+        if blake3::hash(&data[prev_offset as usize..prev_end as usize]).as_bytes() != &prev_hash {
+            return Err(Error::corrupt(Region::Footer { generation: generation - 1 }, "footer hash does not match the next footer's chain link"));
+        }
+        if prev.generation != generation - 1 {
+            return Err(Error::corrupt(Region::Footer { generation: generation - 1 }, "generation numbers are not consecutive"));
+        }
+        cur = prev;
+    }
+    gens.reverse();
+    Ok((gens, committed_end, tail))
+}

@@ -1,0 +1,223 @@
+//! Directories and file contents as blobs: splitting into pages when writing,
+//! walking pages when reading (spec §13, §14).
+
+use crate::format::filemap::FileMapPage;
+use crate::format::limits::{MAX_PAGE_ITEMS, MAX_PAGE_LEVELS};
+use crate::format::tree::{ChildRef, Content, Entry, Extent, TreePage};
+use crate::format::{Id, Kind};
+use crate::store::{GenerationWriter, Sink, Store};
+use crate::{Error, Region, Result};
+
+/// Most extents kept inline in a tree entry.
+pub const INLINE_EXTENTS: usize = 32;
+/// A directory whose encoded entries stay under this many bytes is one page.
+pub const TREE_PAGE_BYTES: usize = 256 * 1024;
+/// Hard cap on a tree page's encoded size before a split is forced.
+const TREE_PAGE_MAX_BYTES: usize = 1024 * 1024;
+/// Extents per file-map page.
+pub const FILEMAP_PAGE_ITEMS: usize = 16 * 1024;
+
+/// Whether a page boundary falls after an item with this name: about one in
+/// 256 names, decided by content so an insertion only changes nearby pages.
+fn boundary(name: &[u8]) -> bool {
+    blake3::hash(name).as_bytes()[0] == 0
+}
+
+fn split<T>(items: Vec<T>, name: impl Fn(&T) -> &[u8], size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut pages = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0;
+    for it in items {
+        bytes += size(&it);
+        let cut = (cur.len() >= 32 && boundary(name(&it))) || bytes >= TREE_PAGE_MAX_BYTES || cur.len() + 1 >= 65536;
+        cur.push(it);
+        if cut {
+            pages.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+    }
+    if !cur.is_empty() {
+        pages.push(cur);
+    }
+    pages
+}
+
+/// Stores a directory's entries (sorted by name, unique) and returns the id
+/// of its top page.
+pub fn write_directory<W: Sink>(w: &mut GenerationWriter<W>, entries: Vec<Entry>) -> Result<Id> {
+    let encoded: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            e.write(&mut b);
+            b
+        })
+        .collect();
+    let total: usize = encoded.iter().map(|b| b.len()).sum();
+    if total <= TREE_PAGE_BYTES {
+        return w.put_blob(Kind::Tree, &TreePage::Leaf(entries).to_bytes());
+    }
+    let items: Vec<(Entry, usize)> = entries.into_iter().zip(encoded.iter().map(|b| b.len())).collect();
+    let mut level_refs = Vec::new();
+    for page in split(items, |(e, _)| &e.name, |(_, n)| *n) {
+        let first_name = page[0].0.name.clone();
+        let count = page.len() as u64;
+        let id = w.put_blob(Kind::Tree, &TreePage::Leaf(page.into_iter().map(|(e, _)| e).collect()).to_bytes())?;
+        level_refs.push(ChildRef { first_name, id, entries: count });
+    }
+    let mut level = 1u8;
+    loop {
+        if level_refs.len() == 1 {
+            return Ok(level_refs[0].id);
+        }
+        let pages = split(level_refs, |c| &c.first_name, |c| c.first_name.len() + 42);
+        let mut next = Vec::new();
+        for page in pages {
+            let first_name = page[0].first_name.clone();
+            let count = page.iter().map(|c| c.entries).sum();
+            let id = w.put_blob(Kind::Tree, &TreePage::Interior { level, children: page }.to_bytes())?;
+            next.push(ChildRef { first_name, id, entries: count });
+        }
+        level_refs = next;
+        level += 1;
+        if level > MAX_PAGE_LEVELS {
+            return Err(Error::InvalidInput("directory too large".into()));
+        }
+    }
+}
+
+/// Stores a file's extent list: inline when short, else as file-map pages.
+pub fn write_content<W: Sink>(w: &mut GenerationWriter<W>, extents: Vec<Extent>) -> Result<Content> {
+    if extents.len() <= INLINE_EXTENTS {
+        return Ok(Content::Inline(extents));
+    }
+    let mut refs: Vec<(Id, u64)> = Vec::new();
+    for page in extents.chunks(FILEMAP_PAGE_ITEMS) {
+        let p = FileMapPage::Extents(page.to_vec());
+        let covered = p.covered();
+        refs.push((w.put_blob(Kind::FileMap, &p.to_bytes())?, covered));
+    }
+    let mut level = 1u8;
+    while refs.len() > 1 {
+        let mut next = Vec::new();
+        for page in refs.chunks(FILEMAP_PAGE_ITEMS) {
+            let p = FileMapPage::Children { level, children: page.to_vec() };
+            let covered = p.covered();
+            next.push((w.put_blob(Kind::FileMap, &p.to_bytes())?, covered));
+        }
+        refs = next;
+        level += 1;
+    }
+    Ok(Content::Map(refs[0].0))
+}
+
+fn tree_error(id: &Id, detail: impl Into<String>) -> Error {
+    Error::corrupt(Region::Blob { id: id.short(), kind: Kind::Tree.name() }, detail)
+}
+
+/// Reads all entries of the directory whose top page is `id`, checking page
+/// structure and global name order.
+pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
+    let mut out: Vec<Entry> = Vec::new();
+    // (page id, expected level or None for the top, expected first name)
+    let mut stack: Vec<(Id, Option<u8>, Option<Vec<u8>>)> = vec![(*id, None, None)];
+    let mut pages = 0usize;
+    while let Some((pid, want_level, want_first)) = stack.pop() {
+        pages += 1;
+        if pages > MAX_PAGE_ITEMS as usize {
+            return Err(tree_error(id, "directory has too many pages"));
+        }
+        let page = TreePage::parse(&store.read_blob(&pid, Kind::Tree)?)
+            .map_err(|m| m.at(Region::Blob { id: pid.short(), kind: Kind::Tree.name() }))?;
+        let level = match &page {
+            TreePage::Leaf(_) => 0,
+            TreePage::Interior { level, .. } => *level,
+        };
+        if let Some(l) = want_level {
+            if l != level {
+                return Err(tree_error(&pid, format!("page at level {level}, expected {l}")));
+            }
+        }
+        match page {
+            TreePage::Leaf(entries) => {
+                if entries.is_empty() && want_level.is_some() {
+                    return Err(tree_error(&pid, "empty leaf page under an interior page"));
+                }
+                if let (Some(first), Some(e)) = (&want_first, entries.first()) {
+                    if *first != e.name {
+                        return Err(tree_error(&pid, "page's first name differs from its parent's reference"));
+                    }
+                }
+                if let (Some(prev), Some(e)) = (out.last(), entries.first()) {
+                    if prev.name >= e.name {
+                        return Err(tree_error(&pid, "pages are out of order"));
+                    }
+                }
+                out.extend(entries);
+            }
+            TreePage::Interior { level, children } => {
+                if let Some(first) = &want_first {
+                    if *first != children[0].first_name {
+                        return Err(tree_error(&pid, "page's first name differs from its parent's reference"));
+                    }
+                }
+                for c in children.into_iter().rev() {
+                    stack.push((c.id, Some(level - 1), Some(c.first_name)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// All extents of a file, resolving file maps; checks they cover `size`.
+pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<Extent>> {
+    let extents = match content {
+        Content::Inline(e) => e.clone(),
+        Content::Map(id) => {
+            let mut out = Vec::new();
+            let mut stack: Vec<(Id, Option<u8>, Option<u64>)> = vec![(*id, None, None)];
+            while let Some((pid, want_level, want_cover)) = stack.pop() {
+                let region = || Region::Blob { id: pid.short(), kind: Kind::FileMap.name() };
+                let page = FileMapPage::parse(&store.read_blob(&pid, Kind::FileMap)?).map_err(|m| m.at(region()))?;
+                let level = match &page {
+                    FileMapPage::Extents(_) => 0,
+                    FileMapPage::Children { level, .. } => *level,
+                };
+                if want_level.is_some_and(|l| l != level) {
+                    return Err(Error::corrupt(region(), "file map page at the wrong level"));
+                }
+                if want_cover.is_some_and(|c| c != page.covered()) {
+                    return Err(Error::corrupt(region(), "file map page covers a different length than its parent says"));
+                }
+                match page {
+                    FileMapPage::Extents(es) => {
+                        out.extend(es);
+                        let covered: u64 = out.iter().map(|e| e.len()).sum();
+                        if covered > size {
+                            return Err(Error::corrupt(region(), "file map covers more than the file size"));
+                        }
+                    }
+                    FileMapPage::Children { level, children } => {
+                        for (cid, cover) in children.into_iter().rev() {
+                            stack.push((cid, Some(level - 1), Some(cover)));
+                        }
+                    }
+                }
+            }
+            out
+        }
+    };
+    let total: u64 = extents.iter().map(|e| e.len()).sum();
+    if total != size {
+        let id = match content {
+            Content::Map(id) => id.short(),
+            Content::Inline(_) => "inline".into(),
+        };
+        return Err(Error::corrupt(
+            Region::Blob { id, kind: Kind::FileMap.name() },
+            format!("extents cover {total} bytes, the entry says {size}"),
+        ));
+    }
+    Ok(extents)
+}

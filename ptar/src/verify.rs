@@ -1,0 +1,281 @@
+//! Checking an archive (spec §16).
+//!
+//! The fast check reads only structure: header, footer chain, footer tags
+//! and signatures, index layout and hashes, snapshot tables, key-slot tables.
+//! The full check also hashes every packfile, decodes every record,
+//! recomputes every blob id, and walks every snapshot's trees.
+
+use std::collections::HashSet;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use crate::archive::Archive;
+use crate::format::footer::FLAG_SIGNED;
+use crate::format::header::keyslots_parse;
+use crate::format::index::IndexEntry;
+use crate::format::table;
+use crate::format::tree::{Content, Extent, Payload};
+use crate::format::{Id, Kind};
+use crate::store::{Generation, Store, Tail};
+use crate::{crypto, Error, Region, Result};
+
+/// What to check.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Decode every record and walk every snapshot.
+    pub full: bool,
+    /// Require the newest footer to be signed by this key.
+    pub trusted_key: Option<VerifyingKey>,
+}
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Committed generations.
+    pub generations: u64,
+    /// Snapshots in the newest table.
+    pub snapshots: usize,
+    /// Blobs whose id was recomputed (full check).
+    pub blobs_checked: u64,
+    /// Record bytes read (full check).
+    pub bytes_checked: u64,
+    /// Public key that signed the newest footer, if signed.
+    pub signed_by: Option<[u8; 32]>,
+    /// Bytes after the last valid footer.
+    pub tail: Option<Tail>,
+    /// Every problem found.
+    pub problems: Vec<Error>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong (an interrupted append's tail is not wrong).
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+const MAX_PROBLEMS: usize = 1000;
+
+struct Checker<'a> {
+    store: &'a Store,
+    report: VerifyReport,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, e: Error) {
+        if self.report.problems.len() < MAX_PROBLEMS {
+            self.report.problems.push(e);
+        }
+    }
+
+    fn check_generation(&mut self, g: &Generation, full: bool) {
+        let f = &g.footer;
+        let gen = f.generation;
+        if f.flags & FLAG_SIGNED != 0 {
+            let ok = VerifyingKey::from_bytes(&f.signer)
+                .ok()
+                .map(|k| k.verify_strict(&f.signed_message(), &Signature::from_bytes(&f.signature)).is_ok())
+                .unwrap_or(false);
+            if !ok {
+                self.problem(Error::corrupt(Region::Footer { generation: gen }, "the signature does not verify"));
+            }
+        }
+        if f.keyslots_len > 0 {
+            let b = self.store.slice(f.keyslots_offset, f.keyslots_len);
+            if blake3::hash(b).as_bytes() != &f.keyslots_hash {
+                self.problem(Error::corrupt(Region::KeySlots { generation: gen }, "hash does not match the footer"));
+            } else if let Err(m) = keyslots_parse(b) {
+                self.problem(m.at(Region::KeySlots { generation: gen }));
+            }
+        }
+        let t = self.store.slice(f.table_offset, f.table_len);
+        if blake3::hash(t).as_bytes() != &f.table_hash {
+            self.problem(Error::corrupt(Region::SnapshotTable { generation: gen }, "hash does not match the footer"));
+        } else if let Err(m) = table::parse(t, gen) {
+            self.problem(m.at(Region::SnapshotTable { generation: gen }));
+        }
+        let ib = self.store.slice(f.index_offset, f.index_len);
+        let index_region = Region::Index { generation: gen };
+        if blake3::hash(ib).as_bytes() != &f.index_hash {
+            self.problem(Error::corrupt(index_region.clone(), "hash does not match the footer"));
+        }
+        let view = match self.store.index(g) {
+            Ok(v) => v,
+            Err(e) => return self.problem(e),
+        };
+        if let Err(m) = view.check_entries() {
+            return self.problem(m.at(index_region));
+        }
+        // Records must tile the packfile exactly: no gap, no overlap.
+        let mut records: Vec<IndexEntry> = Vec::with_capacity(view.len());
+        for e in view.iter() {
+            match e {
+                Ok(e) => records.push(e),
+                Err(m) => return self.problem(m.at(index_region)),
+            }
+        }
+        records.sort_by_key(|e| (e.record_offset, e.blob_offset));
+        let mut pos = f.packfile_offset;
+        let mut prev: Option<IndexEntry> = None;
+        for e in &records {
+            if let Some(p) = prev.filter(|p| p.record_offset == e.record_offset) {
+                if (p.record_len, p.raw_len, p.codec, p.kind) != (e.record_len, e.raw_len, e.codec, e.kind) {
+                    return self.problem(Error::corrupt(index_region, format!("entries disagree about the record at {}", e.record_offset)));
+                }
+                continue;
+            }
+            if e.record_offset != pos {
+                return self.problem(Error::corrupt(index_region, format!("records do not tile the packfile at offset {pos}")));
+            }
+            pos += e.record_len as u64;
+            prev = Some(*e);
+        }
+        if pos != f.index_offset {
+            return self.problem(Error::corrupt(index_region, "records do not cover the packfile up to the index"));
+        }
+        if !full {
+            return;
+        }
+        let pack = self.store.slice(f.packfile_offset, f.index_offset - f.packfile_offset);
+        if blake3::hash(pack).as_bytes() != &f.packfile_hash {
+            self.problem(Error::corrupt(Region::Packfile { generation: gen, offset: f.packfile_offset }, "packfile hash does not match the footer"));
+        }
+        let mut cached: Option<(u64, Vec<u8>)> = None;
+        let mut bad_records = HashSet::new();
+        for e in &records {
+            if bad_records.contains(&e.record_offset) {
+                continue;
+            }
+            if cached.as_ref().map(|c| c.0) != Some(e.record_offset) {
+                match self.store.read_record(e, g) {
+                    Ok(raw) => {
+                        self.report.bytes_checked += e.record_len as u64;
+                        cached = Some((e.record_offset, raw));
+                    }
+                    Err(err) => {
+                        bad_records.insert(e.record_offset);
+                        self.problem(err);
+                        continue;
+                    }
+                }
+            }
+            let raw = &cached.as_ref().expect("decoded").1;
+            let blob = &raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize];
+            self.report.blobs_checked += 1;
+            if crypto::content_id(self.store.keys(), e.kind, blob) != e.id {
+                self.problem(Error::corrupt(
+                    Region::Packfile { generation: gen, offset: e.record_offset },
+                    format!("{} blob {} does not match its id", e.kind.name(), e.id.short()),
+                ));
+            }
+        }
+    }
+
+    fn check_blob_exists(&mut self, id: &Id, kind: Kind, path: &[u8]) {
+        match self.store.find(id) {
+            Ok(Some((e, _))) if e.kind == kind => {}
+            Ok(Some((e, _))) => self.problem(Error::corrupt(
+                Region::Blob { id: id.short(), kind: kind.name() },
+                format!("'{}' refers to it as a {}, it is a {}", String::from_utf8_lossy(path), kind.name(), e.kind.name()),
+            )),
+            Ok(None) => self.problem(Error::corrupt(
+                Region::Blob { id: id.short(), kind: kind.name() },
+                format!("'{}' refers to it but no index holds it", String::from_utf8_lossy(path)),
+            )),
+            Err(e) => self.problem(e),
+        }
+    }
+
+    fn walk_snapshots(&mut self, archive: &Archive) -> Result<()> {
+        let mut seen_trees: HashSet<Id> = HashSet::new();
+        for t in self.store.snapshot_table().to_vec() {
+            let snap = match archive.find_snapshot(&t.id.to_hex()) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.problem(e);
+                    continue;
+                }
+            };
+            let mut stack: Vec<(Vec<u8>, Id)> = vec![(Vec::new(), snap.record.root)];
+            while let Some((path, tree)) = stack.pop() {
+                if !seen_trees.insert(tree) {
+                    continue;
+                }
+                let entries = match archive.read_dir(&tree) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.problem(e);
+                        continue;
+                    }
+                };
+                for e in entries {
+                    let mut p = path.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&e.name);
+                    match &e.payload {
+                        Payload::Dir(id) => stack.push((p, *id)),
+                        Payload::File(content) => {
+                            if let Content::Map(id) = content {
+                                self.check_blob_exists(id, Kind::FileMap, &p);
+                            }
+                            match archive.extents(content, e.size) {
+                                Ok(extents) => {
+                                    for x in extents {
+                                        if let Extent::Data { id, .. } = x {
+                                            self.check_blob_exists(&id, Kind::Chunk, &p);
+                                        }
+                                    }
+                                }
+                                Err(err) => self.problem(err),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks `archive` as `opts` says.
+pub fn verify(archive: &Archive, opts: &VerifyOptions) -> VerifyReport {
+    let store = archive.store();
+    let mut c = Checker { store, report: VerifyReport::default() };
+    c.report.generations = store.generations().len() as u64;
+    c.report.snapshots = store.snapshot_table().len();
+    c.report.tail = store.tail().cloned();
+    if let Some(t) = store.tail().filter(|t| t.damaged) {
+        c.problem(Error::corrupt(Region::Tail { offset: t.offset + t.len - crate::format::footer::FOOTER_LEN as u64 }, format!("the last footer is damaged: {}", t.detail)));
+    }
+    for g in store.generations() {
+        c.check_generation(g, opts.full);
+    }
+    if let Some(last) = store.generations().last() {
+        if last.footer.flags & FLAG_SIGNED != 0 {
+            c.report.signed_by = Some(last.footer.signer);
+        }
+        if let Some(k) = &opts.trusted_key {
+            match c.report.signed_by {
+                None => c.problem(Error::Signature("the newest footer is not signed".into())),
+                Some(s) if s != k.to_bytes() => c.problem(Error::Signature(format!(
+                    "signed by key {}, not by the trusted key {}",
+                    crate::signing::fingerprint(&s),
+                    crate::signing::fingerprint(&k.to_bytes())
+                ))),
+                Some(_) => {}
+            }
+        }
+    }
+    for t in store.snapshot_table() {
+        c.check_blob_exists(&t.id, Kind::Snapshot, format!("snapshot {}", t.id.short()).as_bytes());
+    }
+    if opts.full {
+        if let Err(e) = c.walk_snapshots(archive) {
+            c.problem(e);
+        }
+    }
+    c.report
+}
