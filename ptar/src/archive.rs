@@ -46,7 +46,8 @@ pub fn probe(path: &Path) -> Result<Header> {
     let len = Header::peek_len(&prefix).map_err(header_err)?;
     let mut buf = vec![0u8; len];
     buf[..16].copy_from_slice(&prefix);
-    f.read_exact(&mut buf[16..]).map_err(|_| Error::corrupt(Region::Header, "file ends inside the header"))?;
+    f.read_exact(&mut buf[16..])
+        .map_err(|_| Error::corrupt(Region::Header, "file ends inside the header"))?;
     Header::parse(&buf).map_err(header_err)
 }
 
@@ -54,7 +55,11 @@ fn header_err(e: crate::format::header::HeaderError) -> Error {
     use crate::format::header::HeaderError as H;
     match e {
         H::NotPtar => Error::NotPtar,
-        H::Version { major, minor } => Error::UnsupportedVersion { major, minor, supported: FORMAT_MAJOR },
+        H::Version { major, minor } => Error::UnsupportedVersion {
+            major,
+            minor,
+            supported: FORMAT_MAJOR,
+        },
         H::Unsupported(s) => Error::Unsupported(s),
         H::Malformed(m) => m.at(Region::Header),
     }
@@ -63,12 +68,16 @@ fn header_err(e: crate::format::header::HeaderError) -> Error {
 impl Archive {
     /// Opens the archive at `path`; `passphrase` is needed when it is encrypted.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Archive> {
-        Ok(Archive { store: Arc::new(Store::open(path, passphrase)?) })
+        Ok(Archive {
+            store: Arc::new(Store::open(path, passphrase)?),
+        })
     }
 
     /// Opens an archive held in memory.
     pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Archive> {
-        Ok(Archive { store: Arc::new(Store::from_vec(bytes, passphrase)?) })
+        Ok(Archive {
+            store: Arc::new(Store::from_vec(bytes, passphrase)?),
+        })
     }
 
     /// The underlying store.
@@ -78,14 +87,25 @@ impl Archive {
 
     /// All snapshots, oldest first.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
-        self.store.snapshot_table().iter().map(|t| self.load_snapshot(t)).collect()
+        self.store
+            .snapshot_table()
+            .iter()
+            .map(|t| self.load_snapshot(t))
+            .collect()
     }
 
     fn load_snapshot(&self, t: &TableEntry) -> Result<Snapshot> {
-        let region = Region::Blob { id: t.id.short(), kind: Kind::Snapshot.name() };
+        let region = Region::Blob {
+            id: t.id.short(),
+            kind: Kind::Snapshot.name(),
+        };
         let b = self.store.read_blob(&t.id, Kind::Snapshot)?;
         let record = SnapshotRecord::parse(&b).map_err(|m| m.at(region))?;
-        Ok(Snapshot { id: t.id, generation: t.generation, record })
+        Ok(Snapshot {
+            id: t.id,
+            generation: t.generation,
+            record,
+        })
     }
 
     /// Finds a snapshot by `latest`, a position from the end (`1` is the
@@ -105,9 +125,14 @@ impl Archive {
             }
         } else {
             let sel = selector.to_ascii_lowercase();
-            let matches: Vec<_> = table.iter().filter(|t| t.id.to_hex().starts_with(&sel)).collect();
+            let matches: Vec<_> = table
+                .iter()
+                .filter(|t| t.id.to_hex().starts_with(&sel))
+                .collect();
             if matches.len() > 1 {
-                return Err(Error::InvalidInput(format!("snapshot id prefix '{selector}' is ambiguous")));
+                return Err(Error::InvalidInput(format!(
+                    "snapshot id prefix '{selector}' is ambiguous"
+                )));
             }
             matches.first().map(|t| **t)
         };
@@ -132,8 +157,15 @@ impl Archive {
 
     /// Walks a snapshot depth-first in name order, calling `f(path, entry)`
     /// for every entry (directories before their contents).
-    pub fn walk(&self, snapshot: &Snapshot, mut f: impl FnMut(&[u8], &Entry) -> Result<()>) -> Result<()> {
-        let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Entry>)> = vec![(Vec::new(), self.read_dir(&snapshot.record.root)?.into_iter())];
+    pub fn walk(
+        &self,
+        snapshot: &Snapshot,
+        mut f: impl FnMut(&[u8], &Entry) -> Result<()>,
+    ) -> Result<()> {
+        let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Entry>)> = vec![(
+            Vec::new(),
+            self.read_dir(&snapshot.record.root)?.into_iter(),
+        )];
         while let Some((prefix, iter)) = stack.last_mut() {
             let Some(e) = iter.next() else {
                 stack.pop();
@@ -147,7 +179,13 @@ impl Archive {
             f(&path, &e)?;
             if let crate::format::tree::Payload::Dir(id) = &e.payload {
                 if stack.len() >= crate::format::limits::MAX_TREE_DEPTH {
-                    return Err(Error::corrupt(Region::Blob { id: id.short(), kind: "tree" }, "directories nest too deep"));
+                    return Err(Error::corrupt(
+                        Region::Blob {
+                            id: id.short(),
+                            kind: "tree",
+                        },
+                        "directories nest too deep",
+                    ));
                 }
                 let children = self.read_dir(id)?;
                 stack.push((path, children.into_iter()));
@@ -157,7 +195,13 @@ impl Archive {
     }
 
     /// Extracts a snapshot into `dest`.
-    pub fn extract(&self, snapshot: &Snapshot, dest: &Path, opts: &crate::fs::ExtractOptions, progress: &dyn Progress) -> Result<crate::fs::ExtractOutcome> {
+    pub fn extract(
+        &self,
+        snapshot: &Snapshot,
+        dest: &Path,
+        opts: &crate::fs::ExtractOptions,
+        progress: &dyn Progress,
+    ) -> Result<crate::fs::ExtractOutcome> {
         crate::fs::extract(&self.store, &snapshot.record.root, dest, opts, progress)
     }
 
@@ -189,7 +233,12 @@ pub struct CreateOptions {
 
 impl Default for CreateOptions {
     fn default() -> CreateOptions {
-        CreateOptions { encryption: None, chunker: ChunkerParams::DEFAULT, entropy: Box::new(OsEntropy), time_ns: None }
+        CreateOptions {
+            encryption: None,
+            chunker: ChunkerParams::DEFAULT,
+            entropy: Box::new(OsEntropy),
+            time_ns: None,
+        }
     }
 }
 
@@ -237,12 +286,17 @@ pub struct Writer<W: Sink> {
 }
 
 fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// Builds a new header (and the keys) for `opts`.
 fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
-    opts.chunker.validate().map_err(|m| Error::InvalidInput(m.0))?;
+    opts.chunker
+        .validate()
+        .map_err(|m| Error::InvalidInput(m.0))?;
     let mut uuid = [0u8; 16];
     opts.entropy.fill(&mut uuid);
     uuid[6] = (uuid[6] & 0x0f) | 0x40;
@@ -266,7 +320,8 @@ fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
         }
         let mut mk = Zeroizing::new([0u8; 32]);
         opts.entropy.fill(mk.as_mut());
-        let slot = crypto::wrap_master_key(&mk, &enc.passphrase, enc.kdf, &uuid, opts.entropy.as_mut())?;
+        let slot =
+            crypto::wrap_master_key(&mk, &enc.passphrase, enc.kdf, &uuid, opts.entropy.as_mut())?;
         header.flags |= FLAG_ENCRYPTED;
         header.key_check = crypto::key_check(&mk, &uuid);
         header.key_slots = vec![slot];
@@ -279,26 +334,40 @@ impl Writer<BufWriter<File>> {
     /// Creates a new archive at `path` (written to a temporary file beside it
     /// and renamed into place on commit).
     pub fn create(path: &Path, opts: CreateOptions) -> Result<Self> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().ok_or_else(|| Error::InvalidInput(format!("{} is not a file name", path.display())))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::InvalidInput(format!("{} is not a file name", path.display())))?;
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".ptar-tmp-{}", std::process::id()));
         let tmp = dir.join(tmp_name);
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io_at(&tmp, e))?;
-        let target = Target::Create { tmp, dest: path.to_path_buf() };
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io_at(&tmp, e))?;
+        let target = Target::Create {
+            tmp,
+            dest: path.to_path_buf(),
+        };
         Writer::start(BufWriter::with_capacity(1 << 20, file), opts, target)
     }
 
     /// Opens the archive at `path` to append a generation. Holds an exclusive
     /// lock until commit or drop; truncates an interrupted append's tail.
     pub fn append(path: &Path, passphrase: Option<&[u8]>) -> Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io_at(path, e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io_at(path, e))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(Error::Busy(path.to_path_buf()))
-            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(path.to_path_buf())),
             Err(e) => return Err(Error::io_at(path, e.into())),
         }
         let store = Store::open(path, passphrase)?;
@@ -306,7 +375,10 @@ impl Writer<BufWriter<File>> {
             if t.damaged {
                 return Err(Error::corrupt(
                     Region::Tail { offset: t.offset },
-                    format!("the archive ends in a damaged footer ({}); refusing to append", t.detail),
+                    format!(
+                        "the archive ends in a damaged footer ({}); refusing to append",
+                        t.detail
+                    ),
                 ));
             }
         }
@@ -317,7 +389,10 @@ impl Writer<BufWriter<File>> {
         out.seek(std::io::SeekFrom::Start(committed))?;
         let keys = store.keys_arc();
         let snapshots = store.snapshot_table().to_vec();
-        let chunker = Chunker::new(store.header().chunker, keys.as_deref().map(|k| k.gear_key()));
+        let chunker = Chunker::new(
+            store.header().chunker,
+            keys.as_deref().map(|k| k.gear_key()),
+        );
         let store = Arc::new(store);
         let ctx = ArchiveContext {
             uuid: store.header().uuid,
@@ -327,7 +402,16 @@ impl Writer<BufWriter<File>> {
             existing: Some(store.clone()),
         };
         let gen = GenerationWriter::new(out, committed, ctx, Box::new(OsEntropy));
-        Ok(Writer { gen: Some(gen), chunker, snapshots, keyslots: None, signer: None, target: Target::Append { file, committed }, time_ns: None, added: Vec::new() })
+        Ok(Writer {
+            gen: Some(gen),
+            chunker,
+            snapshots,
+            keyslots: None,
+            signer: None,
+            target: Target::Append { file, committed },
+            time_ns: None,
+            added: Vec::new(),
+        })
     }
 }
 
@@ -350,7 +434,16 @@ impl<W: Sink> Writer<W> {
         };
         let chunker = Chunker::new(header.chunker, keys.as_deref().map(|k| k.gear_key()));
         let gen = GenerationWriter::new(out, hb.len() as u64, ctx, opts.entropy);
-        Ok(Writer { gen: Some(gen), chunker, snapshots: Vec::new(), keyslots: None, signer: None, target, time_ns: opts.time_ns, added: Vec::new() })
+        Ok(Writer {
+            gen: Some(gen),
+            chunker,
+            snapshots: Vec::new(),
+            keyslots: None,
+            signer: None,
+            target,
+            time_ns: opts.time_ns,
+            added: Vec::new(),
+        })
     }
 
     /// Signs the footer of this generation with `key`.
@@ -367,7 +460,9 @@ impl<W: Sink> Writer<W> {
     /// Wraps this archive's master key for `passphrase`.
     pub fn new_key_slot(&self, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
         let gen = self.gen.as_ref().expect("live writer");
-        let keys = gen.keys().ok_or_else(|| Error::InvalidInput("the archive is not encrypted".into()))?;
+        let keys = gen
+            .keys()
+            .ok_or_else(|| Error::InvalidInput("the archive is not encrypted".into()))?;
         if passphrase.is_empty() {
             return Err(Error::InvalidInput("an empty passphrase is refused".into()));
         }
@@ -384,7 +479,12 @@ impl<W: Sink> Writer<W> {
     }
 
     /// Reads `paths` into a new snapshot.
-    pub fn add_snapshot(&mut self, paths: &[PathBuf], meta: &SnapshotMeta, progress: &dyn Progress) -> Result<(Id, CreateOutcome)> {
+    pub fn add_snapshot(
+        &mut self,
+        paths: &[PathBuf],
+        meta: &SnapshotMeta,
+        progress: &dyn Progress,
+    ) -> Result<(Id, CreateOutcome)> {
         let start = self.clock();
         let t0 = std::time::Instant::now();
         let gen = self.gen.as_mut().expect("live writer");
@@ -396,7 +496,11 @@ impl<W: Sink> Writer<W> {
         summary.new_bytes = after.bytes - before.bytes;
         let record = SnapshotRecord {
             time_ns: start,
-            duration_ns: if self.time_ns.is_some() { 0 } else { t0.elapsed().as_nanos() as u64 },
+            duration_ns: if self.time_ns.is_some() {
+                0
+            } else {
+                t0.elapsed().as_nanos() as u64
+            },
             hostname: hostname(),
             username: std::env::var("USER").unwrap_or_default(),
             os: std::env::consts::OS.into(),
@@ -404,7 +508,10 @@ impl<W: Sink> Writer<W> {
             name: meta.name.clone(),
             command_line: meta.command_line.clone(),
             tags: meta.tags.clone(),
-            paths: paths.iter().map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()).collect(),
+            paths: paths
+                .iter()
+                .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+                .collect(),
             root: outcome.root,
             summary,
             errors: outcome.errors.clone(),
@@ -412,7 +519,9 @@ impl<W: Sink> Writer<W> {
         let id = gen.put_blob(Kind::Snapshot, &record.to_bytes())?;
         let generation = gen.generation();
         if self.snapshots.iter().any(|s| s.id == id) {
-            return Err(Error::InvalidInput("an identical snapshot is already in the archive".into()));
+            return Err(Error::InvalidInput(
+                "an identical snapshot is already in the archive".into(),
+            ));
         }
         self.snapshots.push(TableEntry { id, generation });
         self.added.push(id);
@@ -425,19 +534,31 @@ impl<W: Sink> Writer<W> {
         let stats = gen.stats();
         let generation = gen.generation();
         let time = self.clock();
-        let (out, footer) = gen.finish(&self.snapshots, self.keyslots.as_deref(), self.signer.as_ref(), time)?;
+        let (out, footer) = gen.finish(
+            &self.snapshots,
+            self.keyslots.as_deref(),
+            self.signer.as_ref(),
+            time,
+        )?;
         drop(out);
         match std::mem::replace(&mut self.target, Target::Stream) {
             Target::Create { tmp, dest } => {
                 std::fs::rename(&tmp, &dest).map_err(|e| Error::io_at(&dest, e))?;
-                let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let dir = dest
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
                 if let Ok(d) = File::open(dir) {
                     let _ = d.sync_all();
                 }
             }
             Target::Append { .. } | Target::Stream => {}
         }
-        Ok(CommitInfo { generation, archive_len: footer.footer_end, stats })
+        Ok(CommitInfo {
+            generation,
+            archive_len: footer.footer_end,
+            stats,
+        })
     }
 }
 
@@ -458,5 +579,8 @@ impl<W: Sink> Drop for Writer<W> {
 }
 
 fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }

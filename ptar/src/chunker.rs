@@ -22,7 +22,9 @@ pub struct Chunker {
 /// bytes read as little-endian u64).
 pub fn gear_table(key: &[u8; 32]) -> [u64; 256] {
     let mut bytes = [0u8; 2048];
-    blake3::Hasher::new_keyed(key).finalize_xof().fill(&mut bytes);
+    blake3::Hasher::new_keyed(key)
+        .finalize_xof()
+        .fill(&mut bytes);
     let mut g = [0u64; 256];
     for (i, v) in g.iter_mut().enumerate() {
         *v = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
@@ -44,7 +46,13 @@ impl Chunker {
             *d = s << 1;
         }
         let (mask_s, mask_l) = select_masks(params.avg as usize, Normalization::Level1);
-        Chunker { params, gear: Box::new(gear), gear_ls: Box::new(gear_ls), mask_s, mask_l }
+        Chunker {
+            params,
+            gear: Box::new(gear),
+            gear_ls: Box::new(gear_ls),
+            mask_s,
+            mask_l,
+        }
     }
 
     /// Parameters.
@@ -97,7 +105,14 @@ impl<'c, R: Read> ChunkStream<'c, R> {
     /// Chunks `reader`.
     pub fn new(chunker: &'c Chunker, reader: R) -> ChunkStream<'c, R> {
         let cap = (chunker.params.max as usize * 4).max(1 << 20);
-        ChunkStream { chunker, reader, buf: vec![0; cap], start: 0, end: 0, eof: false }
+        ChunkStream {
+            chunker,
+            reader,
+            buf: vec![0; cap],
+            start: 0,
+            end: 0,
+            eof: false,
+        }
     }
 
     fn fill(&mut self) -> std::io::Result<()> {
@@ -143,7 +158,10 @@ mod tests {
 
     fn data(n: usize) -> Vec<u8> {
         let mut v = vec![0u8; n];
-        blake3::Hasher::new().update(b"chunker test").finalize_xof().fill(&mut v);
+        blake3::Hasher::new()
+            .update(b"chunker test")
+            .finalize_xof()
+            .fill(&mut v);
         v
     }
 

@@ -21,7 +21,10 @@ pub fn decompress(codec: Codec, data: &[u8], raw_len: u32) -> Result<Vec<u8>, St
     match codec {
         Codec::Stored => {
             if data.len() != raw_len as usize {
-                return Err(format!("stored payload is {} bytes, expected {raw_len}", data.len()));
+                return Err(format!(
+                    "stored payload is {} bytes, expected {raw_len}",
+                    data.len()
+                ));
             }
             Ok(data.to_vec())
         }
@@ -29,7 +32,9 @@ pub fn decompress(codec: Codec, data: &[u8], raw_len: u32) -> Result<Vec<u8>, St
             let mut out = vec![0u8; raw_len as usize];
             match lz4_flex::block::decompress_into(data, &mut out) {
                 Ok(n) if n == raw_len as usize => Ok(out),
-                Ok(n) => Err(format!("LZ4 payload decodes to {n} bytes, expected {raw_len}")),
+                Ok(n) => Err(format!(
+                    "LZ4 payload decodes to {n} bytes, expected {raw_len}"
+                )),
                 Err(e) => Err(format!("LZ4 payload does not decode: {e}")),
             }
         }

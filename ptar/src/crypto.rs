@@ -99,23 +99,42 @@ pub fn wrap_master_key(
     entropy.fill(&mut salt);
     let mut nonce = [0u8; 24];
     entropy.fill(&mut nonce);
-    let mut slot = KeySlot { kdf, salt, nonce, wrapped: [0; 48] };
+    let mut slot = KeySlot {
+        kdf,
+        salt,
+        nonce,
+        wrapped: [0; 48],
+    };
     let kek = passphrase_key(passphrase, &kdf, &salt)?;
     let ad = keyslot_ad(uuid, &slot);
     let ct = XChaCha20Poly1305::new(kek.as_ref().into())
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: master, aad: &ad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: master,
+                aad: &ad,
+            },
+        )
         .expect("encrypting 32 bytes cannot fail");
     slot.wrapped.copy_from_slice(&ct);
     Ok(slot)
 }
 
 /// Tries one slot: `Ok(None)` when the passphrase does not open it.
-pub fn unwrap_slot(slot: &KeySlot, passphrase: &[u8], uuid: &[u8; 16]) -> Result<Option<SecretKey>> {
+pub fn unwrap_slot(
+    slot: &KeySlot,
+    passphrase: &[u8],
+    uuid: &[u8; 16],
+) -> Result<Option<SecretKey>> {
     let kek = passphrase_key(passphrase, &slot.kdf, &slot.salt)?;
     let ad = keyslot_ad(uuid, slot);
-    match XChaCha20Poly1305::new(kek.as_ref().into())
-        .decrypt(XNonce::from_slice(&slot.nonce), Payload { msg: &slot.wrapped, aad: &ad })
-    {
+    match XChaCha20Poly1305::new(kek.as_ref().into()).decrypt(
+        XNonce::from_slice(&slot.nonce),
+        Payload {
+            msg: &slot.wrapped,
+            aad: &ad,
+        },
+    ) {
         Ok(pt) => {
             let pt = Zeroizing::new(pt);
             let mut k = Zeroizing::new([0u8; 32]);
@@ -145,7 +164,13 @@ impl Keys {
     /// Derives every subkey from the master key.
     pub fn from_master(master: SecretKey) -> Keys {
         let d = |ctx| Zeroizing::new(blake3::derive_key(ctx, master.as_ref()));
-        Keys { blob: d(CONTEXT_BLOB), id: d(CONTEXT_ID), footer: d(CONTEXT_FOOTER), gear: d(CONTEXT_GEAR), master }
+        Keys {
+            blob: d(CONTEXT_BLOB),
+            id: d(CONTEXT_ID),
+            footer: d(CONTEXT_FOOTER),
+            gear: d(CONTEXT_GEAR),
+            master,
+        }
     }
 
     /// The master key (for wrapping it into a new slot).
@@ -160,7 +185,12 @@ impl Keys {
 
     /// Subkey bytes by context, for test vectors.
     pub fn subkeys(&self) -> [(&'static str, [u8; 32]); 4] {
-        [(CONTEXT_BLOB, *self.blob), (CONTEXT_ID, *self.id), (CONTEXT_FOOTER, *self.footer), (CONTEXT_GEAR, *self.gear)]
+        [
+            (CONTEXT_BLOB, *self.blob),
+            (CONTEXT_ID, *self.id),
+            (CONTEXT_FOOTER, *self.footer),
+            (CONTEXT_GEAR, *self.gear),
+        ]
     }
 }
 
@@ -218,9 +248,20 @@ impl RecordContext<'_> {
 }
 
 /// Encrypts a record payload: `nonce || ciphertext || tag`.
-pub fn seal_record(keys: &Keys, ctx: &RecordContext<'_>, nonce: &[u8; 24], payload: &[u8]) -> Vec<u8> {
+pub fn seal_record(
+    keys: &Keys,
+    ctx: &RecordContext<'_>,
+    nonce: &[u8; 24],
+    payload: &[u8],
+) -> Vec<u8> {
     let ct = XChaCha20Poly1305::new(keys.blob.as_ref().into())
-        .encrypt(XNonce::from_slice(nonce), Payload { msg: payload, aad: &ctx.ad() })
+        .encrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: payload,
+                aad: &ctx.ad(),
+            },
+        )
         .expect("a record below the size limit always encrypts");
     let mut out = Vec::with_capacity(24 + ct.len());
     out.extend_from_slice(nonce);
@@ -235,7 +276,13 @@ pub fn open_record(keys: &Keys, ctx: &RecordContext<'_>, record: &[u8]) -> Optio
     }
     let (nonce, ct) = record.split_at(24);
     XChaCha20Poly1305::new(keys.blob.as_ref().into())
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &ctx.ad() })
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ct,
+                aad: &ctx.ad(),
+            },
+        )
         .ok()
 }
 
@@ -243,7 +290,11 @@ pub fn open_record(keys: &Keys, ctx: &RecordContext<'_>, record: &[u8]) -> Optio
 mod tests {
     use super::*;
 
-    const FAST: KdfParams = KdfParams { m_kib: 64, t: 1, p: 1 };
+    const FAST: KdfParams = KdfParams {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
 
     #[test]
     fn slot_round_trip_and_wrong_passphrase() {
@@ -258,24 +309,49 @@ mod tests {
 
     #[test]
     fn hostile_kdf_is_refused_before_work() {
-        let slot = KeySlot { kdf: KdfParams { m_kib: 64 * 1024 * 1024, t: 1, p: 1 }, salt: [0; 16], nonce: [0; 24], wrapped: [0; 48] };
+        let slot = KeySlot {
+            kdf: KdfParams {
+                m_kib: 64 * 1024 * 1024,
+                t: 1,
+                p: 1,
+            },
+            salt: [0; 16],
+            nonce: [0; 24],
+            wrapped: [0; 48],
+        };
         let t = std::time::Instant::now();
-        assert!(matches!(unwrap_slot(&slot, b"x", &[0; 16]), Err(Error::ExcessiveWork(_))));
+        assert!(matches!(
+            unwrap_slot(&slot, b"x", &[0; 16]),
+            Err(Error::ExcessiveWork(_))
+        ));
         assert!(t.elapsed().as_secs() < 1);
     }
 
     #[test]
     fn ids_are_domain_separated_and_keyed() {
         let k = Keys::from_master(Zeroizing::new([3; 32]));
-        assert_ne!(content_id(None, Kind::Chunk, b"x"), content_id(None, Kind::Tree, b"x"));
-        assert_ne!(content_id(None, Kind::Chunk, b"x"), content_id(Some(&k), Kind::Chunk, b"x"));
+        assert_ne!(
+            content_id(None, Kind::Chunk, b"x"),
+            content_id(None, Kind::Tree, b"x")
+        );
+        assert_ne!(
+            content_id(None, Kind::Chunk, b"x"),
+            content_id(Some(&k), Kind::Chunk, b"x")
+        );
     }
 
     #[test]
     fn record_ad_binds_offset() {
         let k = Keys::from_master(Zeroizing::new([3; 32]));
         let uuid = [0; 16];
-        let c1 = RecordContext { uuid: &uuid, minor: 0, kind: Kind::Chunk, codec: Codec::Stored, raw_len: 3, offset: 10 };
+        let c1 = RecordContext {
+            uuid: &uuid,
+            minor: 0,
+            kind: Kind::Chunk,
+            codec: Codec::Stored,
+            raw_len: 3,
+            offset: 10,
+        };
         let sealed = seal_record(&k, &c1, &[9; 24], b"abc");
         assert_eq!(open_record(&k, &c1, &sealed).unwrap(), b"abc");
         let c2 = RecordContext { offset: 11, ..c1 };

@@ -53,7 +53,11 @@ pub enum Error {
     NotPtar,
     /// The archive's major version is not one this library reads.
     #[error("unknown format version {major}.{minor} (this ptar reads major version {supported})")]
-    UnsupportedVersion { major: u16, minor: u16, supported: u16 },
+    UnsupportedVersion {
+        major: u16,
+        minor: u16,
+        supported: u16,
+    },
     /// The archive uses a feature this library does not implement.
     #[error("unsupported feature: {0}")]
     Unsupported(String),
@@ -92,11 +96,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn corrupt(region: Region, detail: impl Into<String>) -> Error {
-        Error::Corrupt { region, detail: detail.into() }
+        Error::Corrupt {
+            region,
+            detail: detail.into(),
+        }
     }
 
     pub(crate) fn io_at(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: Some(path.into()), source }
+        Error::Io {
+            path: Some(path.into()),
+            source,
+        }
     }
 
     /// The region named by a `Corrupt` error.

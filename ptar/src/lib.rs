@@ -24,7 +24,9 @@ pub mod store;
 pub mod tree;
 pub mod verify;
 
-pub use archive::{probe, Archive, CommitInfo, CreateOptions, Encryption, Snapshot, SnapshotMeta, Writer};
+pub use archive::{
+    probe, Archive, CommitInfo, CreateOptions, Encryption, Snapshot, SnapshotMeta, Writer,
+};
 pub use error::{Error, Region, Result};
 pub use format::header::{ChunkerParams, KdfParams};
 pub use format::Id;

@@ -30,9 +30,19 @@ pub fn public_to_text(k: &VerifyingKey) -> String {
 
 /// Parses a secret key file.
 pub fn secret_from_text(text: &str) -> Result<SigningKey> {
-    let h = text.trim().strip_prefix(SECRET_PREFIX.trim_end()).map(str::trim).ok_or_else(|| Error::InvalidInput("not a ptar secret key file".into()))?;
-    let b = zeroize::Zeroizing::new(unhex(h).filter(|b| b.len() == 32).ok_or_else(|| Error::InvalidInput("malformed ptar secret key".into()))?);
-    Ok(SigningKey::from_bytes(b.as_slice().try_into().expect("32 bytes")))
+    let h = text
+        .trim()
+        .strip_prefix(SECRET_PREFIX.trim_end())
+        .map(str::trim)
+        .ok_or_else(|| Error::InvalidInput("not a ptar secret key file".into()))?;
+    let b = zeroize::Zeroizing::new(
+        unhex(h)
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| Error::InvalidInput("malformed ptar secret key".into()))?,
+    );
+    Ok(SigningKey::from_bytes(
+        b.as_slice().try_into().expect("32 bytes"),
+    ))
 }
 
 /// Parses a public key file (or a secret key file, taking its public half).
@@ -40,9 +50,16 @@ pub fn public_from_text(text: &str) -> Result<VerifyingKey> {
     if text.trim_start().starts_with(SECRET_PREFIX.trim_end()) {
         return Ok(secret_from_text(text)?.verifying_key());
     }
-    let h = text.trim().strip_prefix(PUBLIC_PREFIX.trim_end()).map(str::trim).ok_or_else(|| Error::InvalidInput("not a ptar public key file".into()))?;
-    let b: [u8; 32] = unhex(h).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::InvalidInput("malformed ptar public key".into()))?;
-    VerifyingKey::from_bytes(&b).map_err(|_| Error::InvalidInput("the public key is not a valid ed25519 point".into()))
+    let h = text
+        .trim()
+        .strip_prefix(PUBLIC_PREFIX.trim_end())
+        .map(str::trim)
+        .ok_or_else(|| Error::InvalidInput("not a ptar public key file".into()))?;
+    let b: [u8; 32] = unhex(h)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::InvalidInput("malformed ptar public key".into()))?;
+    VerifyingKey::from_bytes(&b)
+        .map_err(|_| Error::InvalidInput("the public key is not a valid ed25519 point".into()))
 }
 
 /// Short fingerprint of a public key (first 8 bytes, hex).

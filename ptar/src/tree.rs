@@ -29,7 +29,9 @@ fn split<T>(items: Vec<T>, name: impl Fn(&T) -> &[u8], size: impl Fn(&T) -> usiz
     let mut bytes = 0;
     for it in items {
         bytes += size(&it);
-        let cut = (cur.len() >= 32 && boundary(name(&it))) || bytes >= TREE_PAGE_MAX_BYTES || cur.len() + 1 >= 65536;
+        let cut = (cur.len() >= 32 && boundary(name(&it)))
+            || bytes >= TREE_PAGE_MAX_BYTES
+            || cur.len() + 1 >= 65536;
         cur.push(it);
         if cut {
             pages.push(std::mem::take(&mut cur));
@@ -57,13 +59,23 @@ pub fn write_directory<W: Sink>(w: &mut GenerationWriter<W>, entries: Vec<Entry>
     if total <= TREE_PAGE_BYTES {
         return w.put_blob(Kind::Tree, &TreePage::Leaf(entries).to_bytes());
     }
-    let items: Vec<(Entry, usize)> = entries.into_iter().zip(encoded.iter().map(|b| b.len())).collect();
+    let items: Vec<(Entry, usize)> = entries
+        .into_iter()
+        .zip(encoded.iter().map(|b| b.len()))
+        .collect();
     let mut level_refs = Vec::new();
     for page in split(items, |(e, _)| &e.name, |(_, n)| *n) {
         let first_name = page[0].0.name.clone();
         let count = page.len() as u64;
-        let id = w.put_blob(Kind::Tree, &TreePage::Leaf(page.into_iter().map(|(e, _)| e).collect()).to_bytes())?;
-        level_refs.push(ChildRef { first_name, id, entries: count });
+        let id = w.put_blob(
+            Kind::Tree,
+            &TreePage::Leaf(page.into_iter().map(|(e, _)| e).collect()).to_bytes(),
+        )?;
+        level_refs.push(ChildRef {
+            first_name,
+            id,
+            entries: count,
+        });
     }
     let mut level = 1u8;
     loop {
@@ -75,8 +87,19 @@ pub fn write_directory<W: Sink>(w: &mut GenerationWriter<W>, entries: Vec<Entry>
         for page in pages {
             let first_name = page[0].first_name.clone();
             let count = page.iter().map(|c| c.entries).sum();
-            let id = w.put_blob(Kind::Tree, &TreePage::Interior { level, children: page }.to_bytes())?;
-            next.push(ChildRef { first_name, id, entries: count });
+            let id = w.put_blob(
+                Kind::Tree,
+                &TreePage::Interior {
+                    level,
+                    children: page,
+                }
+                .to_bytes(),
+            )?;
+            next.push(ChildRef {
+                first_name,
+                id,
+                entries: count,
+            });
         }
         level_refs = next;
         level += 1;
@@ -87,7 +110,10 @@ pub fn write_directory<W: Sink>(w: &mut GenerationWriter<W>, entries: Vec<Entry>
 }
 
 /// Stores a file's extent list: inline when short, else as file-map pages.
-pub fn write_content<W: Sink>(w: &mut GenerationWriter<W>, extents: Vec<Extent>) -> Result<Content> {
+pub fn write_content<W: Sink>(
+    w: &mut GenerationWriter<W>,
+    extents: Vec<Extent>,
+) -> Result<Content> {
     if extents.len() <= INLINE_EXTENTS {
         return Ok(Content::Inline(extents));
     }
@@ -101,7 +127,10 @@ pub fn write_content<W: Sink>(w: &mut GenerationWriter<W>, extents: Vec<Extent>)
     while refs.len() > 1 {
         let mut next = Vec::new();
         for page in refs.chunks(FILEMAP_PAGE_ITEMS) {
-            let p = FileMapPage::Children { level, children: page.to_vec() };
+            let p = FileMapPage::Children {
+                level,
+                children: page.to_vec(),
+            };
             let covered = p.covered();
             next.push((w.put_blob(Kind::FileMap, &p.to_bytes())?, covered));
         }
@@ -112,7 +141,13 @@ pub fn write_content<W: Sink>(w: &mut GenerationWriter<W>, extents: Vec<Extent>)
 }
 
 fn tree_error(id: &Id, detail: impl Into<String>) -> Error {
-    Error::corrupt(Region::Blob { id: id.short(), kind: Kind::Tree.name() }, detail)
+    Error::corrupt(
+        Region::Blob {
+            id: id.short(),
+            kind: Kind::Tree.name(),
+        },
+        detail,
+    )
 }
 
 /// Reads all entries of the directory whose top page is `id`, checking page
@@ -127,15 +162,22 @@ pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
         if pages > MAX_PAGE_ITEMS as usize {
             return Err(tree_error(id, "directory has too many pages"));
         }
-        let page = TreePage::parse(&store.read_blob(&pid, Kind::Tree)?)
-            .map_err(|m| m.at(Region::Blob { id: pid.short(), kind: Kind::Tree.name() }))?;
+        let page = TreePage::parse(&store.read_blob(&pid, Kind::Tree)?).map_err(|m| {
+            m.at(Region::Blob {
+                id: pid.short(),
+                kind: Kind::Tree.name(),
+            })
+        })?;
         let level = match &page {
             TreePage::Leaf(_) => 0,
             TreePage::Interior { level, .. } => *level,
         };
         if let Some(l) = want_level {
             if l != level {
-                return Err(tree_error(&pid, format!("page at level {level}, expected {l}")));
+                return Err(tree_error(
+                    &pid,
+                    format!("page at level {level}, expected {l}"),
+                ));
             }
         }
         match page {
@@ -145,7 +187,10 @@ pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
                 }
                 if let (Some(first), Some(e)) = (&want_first, entries.first()) {
                     if *first != e.name {
-                        return Err(tree_error(&pid, "page's first name differs from its parent's reference"));
+                        return Err(tree_error(
+                            &pid,
+                            "page's first name differs from its parent's reference",
+                        ));
                     }
                 }
                 if let (Some(prev), Some(e)) = (out.last(), entries.first()) {
@@ -158,7 +203,10 @@ pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
             TreePage::Interior { level, children } => {
                 if let Some(first) = &want_first {
                     if *first != children[0].first_name {
-                        return Err(tree_error(&pid, "page's first name differs from its parent's reference"));
+                        return Err(tree_error(
+                            &pid,
+                            "page's first name differs from its parent's reference",
+                        ));
                     }
                 }
                 for c in children.into_iter().rev() {
@@ -178,8 +226,12 @@ pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<E
             let mut out = Vec::new();
             let mut stack: Vec<(Id, Option<u8>, Option<u64>)> = vec![(*id, None, None)];
             while let Some((pid, want_level, want_cover)) = stack.pop() {
-                let region = || Region::Blob { id: pid.short(), kind: Kind::FileMap.name() };
-                let page = FileMapPage::parse(&store.read_blob(&pid, Kind::FileMap)?).map_err(|m| m.at(region()))?;
+                let region = || Region::Blob {
+                    id: pid.short(),
+                    kind: Kind::FileMap.name(),
+                };
+                let page = FileMapPage::parse(&store.read_blob(&pid, Kind::FileMap)?)
+                    .map_err(|m| m.at(region()))?;
                 let level = match &page {
                     FileMapPage::Extents(_) => 0,
                     FileMapPage::Children { level, .. } => *level,
@@ -188,14 +240,20 @@ pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<E
                     return Err(Error::corrupt(region(), "file map page at the wrong level"));
                 }
                 if want_cover.is_some_and(|c| c != page.covered()) {
-                    return Err(Error::corrupt(region(), "file map page covers a different length than its parent says"));
+                    return Err(Error::corrupt(
+                        region(),
+                        "file map page covers a different length than its parent says",
+                    ));
                 }
                 match page {
                     FileMapPage::Extents(es) => {
                         out.extend(es);
                         let covered: u64 = out.iter().map(|e| e.len()).sum();
                         if covered > size {
-                            return Err(Error::corrupt(region(), "file map covers more than the file size"));
+                            return Err(Error::corrupt(
+                                region(),
+                                "file map covers more than the file size",
+                            ));
                         }
                     }
                     FileMapPage::Children { level, children } => {
@@ -215,7 +273,10 @@ pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<E
             Content::Inline(_) => "inline".into(),
         };
         return Err(Error::corrupt(
-            Region::Blob { id, kind: Kind::FileMap.name() },
+            Region::Blob {
+                id,
+                kind: Kind::FileMap.name(),
+            },
             format!("extents cover {total} bytes, the entry says {size}"),
         ));
     }

@@ -74,30 +74,45 @@ impl Checker<'_> {
         if f.flags & FLAG_SIGNED != 0 {
             let ok = VerifyingKey::from_bytes(&f.signer)
                 .ok()
-                .map(|k| k.verify_strict(&f.signed_message(), &Signature::from_bytes(&f.signature)).is_ok())
+                .map(|k| {
+                    k.verify_strict(&f.signed_message(), &Signature::from_bytes(&f.signature))
+                        .is_ok()
+                })
                 .unwrap_or(false);
             if !ok {
-                self.problem(Error::corrupt(Region::Footer { generation: gen }, "the signature does not verify"));
+                self.problem(Error::corrupt(
+                    Region::Footer { generation: gen },
+                    "the signature does not verify",
+                ));
             }
         }
         if f.keyslots_len > 0 {
             let b = self.store.slice(f.keyslots_offset, f.keyslots_len);
             if blake3::hash(b).as_bytes() != &f.keyslots_hash {
-                self.problem(Error::corrupt(Region::KeySlots { generation: gen }, "hash does not match the footer"));
+                self.problem(Error::corrupt(
+                    Region::KeySlots { generation: gen },
+                    "hash does not match the footer",
+                ));
             } else if let Err(m) = keyslots_parse(b) {
                 self.problem(m.at(Region::KeySlots { generation: gen }));
             }
         }
         let t = self.store.slice(f.table_offset, f.table_len);
         if blake3::hash(t).as_bytes() != &f.table_hash {
-            self.problem(Error::corrupt(Region::SnapshotTable { generation: gen }, "hash does not match the footer"));
+            self.problem(Error::corrupt(
+                Region::SnapshotTable { generation: gen },
+                "hash does not match the footer",
+            ));
         } else if let Err(m) = table::parse(t, gen) {
             self.problem(m.at(Region::SnapshotTable { generation: gen }));
         }
         let ib = self.store.slice(f.index_offset, f.index_len);
         let index_region = Region::Index { generation: gen };
         if blake3::hash(ib).as_bytes() != &f.index_hash {
-            self.problem(Error::corrupt(index_region.clone(), "hash does not match the footer"));
+            self.problem(Error::corrupt(
+                index_region.clone(),
+                "hash does not match the footer",
+            ));
         }
         let view = match self.store.index(g) {
             Ok(v) => v,
@@ -119,26 +134,45 @@ impl Checker<'_> {
         let mut prev: Option<IndexEntry> = None;
         for e in &records {
             if let Some(p) = prev.filter(|p| p.record_offset == e.record_offset) {
-                if (p.record_len, p.raw_len, p.codec, p.kind) != (e.record_len, e.raw_len, e.codec, e.kind) {
-                    return self.problem(Error::corrupt(index_region, format!("entries disagree about the record at {}", e.record_offset)));
+                if (p.record_len, p.raw_len, p.codec, p.kind)
+                    != (e.record_len, e.raw_len, e.codec, e.kind)
+                {
+                    return self.problem(Error::corrupt(
+                        index_region,
+                        format!("entries disagree about the record at {}", e.record_offset),
+                    ));
                 }
                 continue;
             }
             if e.record_offset != pos {
-                return self.problem(Error::corrupt(index_region, format!("records do not tile the packfile at offset {pos}")));
+                return self.problem(Error::corrupt(
+                    index_region,
+                    format!("records do not tile the packfile at offset {pos}"),
+                ));
             }
             pos += e.record_len as u64;
             prev = Some(*e);
         }
         if pos != f.index_offset {
-            return self.problem(Error::corrupt(index_region, "records do not cover the packfile up to the index"));
+            return self.problem(Error::corrupt(
+                index_region,
+                "records do not cover the packfile up to the index",
+            ));
         }
         if !full {
             return;
         }
-        let pack = self.store.slice(f.packfile_offset, f.index_offset - f.packfile_offset);
+        let pack = self
+            .store
+            .slice(f.packfile_offset, f.index_offset - f.packfile_offset);
         if blake3::hash(pack).as_bytes() != &f.packfile_hash {
-            self.problem(Error::corrupt(Region::Packfile { generation: gen, offset: f.packfile_offset }, "packfile hash does not match the footer"));
+            self.problem(Error::corrupt(
+                Region::Packfile {
+                    generation: gen,
+                    offset: f.packfile_offset,
+                },
+                "packfile hash does not match the footer",
+            ));
         }
         let mut cached: Option<(u64, Vec<u8>)> = None;
         let mut bad_records = HashSet::new();
@@ -164,8 +198,15 @@ impl Checker<'_> {
             self.report.blobs_checked += 1;
             if crypto::content_id(self.store.keys(), e.kind, blob) != e.id {
                 self.problem(Error::corrupt(
-                    Region::Packfile { generation: gen, offset: e.record_offset },
-                    format!("{} blob {} does not match its id", e.kind.name(), e.id.short()),
+                    Region::Packfile {
+                        generation: gen,
+                        offset: e.record_offset,
+                    },
+                    format!(
+                        "{} blob {} does not match its id",
+                        e.kind.name(),
+                        e.id.short()
+                    ),
                 ));
             }
         }
@@ -175,12 +216,26 @@ impl Checker<'_> {
         match self.store.find(id) {
             Ok(Some((e, _))) if e.kind == kind => {}
             Ok(Some((e, _))) => self.problem(Error::corrupt(
-                Region::Blob { id: id.short(), kind: kind.name() },
-                format!("'{}' refers to it as a {}, it is a {}", String::from_utf8_lossy(path), kind.name(), e.kind.name()),
+                Region::Blob {
+                    id: id.short(),
+                    kind: kind.name(),
+                },
+                format!(
+                    "'{}' refers to it as a {}, it is a {}",
+                    String::from_utf8_lossy(path),
+                    kind.name(),
+                    e.kind.name()
+                ),
             )),
             Ok(None) => self.problem(Error::corrupt(
-                Region::Blob { id: id.short(), kind: kind.name() },
-                format!("'{}' refers to it but no index holds it", String::from_utf8_lossy(path)),
+                Region::Blob {
+                    id: id.short(),
+                    kind: kind.name(),
+                },
+                format!(
+                    "'{}' refers to it but no index holds it",
+                    String::from_utf8_lossy(path)
+                ),
             )),
             Err(e) => self.problem(e),
         }
@@ -243,12 +298,20 @@ impl Checker<'_> {
 /// Checks `archive` as `opts` says.
 pub fn verify(archive: &Archive, opts: &VerifyOptions) -> VerifyReport {
     let store = archive.store();
-    let mut c = Checker { store, report: VerifyReport::default() };
+    let mut c = Checker {
+        store,
+        report: VerifyReport::default(),
+    };
     c.report.generations = store.generations().len() as u64;
     c.report.snapshots = store.snapshot_table().len();
     c.report.tail = store.tail().cloned();
     if let Some(t) = store.tail().filter(|t| t.damaged) {
-        c.problem(Error::corrupt(Region::Tail { offset: t.offset + t.len - crate::format::footer::FOOTER_LEN as u64 }, format!("the last footer is damaged: {}", t.detail)));
+        c.problem(Error::corrupt(
+            Region::Tail {
+                offset: t.offset + t.len - crate::format::footer::FOOTER_LEN as u64,
+            },
+            format!("the last footer is damaged: {}", t.detail),
+        ));
     }
     for g in store.generations() {
         c.check_generation(g, opts.full);
@@ -270,7 +333,11 @@ pub fn verify(archive: &Archive, opts: &VerifyOptions) -> VerifyReport {
         }
     }
     for t in store.snapshot_table() {
-        c.check_blob_exists(&t.id, Kind::Snapshot, format!("snapshot {}", t.id.short()).as_bytes());
+        c.check_blob_exists(
+            &t.id,
+            Kind::Snapshot,
+            format!("snapshot {}", t.id.short()).as_bytes(),
+        );
     }
     if opts.full {
         if let Err(e) = c.walk_snapshots(archive) {

@@ -85,7 +85,10 @@ impl FileMapPage {
                 }
                 cs.push((id, len));
             }
-            FileMapPage::Children { level, children: cs }
+            FileMapPage::Children {
+                level,
+                children: cs,
+            }
         };
         r.finish("file map")?;
         let count = match &page {
@@ -101,7 +104,9 @@ impl FileMapPage {
             FileMapPage::Children { children, .. } => children.iter().map(|c| c.1).collect(),
         };
         for l in lens {
-            total = total.checked_add(l).ok_or_else(|| Malformed("file map lengths overflow".into()))?;
+            total = total
+                .checked_add(l)
+                .ok_or_else(|| Malformed("file map lengths overflow".into()))?;
         }
         Ok(page)
     }

@@ -209,7 +209,12 @@ impl Footer {
         if r.take(8, "magic")? != MAGIC {
             return malformed("bad footer magic");
         }
-        let mut f = Footer { major: r.u16("major")?, minor: r.u16("minor")?, flags: r.u32("flags")?, ..Footer::default() };
+        let mut f = Footer {
+            major: r.u16("major")?,
+            minor: r.u16("minor")?,
+            flags: r.u32("flags")?,
+            ..Footer::default()
+        };
         if f.flags & !(FLAG_MAC | FLAG_SIGNED) != 0 {
             return malformed(format!("reserved footer flags {:#x} are set", f.flags));
         }
@@ -259,7 +264,14 @@ mod tests {
 
     #[test]
     fn round_trip_and_flag_checks() {
-        let f = Footer { major: 1, generation: 2, prev_footer_offset: 100, footer_end: 2000, flags: FLAG_MAC, ..Footer::default() };
+        let f = Footer {
+            major: 1,
+            generation: 2,
+            prev_footer_offset: 100,
+            footer_end: 2000,
+            flags: FLAG_MAC,
+            ..Footer::default()
+        };
         let b = f.to_bytes();
         assert_eq!(b.len(), FOOTER_LEN);
         assert_eq!(Footer::parse(&b).unwrap(), f);

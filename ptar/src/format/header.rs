@@ -23,8 +23,8 @@
 //! 96+104N  32 BLAKE3-256 of every header byte before this field
 //! ```
 
-use super::{malformed, Malformed, Put, Reader, FORMAT_MAJOR};
 use super::limits::*;
+use super::{malformed, Malformed, Put, Reader, FORMAT_MAJOR};
 
 /// The 8 bytes every ptar archive starts with.
 pub const MAGIC: [u8; 8] = *b"\x89PTAR\r\n\x1a";
@@ -58,7 +58,11 @@ pub struct ChunkerParams {
 
 impl ChunkerParams {
     /// The parameters ptar writes by default: 16 KiB / 64 KiB / 256 KiB.
-    pub const DEFAULT: ChunkerParams = ChunkerParams { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
+    pub const DEFAULT: ChunkerParams = ChunkerParams {
+        min: 16 * 1024,
+        avg: 64 * 1024,
+        max: 256 * 1024,
+    };
 
     /// Checks the rules of spec §7: even sizes, min < avg < max, avg a power
     /// of two between 256 B and 4 MiB, min >= 64, max <= 16 MiB.
@@ -95,12 +99,19 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// What `ptar` writes by default: 256 MiB, 3 passes, 4 lanes.
-    pub const DEFAULT: KdfParams = KdfParams { m_kib: 256 * 1024, t: 3, p: 4 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_kib: 256 * 1024,
+        t: 3,
+        p: 4,
+    };
 
     /// Checks the reader caps (spec §5.2) before any memory is allocated.
     pub fn check_limits(&self) -> Result<(), String> {
         if self.p == 0 || self.t == 0 || self.m_kib < 8 * self.p {
-            return Err(format!("m={} KiB t={} p={} is not valid Argon2id", self.m_kib, self.t, self.p));
+            return Err(format!(
+                "m={} KiB t={} p={} is not valid Argon2id",
+                self.m_kib, self.t, self.p
+            ));
         }
         if self.m_kib > MAX_ARGON2_M_KIB || self.t > MAX_ARGON2_T || self.p > MAX_ARGON2_P {
             return Err(format!(
@@ -159,8 +170,17 @@ impl KeySlot {
             return malformed(format!("unknown Argon2 version {version:#x}"));
         }
         r.zeros(2, "key slot reserved")?;
-        let kdf = KdfParams { m_kib: r.u32("argon2 m")?, t: r.u32("argon2 t")?, p: r.u32("argon2 p")? };
-        Ok(KeySlot { kdf, salt: r.array("salt")?, nonce: r.array("nonce")?, wrapped: r.array("wrapped key")? })
+        let kdf = KdfParams {
+            m_kib: r.u32("argon2 m")?,
+            t: r.u32("argon2 t")?,
+            p: r.u32("argon2 p")?,
+        };
+        Ok(KeySlot {
+            kdf,
+            salt: r.array("salt")?,
+            nonce: r.array("nonce")?,
+            wrapped: r.array("wrapped key")?,
+        })
     }
 }
 
@@ -238,7 +258,9 @@ impl Header {
         }
         let len = r.u32("header length").map_err(HeaderError::Malformed)?;
         if (len as usize) < FIXED_LEN || len > MAX_HEADER_LEN {
-            return Err(HeaderError::Malformed(Malformed(format!("header length {len} is out of range"))));
+            return Err(HeaderError::Malformed(Malformed(format!(
+                "header length {len} is out of range"
+            ))));
         }
         Ok(len as usize)
     }
@@ -247,7 +269,9 @@ impl Header {
     pub fn parse(buf: &[u8]) -> Result<Header, HeaderError> {
         let len = Header::peek_len(buf)?;
         if buf.len() != len {
-            return Err(HeaderError::Malformed(Malformed("header is truncated".into())));
+            return Err(HeaderError::Malformed(Malformed(
+                "header is truncated".into(),
+            )));
         }
         let m = HeaderError::Malformed;
         let (body, sum) = buf.split_at(len - 32);
@@ -261,7 +285,10 @@ impl Header {
         r.u32("length").map_err(m)?;
         let flags = r.u32("flags").map_err(m)?;
         if flags & FLAGS_RESERVED != 0 {
-            return Err(m(Malformed(format!("reserved header flags {:#x} are set", flags & FLAGS_RESERVED))));
+            return Err(m(Malformed(format!(
+                "reserved header flags {:#x} are set",
+                flags & FLAGS_RESERVED
+            ))));
         }
         let uuid = r.array("uuid").map_err(m)?;
         let hash = r.u8("hash algorithm").map_err(m)?;
@@ -277,10 +304,18 @@ impl Header {
         let encrypted = flags & FLAG_ENCRYPTED != 0;
         match (aead, encrypted) {
             (0, false) | (1, true) => {}
-            (0 | 1, _) => return Err(m(Malformed("AEAD byte disagrees with the encrypted flag".into()))),
+            (0 | 1, _) => {
+                return Err(m(Malformed(
+                    "AEAD byte disagrees with the encrypted flag".into(),
+                )))
+            }
             _ => return Err(HeaderError::Unsupported(format!("AEAD {aead}"))),
         }
-        let chunker = ChunkerParams { min: r.u32("chunk min").map_err(m)?, avg: r.u32("chunk avg").map_err(m)?, max: r.u32("chunk max").map_err(m)? };
+        let chunker = ChunkerParams {
+            min: r.u32("chunk min").map_err(m)?,
+            avg: r.u32("chunk avg").map_err(m)?,
+            max: r.u32("chunk max").map_err(m)?,
+        };
         chunker.validate().map_err(m)?;
         r.zeros(2, "reserved").map_err(m)?;
         let nslots = r.u16("key slot count").map_err(m)?;
@@ -290,10 +325,14 @@ impl Header {
             return Err(m(Malformed(format!("{nslots} key slots exceed the limit"))));
         }
         if len != FIXED_LEN + KEY_SLOT_LEN * nslots as usize {
-            return Err(m(Malformed("header length disagrees with the key slot count".into())));
+            return Err(m(Malformed(
+                "header length disagrees with the key slot count".into(),
+            )));
         }
         if encrypted == (nslots == 0) {
-            return Err(m(Malformed("key slots must be present exactly when encrypted".into())));
+            return Err(m(Malformed(
+                "key slots must be present exactly when encrypted".into(),
+            )));
         }
         if !encrypted && key_check != [0; 32] {
             return Err(m(Malformed("a plain archive has a key check".into())));
@@ -303,7 +342,17 @@ impl Header {
             key_slots.push(KeySlot::read(&mut r).map_err(m)?);
         }
         r.finish("header").map_err(m)?;
-        Ok(Header { major, minor, flags, uuid, chunker, default_codec, created, key_check, key_slots })
+        Ok(Header {
+            major,
+            minor,
+            flags,
+            uuid,
+            chunker,
+            default_codec,
+            created,
+            key_check,
+            key_slots,
+        })
     }
 }
 
@@ -371,7 +420,16 @@ mod tests {
             created: 1_700_000_000,
             key_check: if encrypted { [9; 32] } else { [0; 32] },
             key_slots: if encrypted {
-                vec![KeySlot { kdf: KdfParams { m_kib: 64, t: 1, p: 1 }, salt: [1; 16], nonce: [2; 24], wrapped: [3; 48] }]
+                vec![KeySlot {
+                    kdf: KdfParams {
+                        m_kib: 64,
+                        t: 1,
+                        p: 1,
+                    },
+                    salt: [1; 16],
+                    nonce: [2; 24],
+                    wrapped: [3; 48],
+                }]
             } else {
                 vec![]
             },
@@ -398,7 +456,10 @@ mod tests {
         assert!(Header::parse(&h.to_bytes()).is_ok());
         let mut h = sample(false);
         h.major = 2;
-        assert!(matches!(Header::parse(&h.to_bytes()), Err(HeaderError::Version { major: 2, .. })));
+        assert!(matches!(
+            Header::parse(&h.to_bytes()),
+            Err(HeaderError::Version { major: 2, .. })
+        ));
     }
 
     #[test]

@@ -25,8 +25,8 @@
 //! The layout lets a reader find an id in place (fan-out, then binary search)
 //! without loading the index into memory.
 
-use super::{malformed, Codec, Id, Kind, Malformed, Put, Reader};
 use super::limits::*;
+use super::{malformed, Codec, Id, Kind, Malformed, Put, Reader};
 
 /// Index magic.
 pub const MAGIC: [u8; 8] = *b"PTARINDX";
@@ -82,8 +82,12 @@ impl IndexEntry {
         let kind = r.u8("kind")?;
         let codec = r.u8("codec")?;
         r.zeros(6, "reserved")?;
-        let Some(kind) = Kind::from_u8(kind) else { return malformed(format!("unknown blob kind {kind}")) };
-        let Some(codec) = Codec::from_u8(codec) else { return malformed(format!("unknown codec {codec}")) };
+        let Some(kind) = Kind::from_u8(kind) else {
+            return malformed(format!("unknown blob kind {kind}"));
+        };
+        let Some(codec) = Codec::from_u8(codec) else {
+            return malformed(format!("unknown codec {codec}"));
+        };
         if raw_len > MAX_BLOB_LEN || record_len > MAX_RECORD_LEN || record_len == 0 {
             return malformed("record length out of range");
         }
@@ -93,7 +97,16 @@ impl IndexEntry {
         if record_offset.checked_add(record_len as u64).is_none() {
             return malformed("record offset overflows");
         }
-        Ok(IndexEntry { id, record_offset, record_len, raw_len, blob_offset, blob_len, kind, codec })
+        Ok(IndexEntry {
+            id,
+            record_offset,
+            record_len,
+            raw_len,
+            blob_offset,
+            blob_len,
+            kind,
+            codec,
+        })
     }
 }
 
@@ -115,7 +128,10 @@ pub fn to_bytes(entries: &[IndexEntry]) -> Vec<u8> {
         b.put_u32(f);
     }
     for pair in entries.windows(2) {
-        debug_assert!(pair[0].id < pair[1].id, "index entries must be sorted and unique");
+        debug_assert!(
+            pair[0].id < pair[1].id,
+            "index entries must be sorted and unique"
+        );
     }
     for e in entries {
         e.write(&mut b);
@@ -144,11 +160,20 @@ impl<'a> IndexView<'a> {
             return malformed("too many entries");
         }
         let fanout = r.take(1024, "fan-out")?;
-        let expected = (count as usize).checked_mul(ENTRY_LEN).ok_or_else(|| Malformed("entry count overflows".into()))?;
+        let expected = (count as usize)
+            .checked_mul(ENTRY_LEN)
+            .ok_or_else(|| Malformed("entry count overflows".into()))?;
         if r.remaining() != expected {
-            return malformed(format!("index holds {} entry bytes, count says {expected}", r.remaining()));
+            return malformed(format!(
+                "index holds {} entry bytes, count says {expected}",
+                r.remaining()
+            ));
         }
-        let view = IndexView { fanout, entries: &buf[PREFIX_LEN..], count: count as usize };
+        let view = IndexView {
+            fanout,
+            entries: &buf[PREFIX_LEN..],
+            count: count as usize,
+        };
         let mut prev = 0;
         for b in 0..256 {
             let f = view.fan(b);
@@ -236,7 +261,16 @@ mod tests {
     fn entry(first: u8, n: u8) -> IndexEntry {
         let mut id = [n; 32];
         id[0] = first;
-        IndexEntry { id: Id(id), record_offset: 100, record_len: 10, raw_len: 20, blob_offset: 0, blob_len: 20, kind: Kind::Chunk, codec: Codec::Lz4 }
+        IndexEntry {
+            id: Id(id),
+            record_offset: 100,
+            record_len: 10,
+            raw_len: 20,
+            blob_offset: 0,
+            blob_len: 20,
+            kind: Kind::Chunk,
+            codec: Codec::Lz4,
+        }
     }
 
     #[test]

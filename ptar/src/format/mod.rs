@@ -130,7 +130,9 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     };
-    s.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+    s.chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
 }
 
 /// What a blob holds (spec §3). The kind is part of the id's input and of the
@@ -199,7 +201,10 @@ pub struct Malformed(pub String);
 impl Malformed {
     /// Wraps the detail in a `Corrupt` error at `region`.
     pub fn at(self, region: crate::Region) -> crate::Error {
-        crate::Error::Corrupt { region, detail: self.0 }
+        crate::Error::Corrupt {
+            region,
+            detail: self.0,
+        }
     }
 }
 
@@ -366,16 +371,20 @@ impl Put for Vec<u8> {
         self.push(v);
     }
     fn put_u16(&mut self, v: u16) {
-        self.write_u16::<LittleEndian>(v).expect("writing to a Vec cannot fail");
+        self.write_u16::<LittleEndian>(v)
+            .expect("writing to a Vec cannot fail");
     }
     fn put_u32(&mut self, v: u32) {
-        self.write_u32::<LittleEndian>(v).expect("writing to a Vec cannot fail");
+        self.write_u32::<LittleEndian>(v)
+            .expect("writing to a Vec cannot fail");
     }
     fn put_u64(&mut self, v: u64) {
-        self.write_u64::<LittleEndian>(v).expect("writing to a Vec cannot fail");
+        self.write_u64::<LittleEndian>(v)
+            .expect("writing to a Vec cannot fail");
     }
     fn put_i64(&mut self, v: i64) {
-        self.write_i64::<LittleEndian>(v).expect("writing to a Vec cannot fail");
+        self.write_i64::<LittleEndian>(v)
+            .expect("writing to a Vec cannot fail");
     }
     fn put(&mut self, b: &[u8]) {
         self.extend_from_slice(b);

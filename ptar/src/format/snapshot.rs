@@ -76,7 +76,13 @@ impl SnapshotRecord {
         let mut b = Vec::new();
         b.put_i64(self.time_ns);
         b.put_u64(self.duration_ns);
-        for s in [&self.hostname, &self.username, &self.os, &self.arch, &self.name] {
+        for s in [
+            &self.hostname,
+            &self.username,
+            &self.os,
+            &self.arch,
+            &self.name,
+        ] {
             b.put_bytes32(s.as_bytes());
         }
         b.put_u32(self.command_line.len() as u32);
@@ -93,7 +99,16 @@ impl SnapshotRecord {
         }
         b.put(&self.root.0);
         let s = &self.summary;
-        for v in [s.files, s.dirs, s.symlinks, s.hardlinks, s.others, s.total_size, s.new_blobs, s.new_bytes] {
+        for v in [
+            s.files,
+            s.dirs,
+            s.symlinks,
+            s.hardlinks,
+            s.others,
+            s.total_size,
+            s.new_blobs,
+            s.new_bytes,
+        ] {
             b.put_u64(v);
         }
         b.put_u32(self.errors.len() as u32);
@@ -108,7 +123,11 @@ impl SnapshotRecord {
     /// Parses.
     pub fn parse(buf: &[u8]) -> Result<SnapshotRecord, Malformed> {
         let mut r = Reader::new(buf);
-        let mut s = SnapshotRecord { time_ns: r.i64("time")?, duration_ns: r.u64("duration")?, ..Default::default() };
+        let mut s = SnapshotRecord {
+            time_ns: r.i64("time")?,
+            duration_ns: r.u64("duration")?,
+            ..Default::default()
+        };
         s.hostname = r.string32(MAX_STR, "host name")?;
         s.username = r.string32(MAX_STR, "user name")?;
         s.os = r.string32(MAX_STR, "os")?;
@@ -116,7 +135,8 @@ impl SnapshotRecord {
         s.name = r.string32(MAX_STR, "name")?;
         let n = r.count(4, u32::MAX, "argument count")?;
         for _ in 0..n {
-            s.command_line.push(r.bytes32(MAX_STR, "argument")?.to_vec());
+            s.command_line
+                .push(r.bytes32(MAX_STR, "argument")?.to_vec());
         }
         let n = r.count(4, u32::MAX, "tag count")?;
         for _ in 0..n {

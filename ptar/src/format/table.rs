@@ -10,8 +10,8 @@
 //!              8 generation that added it
 //! ```
 
-use super::{malformed, Id, Malformed, Put, Reader};
 use super::limits::MAX_SNAPSHOTS;
+use super::{malformed, Id, Malformed, Put, Reader};
 
 /// Snapshot table magic.
 pub const MAGIC: [u8; 8] = *b"PTARSNAP";
@@ -52,9 +52,16 @@ pub fn parse(buf: &[u8], generation: u64) -> Result<Vec<TableEntry>, Malformed> 
     let mut out = Vec::with_capacity(n);
     let mut seen = std::collections::HashSet::with_capacity(n);
     for _ in 0..n {
-        let e = TableEntry { id: r.id("snapshot id")?, generation: r.u64("generation")? };
+        let e = TableEntry {
+            id: r.id("snapshot id")?,
+            generation: r.u64("generation")?,
+        };
         if e.generation == 0 || e.generation > generation {
-            return malformed(format!("snapshot {} claims generation {}", e.id.short(), e.generation));
+            return malformed(format!(
+                "snapshot {} claims generation {}",
+                e.id.short(),
+                e.generation
+            ));
         }
         if !seen.insert(e.id) {
             return malformed(format!("snapshot {} is listed twice", e.id.short()));

@@ -158,7 +158,10 @@ impl Extent {
                 if len == 0 || len > MAX_BLOB_LEN {
                     return malformed("data extent length out of range");
                 }
-                Ok(Extent::Data { len, id: r.id("chunk id")? })
+                Ok(Extent::Data {
+                    len,
+                    id: r.id("chunk id")?,
+                })
             }
             1 => {
                 let len = r.u64("hole length")?;
@@ -330,7 +333,9 @@ impl Entry {
         let name = r.bytes16(MAX_NAME_LEN, "name")?.to_vec();
         check_name(&name)?;
         let t = r.u8("type")?;
-        let Some(kind) = EntryType::from_u8(t) else { return malformed(format!("unknown entry type {t}")) };
+        let Some(kind) = EntryType::from_u8(t) else {
+            return malformed(format!("unknown entry type {t}"));
+        };
         r.zeros(1, "entry reserved")?;
         let mode = r.u32("mode")?;
         if mode & !0o7777 != 0 {
@@ -370,7 +375,9 @@ impl Entry {
                     let mut total: u64 = 0;
                     for _ in 0..n {
                         let e = Extent::read(r)?;
-                        total = total.checked_add(e.len()).ok_or_else(|| Malformed("extent lengths overflow".into()))?;
+                        total = total
+                            .checked_add(e.len())
+                            .ok_or_else(|| Malformed("extent lengths overflow".into()))?;
                         extents.push(e);
                     }
                     if total != size {
@@ -394,7 +401,10 @@ impl Entry {
                 check_link_path(&t)?;
                 Payload::Hardlink(t)
             }
-            EntryType::CharDevice | EntryType::BlockDevice => Payload::Device { major: r.u32("major")?, minor: r.u32("minor")? },
+            EntryType::CharDevice | EntryType::BlockDevice => Payload::Device {
+                major: r.u32("major")?,
+                minor: r.u32("minor")?,
+            },
             EntryType::Fifo | EntryType::Socket => Payload::None,
         };
         if !matches!(kind, EntryType::File | EntryType::Hardlink) && size != 0 {
@@ -409,7 +419,24 @@ impl Entry {
                 return malformed(format!("unknown critical extension {tag:#x}"));
             }
         }
-        Ok(Entry { name, kind, mode, uid, gid, user, group, mtime, atime, ctime, dev, ino, nlink, size, xattrs, payload })
+        Ok(Entry {
+            name,
+            kind,
+            mode,
+            uid,
+            gid,
+            user,
+            group,
+            mtime,
+            atime,
+            ctime,
+            dev,
+            ino,
+            nlink,
+            size,
+            xattrs,
+            payload,
+        })
     }
 }
 
@@ -495,7 +522,11 @@ impl TreePage {
             for _ in 0..n {
                 let first_name = r.bytes16(MAX_NAME_LEN, "first name")?.to_vec();
                 check_name(&first_name)?;
-                let c = ChildRef { first_name, id: r.id("child id")?, entries: r.u64("entry count")? };
+                let c = ChildRef {
+                    first_name,
+                    id: r.id("child id")?,
+                    entries: r.u64("entry count")?,
+                };
                 if let Some(prev) = children.last() {
                     if prev.first_name >= c.first_name {
                         return malformed("child pages are not sorted");
@@ -531,7 +562,13 @@ mod tests {
             nlink: 1,
             size: 10,
             xattrs: vec![(b"user.a".to_vec(), b"1".to_vec())],
-            payload: Payload::File(Content::Inline(vec![Extent::Data { len: 4, id: Id([1; 32]) }, Extent::Hole { len: 6 }])),
+            payload: Payload::File(Content::Inline(vec![
+                Extent::Data {
+                    len: 4,
+                    id: Id([1; 32]),
+                },
+                Extent::Hole { len: 6 },
+            ])),
         }
     }
 

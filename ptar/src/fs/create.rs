@@ -58,7 +58,10 @@ fn member_components(p: &Path) -> Vec<Vec<u8>> {
 }
 
 fn ts(sec: i64, nsec: i64) -> Timestamp {
-    Timestamp { sec, nsec: nsec.clamp(0, 999_999_999) as u32 }
+    Timestamp {
+        sec,
+        nsec: nsec.clamp(0, 999_999_999) as u32,
+    }
 }
 
 fn entry_from(name: Vec<u8>, kind: EntryType, md: &Metadata, payload: Payload) -> Entry {
@@ -83,8 +86,13 @@ fn entry_from(name: Vec<u8>, kind: EntryType, md: &Metadata, payload: Payload) -
 }
 
 fn synthetic_dir(name: Vec<u8>) -> Entry {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let t = Timestamp { sec: now.as_secs() as i64, nsec: now.subsec_nanos() };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = Timestamp {
+        sec: now.as_secs() as i64,
+        nsec: now.subsec_nanos(),
+    };
     Entry {
         name,
         kind: EntryType::Dir,
@@ -141,7 +149,13 @@ impl<W: Sink> Walker<'_, '_, W> {
     }
 
     /// Lists a directory's children, sorted by name, merged with operand nodes.
-    fn children(&mut self, rel: &[u8], dir: &Path, recurse: bool, virt: BTreeMap<Vec<u8>, VNode>) -> Vec<(Vec<u8>, PathBuf, Option<VNode>)> {
+    fn children(
+        &mut self,
+        rel: &[u8],
+        dir: &Path,
+        recurse: bool,
+        virt: BTreeMap<Vec<u8>, VNode>,
+    ) -> Vec<(Vec<u8>, PathBuf, Option<VNode>)> {
         let mut map: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> = BTreeMap::new();
         if recurse {
             match fs::read_dir(dir) {
@@ -167,17 +181,28 @@ impl<W: Sink> Walker<'_, '_, W> {
         map.into_iter().rev().map(|(n, (p, v))| (n, p, v)).collect()
     }
 
-    fn read_file(&mut self, rel: &[u8], path: &Path, md: &Metadata) -> Result<Option<(Vec<Extent>, u64)>> {
+    fn read_file(
+        &mut self,
+        rel: &[u8],
+        path: &Path,
+        md: &Metadata,
+    ) -> Result<Option<(Vec<Extent>, u64)>> {
         let noatime = rustix::fs::OFlags::NOATIME.bits() as i32;
-        let file = match fs::OpenOptions::new().read(true).custom_flags(noatime).open(path) {
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(noatime)
+            .open(path)
+        {
             Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => match File::open(path) {
-                Ok(f) => f,
-                Err(e) => {
-                    self.error(rel, format!("cannot open: {e}"));
-                    return Ok(None);
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                match File::open(path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.error(rel, format!("cannot open: {e}"));
+                        return Ok(None);
+                    }
                 }
-            },
+            }
             Err(e) => {
                 self.error(rel, format!("cannot open: {e}"));
                 return Ok(None);
@@ -202,7 +227,11 @@ impl<W: Sink> Walker<'_, '_, W> {
             extents.push(Extent::Data { len, id });
         }
         if let Ok(after) = file.metadata() {
-            if after.len() != md.len() || after.mtime() != md.mtime() || after.mtime_nsec() != md.mtime_nsec() || total != md.len() {
+            if after.len() != md.len()
+                || after.mtime() != md.mtime()
+                || after.mtime_nsec() != md.mtime_nsec()
+                || total != md.len()
+            {
                 self.out.changed = true;
                 self.error(rel, "file changed as we read it".into());
             }
@@ -211,7 +240,13 @@ impl<W: Sink> Walker<'_, '_, W> {
     }
 
     /// Builds the entry for one child; directories return a new frame instead.
-    fn visit(&mut self, rel: Vec<u8>, name: Vec<u8>, path: PathBuf, node: Option<VNode>) -> Result<Visit> {
+    fn visit(
+        &mut self,
+        rel: Vec<u8>,
+        name: Vec<u8>,
+        path: PathBuf,
+        node: Option<VNode>,
+    ) -> Result<Visit> {
         let recurse = node.as_ref().is_none_or(|n| n.operand);
         let md = match fs::symlink_metadata(&path) {
             Ok(md) => md,
@@ -219,7 +254,12 @@ impl<W: Sink> Walker<'_, '_, W> {
                 if let Some(n) = node.filter(|n| !n.operand) {
                     // An intermediate directory of an operand we cannot stat.
                     let todo = self.children(&rel, &path, false, n.children);
-                    return Ok(Visit::Dir(Frame { entry: Some(synthetic_dir(name)), rel, todo, built: Vec::new() }));
+                    return Ok(Visit::Dir(Frame {
+                        entry: Some(synthetic_dir(name)),
+                        rel,
+                        todo,
+                        built: Vec::new(),
+                    }));
                 }
                 self.error(&rel, format!("cannot stat: {e}"));
                 return Ok(Visit::Skip);
@@ -231,19 +271,31 @@ impl<W: Sink> Walker<'_, '_, W> {
             let virt = node.map(|n| n.children).unwrap_or_default();
             let todo = self.children(&rel, &path, recurse, virt);
             let e = entry_from(name, EntryType::Dir, &md, Payload::Dir(Id::ZERO));
-            return Ok(Visit::Dir(Frame { entry: Some(e), rel, todo, built: Vec::new() }));
+            return Ok(Visit::Dir(Frame {
+                entry: Some(e),
+                rel,
+                todo,
+                built: Vec::new(),
+            }));
         }
         let entry = if ft.is_file() {
             if md.nlink() > 1 {
                 if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
-                    let mut e = entry_from(name, EntryType::Hardlink, &md, Payload::Hardlink(first.clone()));
+                    let mut e = entry_from(
+                        name,
+                        EntryType::Hardlink,
+                        &md,
+                        Payload::Hardlink(first.clone()),
+                    );
                     e.size = md.len();
                     self.out.summary.hardlinks += 1;
                     return Ok(Visit::Entry(rel, e));
                 }
                 self.links.insert((md.dev(), md.ino()), rel.clone());
             }
-            let Some((extents, total)) = self.read_file(&rel, &path, &md)? else { return Ok(Visit::Skip) };
+            let Some((extents, total)) = self.read_file(&rel, &path, &md)? else {
+                return Ok(Visit::Skip);
+            };
             let content = write_content(self.w, extents)?;
             let mut e = entry_from(name, EntryType::File, &md, Payload::File(content));
             e.size = total;
@@ -254,7 +306,12 @@ impl<W: Sink> Walker<'_, '_, W> {
             match fs::read_link(&path) {
                 Ok(t) if !t.as_os_str().is_empty() => {
                     self.out.summary.symlinks += 1;
-                    entry_from(name, EntryType::Symlink, &md, Payload::Symlink(t.into_os_string().into_vec()))
+                    entry_from(
+                        name,
+                        EntryType::Symlink,
+                        &md,
+                        Payload::Symlink(t.into_os_string().into_vec()),
+                    )
                 }
                 Ok(_) => {
                     self.error(&rel, "symlink with an empty target".into());
@@ -267,7 +324,10 @@ impl<W: Sink> Walker<'_, '_, W> {
             }
         } else {
             self.out.summary.others += 1;
-            let dev = Payload::Device { major: rustix::fs::major(md.rdev()), minor: rustix::fs::minor(md.rdev()) };
+            let dev = Payload::Device {
+                major: rustix::fs::major(md.rdev()),
+                minor: rustix::fs::minor(md.rdev()),
+            };
             if ft.is_char_device() {
                 entry_from(name, EntryType::CharDevice, &md, dev)
             } else if ft.is_block_device() {
@@ -290,7 +350,12 @@ enum Visit {
 
 /// Reads `paths` (files or directories, named as on a tar command line) into
 /// a tree stored through `w`, returning its root id and what was seen.
-pub fn add_paths<W: Sink>(w: &mut GenerationWriter<W>, chunker: &Chunker, paths: &[PathBuf], progress: &dyn Progress) -> Result<CreateOutcome> {
+pub fn add_paths<W: Sink>(
+    w: &mut GenerationWriter<W>,
+    chunker: &Chunker,
+    paths: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<CreateOutcome> {
     let mut root = VNode::default();
     let mut root_sources: Vec<PathBuf> = Vec::new();
     for p in paths {
@@ -307,7 +372,10 @@ pub fn add_paths<W: Sink>(w: &mut GenerationWriter<W>, chunker: &Chunker, paths:
             prefix.push("/");
         }
         // Intermediate nodes stand for the operand's own prefixes.
-        let raw: Vec<&[u8]> = bytes.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").collect();
+        let raw: Vec<&[u8]> = bytes
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
         let mut walked = 0;
         for (i, c) in comps.iter().enumerate() {
             // Advance the fs prefix to the component that produced `c`.
@@ -326,19 +394,35 @@ pub fn add_paths<W: Sink>(w: &mut GenerationWriter<W>, chunker: &Chunker, paths:
             }
         }
     }
-    let mut walker = Walker { w, chunker, progress, out: CreateOutcome::default(), links: HashMap::new() };
+    let mut walker = Walker {
+        w,
+        chunker,
+        progress,
+        out: CreateOutcome::default(),
+        links: HashMap::new(),
+    };
     let mut todo = Vec::new();
     for src in &root_sources {
         todo.extend(walker.children(b"", src, true, BTreeMap::new()));
     }
     let virt_children = std::mem::take(&mut root.children);
-    let mut merged: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> = todo.into_iter().map(|(n, p, v)| (n, (p, v))).collect();
+    let mut merged: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> =
+        todo.into_iter().map(|(n, p, v)| (n, (p, v))).collect();
     for (n, v) in virt_children {
         let p = v.fs_path.clone();
         merged.insert(n, (p, Some(v)));
     }
-    let todo = merged.into_iter().rev().map(|(n, (p, v))| (n, p, v)).collect();
-    let mut stack = vec![Frame { entry: None, rel: Vec::new(), todo, built: Vec::new() }];
+    let todo = merged
+        .into_iter()
+        .rev()
+        .map(|(n, (p, v))| (n, p, v))
+        .collect();
+    let mut stack = vec![Frame {
+        entry: None,
+        rel: Vec::new(),
+        todo,
+        built: Vec::new(),
+    }];
     loop {
         let top = stack.last_mut().expect("root frame stays until the end");
         if let Some((name, path, node)) = top.todo.pop() {
@@ -363,7 +447,11 @@ pub fn add_paths<W: Sink>(w: &mut GenerationWriter<W>, chunker: &Chunker, paths:
                 e.payload = Payload::Dir(id);
                 walker.out.summary.dirs += 1;
                 walker.progress.entry(&frame.rel, &e);
-                stack.last_mut().expect("a directory frame has a parent").built.push(e);
+                stack
+                    .last_mut()
+                    .expect("a directory frame has a parent")
+                    .built
+                    .push(e);
             }
             None => {
                 walker.out.root = id;

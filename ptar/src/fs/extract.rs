@@ -36,7 +36,10 @@ pub struct ExtractOptions {
 
 impl Default for ExtractOptions {
     fn default() -> ExtractOptions {
-        ExtractOptions { preserve_permissions: rustix::process::geteuid().is_root(), restore_times: true }
+        ExtractOptions {
+            preserve_permissions: rustix::process::geteuid().is_root(),
+            restore_times: true,
+        }
     }
 }
 
@@ -69,7 +72,10 @@ fn umask() -> u32 {
 }
 
 fn timespec(t: Timestamp) -> Timespec {
-    Timespec { tv_sec: t.sec, tv_nsec: t.nsec as _ }
+    Timespec {
+        tv_sec: t.sec,
+        tv_nsec: t.nsec as _,
+    }
 }
 
 struct DirFrame {
@@ -106,12 +112,19 @@ fn errno(e: Errno) -> std::io::Error {
 
 impl Extractor<'_> {
     fn mode_of(&self, e: &Entry) -> Mode {
-        let m = if self.opts.preserve_permissions { e.mode & 0o7777 } else { e.mode & 0o777 & !self.mask };
+        let m = if self.opts.preserve_permissions {
+            e.mode & 0o7777
+        } else {
+            e.mode & 0o777 & !self.mask
+        };
         Mode::from_raw_mode(m)
     }
 
     fn times(&self, e: &Entry) -> Option<Timestamps> {
-        self.opts.restore_times.then(|| Timestamps { last_access: timespec(e.atime), last_modification: timespec(e.mtime) })
+        self.opts.restore_times.then(|| Timestamps {
+            last_access: timespec(e.atime),
+            last_modification: timespec(e.mtime),
+        })
     }
 
     /// Removes whatever non-directory is at `name`, so a new entry can take
@@ -146,11 +159,15 @@ impl Extractor<'_> {
     }
 
     fn write_file(&mut self, dir: &OwnedFd, e: &Entry) -> Result<()> {
-        let Payload::File(content) = &e.payload else { unreachable!("checked by the caller") };
+        let Payload::File(content) = &e.payload else {
+            unreachable!("checked by the caller")
+        };
         let extents = read_extents(self.store, content, e.size)?;
         self.clear(dir, &e.name)?;
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600)).map_err(errno)?;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600))
+            .map_err(errno)?;
         let mut file = File::from(fd);
         let res = self.fill(&mut file, &extents, e.size);
         if let Err(err) = res {
@@ -173,7 +190,10 @@ impl Extractor<'_> {
                     let data = self.store.read_blob(id, Kind::Chunk)?;
                     if data.len() != *len as usize {
                         return Err(Error::corrupt(
-                            crate::Region::Blob { id: id.short(), kind: "chunk" },
+                            crate::Region::Blob {
+                                id: id.short(),
+                                kind: "chunk",
+                            },
                             "chunk length differs from the extent",
                         ));
                     }
@@ -191,14 +211,24 @@ impl Extractor<'_> {
         Ok(())
     }
 
-    fn extract_entry(&mut self, parent: &OwnedFd, rel: &[u8], e: &Entry) -> Result<Option<DirFrame>> {
+    fn extract_entry(
+        &mut self,
+        parent: &OwnedFd,
+        rel: &[u8],
+        e: &Entry,
+    ) -> Result<Option<DirFrame>> {
         match (&e.kind, &e.payload) {
             (EntryType::Dir, Payload::Dir(id)) => {
                 let fd = self.make_dir(parent, &e.name)?;
                 let mut todo = read_directory(self.store, id)?;
                 todo.reverse();
                 self.out.dirs += 1;
-                return Ok(Some(DirFrame { fd, rel: rel.to_vec(), todo, own: Some(e.clone()) }));
+                return Ok(Some(DirFrame {
+                    fd,
+                    rel: rel.to_vec(),
+                    todo,
+                    own: Some(e.clone()),
+                }));
             }
             (EntryType::File, Payload::File(_)) => {
                 self.write_file(parent, e)?;
@@ -207,9 +237,11 @@ impl Extractor<'_> {
             }
             (EntryType::Symlink, Payload::Symlink(target)) => {
                 self.clear(parent, &e.name)?;
-                rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice()).map_err(errno)?;
+                rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice())
+                    .map_err(errno)?;
                 if let Some(t) = self.times(e) {
-                    rustix::fs::utimensat(parent, e.name.as_slice(), &t, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+                    rustix::fs::utimensat(parent, e.name.as_slice(), &t, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(errno)?;
                 }
                 self.out.symlinks += 1;
             }
@@ -225,7 +257,8 @@ impl Extractor<'_> {
                     None => (&b""[..], &target[..]),
                 };
                 let oflags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+                let resolve =
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
                 let root = &self.root;
                 let dfd = if dir.is_empty() {
                     rustix::fs::openat(root, ".", oflags, Mode::empty()).map_err(errno)?
@@ -233,7 +266,8 @@ impl Extractor<'_> {
                     rustix::fs::openat2(root, dir, oflags, Mode::empty(), resolve).map_err(errno)?
                 };
                 self.clear(parent, &e.name)?;
-                rustix::fs::linkat(&dfd, base, parent, e.name.as_slice(), AtFlags::empty()).map_err(errno)?;
+                rustix::fs::linkat(&dfd, base, parent, e.name.as_slice(), AtFlags::empty())
+                    .map_err(errno)?;
                 self.out.hardlinks += 1;
             }
             (k, _) => {
@@ -247,21 +281,51 @@ impl Extractor<'_> {
 }
 
 /// Extracts the tree `root` of `store` into `dest` (created if missing).
-pub fn extract(store: &Store, root: &Id, dest: &Path, opts: &ExtractOptions, progress: &dyn Progress) -> Result<ExtractOutcome> {
+pub fn extract(
+    store: &Store,
+    root: &Id,
+    dest: &Path,
+    opts: &ExtractOptions,
+    progress: &dyn Progress,
+) -> Result<ExtractOutcome> {
     std::fs::create_dir_all(dest).map_err(|e| Error::io_at(dest, e))?;
-    let root_fd = rustix::fs::openat(CWD, dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::io_at(dest, errno(e)))?;
+    let root_fd = rustix::fs::openat(
+        CWD,
+        dest,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io_at(dest, errno(e)))?;
     let root_dup = root_fd.try_clone().map_err(std::io::Error::from)?;
-    let mut x = Extractor { store, root: root_dup, opts, mask: umask(), progress, out: ExtractOutcome::default(), files_done: HashSet::new() };
+    let mut x = Extractor {
+        store,
+        root: root_dup,
+        opts,
+        mask: umask(),
+        progress,
+        out: ExtractOutcome::default(),
+        files_done: HashSet::new(),
+    };
     let mut todo = read_directory(store, root)?;
     todo.reverse();
-    let mut stack = vec![DirFrame { fd: root_fd, rel: Vec::new(), todo, own: None }];
+    let mut stack = vec![DirFrame {
+        fd: root_fd,
+        rel: Vec::new(),
+        todo,
+        own: None,
+    }];
     while let Some(top) = stack.last_mut() {
         if let Some(e) = top.todo.pop() {
             let rel = join(&top.rel, &e.name);
             let parent = top.fd.try_clone().map_err(std::io::Error::from)?;
             if stack.len() > MAX_TREE_DEPTH {
-                return Err(Error::corrupt(crate::Region::Blob { id: root.short(), kind: "tree" }, "directories nest too deep"));
+                return Err(Error::corrupt(
+                    crate::Region::Blob {
+                        id: root.short(),
+                        kind: "tree",
+                    },
+                    "directories nest too deep",
+                ));
             }
             match x.extract_entry(&parent, &rel, &e) {
                 Ok(Some(frame)) => stack.push(frame),
@@ -276,8 +340,8 @@ pub fn extract(store: &Store, root: &Id, dest: &Path, opts: &ExtractOptions, pro
         }
         let frame = stack.pop().expect("non-empty");
         if let Some(e) = frame.own {
-            let res = rustix::fs::fchmod(&frame.fd, x.mode_of(&e))
-                .and_then(|_| match x.times(&e) {
+            let res =
+                rustix::fs::fchmod(&frame.fd, x.mode_of(&e)).and_then(|_| match x.times(&e) {
                     Some(t) => rustix::fs::futimens(&frame.fd, &t),
                     None => Ok(()),
                 });

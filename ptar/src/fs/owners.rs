@@ -12,7 +12,12 @@ fn load(path: &str) -> (HashMap<u32, Vec<u8>>, HashMap<Vec<u8>, u32>) {
             if fields.len() < 3 {
                 continue;
             }
-            let Some(id) = std::str::from_utf8(fields[2]).ok().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(id) = std::str::from_utf8(fields[2])
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
             by_id.entry(id).or_insert_with(|| fields[0].to_vec());
             by_name.entry(fields[0].to_vec()).or_insert(id);
         }

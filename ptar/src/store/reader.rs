@@ -72,7 +72,11 @@ pub struct Store {
 fn header_error(e: HeaderError) -> Error {
     match e {
         HeaderError::NotPtar => Error::NotPtar,
-        HeaderError::Version { major, minor } => Error::UnsupportedVersion { major, minor, supported: FORMAT_MAJOR },
+        HeaderError::Version { major, minor } => Error::UnsupportedVersion {
+            major,
+            minor,
+            supported: FORMAT_MAJOR,
+        },
         HeaderError::Unsupported(s) => Error::Unsupported(s),
         HeaderError::Malformed(m) => m.at(Region::Header),
     }
@@ -120,11 +124,15 @@ impl Store {
         let data = bytes.as_slice();
         let header_len = Header::peek_len(data).map_err(header_error)?;
         if data.len() < header_len {
-            return Err(Error::corrupt(Region::Header, "file ends inside the header"));
+            return Err(Error::corrupt(
+                Region::Header,
+                "file ends inside the header",
+            ));
         }
         let header = Header::parse(&data[..header_len]).map_err(header_error)?;
         let header_hash = *blake3::hash(&data[..header_len]).as_bytes();
-        let (generations, committed_end, tail) = find_generations(data, header_len as u64, &header, &header_hash)?;
+        let (generations, committed_end, tail) =
+            find_generations(data, header_len as u64, &header, &header_hash)?;
         let mut store = Store {
             header,
             header_len: header_len as u64,
@@ -137,21 +145,33 @@ impl Store {
             bytes,
         };
         if store.header.encrypted() {
-            let Some(pass) = passphrase else { return Err(Error::PassphraseRequired) };
+            let Some(pass) = passphrase else {
+                return Err(Error::PassphraseRequired);
+            };
             store.keys = Some(Arc::new(store.unlock(pass)?));
         }
         for g in &store.generations {
             let tag = crypto::footer_tag(store.keys.as_deref(), &g.footer.committed_bytes());
             if tag != g.footer.tag {
-                return Err(Error::corrupt(Region::Footer { generation: g.footer.generation }, "footer tag does not verify"));
+                return Err(Error::corrupt(
+                    Region::Footer {
+                        generation: g.footer.generation,
+                    },
+                    "footer tag does not verify",
+                ));
             }
         }
         if let Some(last) = store.generations.last() {
             let f = &last.footer;
-            let region = Region::SnapshotTable { generation: f.generation };
+            let region = Region::SnapshotTable {
+                generation: f.generation,
+            };
             let t = store.slice(f.table_offset, f.table_len);
             if blake3::hash(t).as_bytes() != &f.table_hash {
-                return Err(Error::corrupt(region, "snapshot table hash does not match the footer"));
+                return Err(Error::corrupt(
+                    region,
+                    "snapshot table hash does not match the footer",
+                ));
             }
             store.snapshots = table::parse(t, f.generation).map_err(|m| m.at(region))?;
         }
@@ -166,10 +186,15 @@ impl Store {
         for g in self.generations.iter().rev() {
             let f = &g.footer;
             if f.keyslots_len > 0 {
-                let region = Region::KeySlots { generation: f.generation };
+                let region = Region::KeySlots {
+                    generation: f.generation,
+                };
                 let b = self.slice(f.keyslots_offset, f.keyslots_len);
                 if blake3::hash(b).as_bytes() != &f.keyslots_hash {
-                    return Err(Error::corrupt(region, "key-slot table hash does not match the footer"));
+                    return Err(Error::corrupt(
+                        region,
+                        "key-slot table hash does not match the footer",
+                    ));
                 }
                 return keyslots_parse(b).map_err(|m| m.at(region));
             }
@@ -182,7 +207,10 @@ impl Store {
             if let Some(mk) = crypto::unwrap_slot(&slot, passphrase, &self.header.uuid)? {
                 let check = crypto::key_check(&mk, &self.header.uuid);
                 if !constant_time_eq(&check, &self.header.key_check) {
-                    return Err(Error::corrupt(Region::Header, "a key slot opened but the key check does not match"));
+                    return Err(Error::corrupt(
+                        Region::Header,
+                        "a key slot opened but the key check does not match",
+                    ));
                 }
                 return Ok(Keys::from_master(mk));
             }
@@ -247,14 +275,22 @@ impl Store {
     /// The index of generation `g`, in place.
     pub fn index(&self, g: &Generation) -> Result<IndexView<'_>> {
         let f = &g.footer;
-        IndexView::new(self.slice(f.index_offset, f.index_len)).map_err(|m| m.at(Region::Index { generation: f.generation }))
+        IndexView::new(self.slice(f.index_offset, f.index_len)).map_err(|m| {
+            m.at(Region::Index {
+                generation: f.generation,
+            })
+        })
     }
 
     /// Finds a blob: newest generation first.
     pub fn find(&self, id: &Id) -> Result<Option<(IndexEntry, &Generation)>> {
         for g in self.generations.iter().rev() {
             let view = self.index(g)?;
-            if let Some(e) = view.find(id).map_err(|m| m.at(Region::Index { generation: g.footer.generation }))? {
+            if let Some(e) = view.find(id).map_err(|m| {
+                m.at(Region::Index {
+                    generation: g.footer.generation,
+                })
+            })? {
                 return Ok(Some((e, g)));
             }
         }
@@ -269,10 +305,18 @@ impl Store {
     /// Decodes the record an index entry points to, returning its plaintext.
     pub fn read_record(&self, e: &IndexEntry, g: &Generation) -> Result<Vec<u8>> {
         let f = &g.footer;
-        let region = Region::Packfile { generation: f.generation, offset: e.record_offset };
+        let region = Region::Packfile {
+            generation: f.generation,
+            offset: e.record_offset,
+        };
         let end = e.record_offset + e.record_len as u64;
         if e.record_offset < f.packfile_offset || end > f.index_offset {
-            return Err(Error::corrupt(Region::Index { generation: f.generation }, "an entry points outside its packfile"));
+            return Err(Error::corrupt(
+                Region::Index {
+                    generation: f.generation,
+                },
+                "an entry points outside its packfile",
+            ));
         }
         let stored = self.slice(e.record_offset, e.record_len as u64);
         let payload;
@@ -286,10 +330,10 @@ impl Store {
                     raw_len: e.raw_len,
                     offset: e.record_offset,
                 };
-                payload = Zeroizing::new(
-                    crypto::open_record(keys, &ctx, stored)
-                        .ok_or_else(|| Error::corrupt(region.clone(), "record does not authenticate"))?,
-                );
+                payload =
+                    Zeroizing::new(crypto::open_record(keys, &ctx, stored).ok_or_else(|| {
+                        Error::corrupt(region.clone(), "record does not authenticate")
+                    })?);
                 &payload
             }
             None => stored,
@@ -300,11 +344,20 @@ impl Store {
     /// Reads a blob and checks its id and kind.
     pub fn read_blob(&self, id: &Id, kind: Kind) -> Result<Vec<u8>> {
         let Some((e, g)) = self.find(id)? else {
-            return Err(Error::corrupt(Region::Blob { id: id.short(), kind: kind.name() }, "missing from every index"));
+            return Err(Error::corrupt(
+                Region::Blob {
+                    id: id.short(),
+                    kind: kind.name(),
+                },
+                "missing from every index",
+            ));
         };
         if e.kind != kind {
             return Err(Error::corrupt(
-                Region::Blob { id: id.short(), kind: kind.name() },
+                Region::Blob {
+                    id: id.short(),
+                    kind: kind.name(),
+                },
                 format!("indexed as a {} blob", e.kind.name()),
             ));
         }
@@ -312,7 +365,10 @@ impl Store {
         let blob = raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec();
         if crypto::content_id(self.keys.as_deref(), kind, &blob) != *id {
             return Err(Error::corrupt(
-                Region::Packfile { generation: g.footer.generation, offset: e.record_offset },
+                Region::Packfile {
+                    generation: g.footer.generation,
+                    offset: e.record_offset,
+                },
                 format!("{} blob {} does not match its id", kind.name(), id.short()),
             ));
         }
@@ -325,14 +381,23 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// Checks one footer candidate ending at `end` against the header.
-fn footer_at(data: &[u8], end: u64, header_len: u64, header: &Header, header_hash: &[u8; 32]) -> Result<Footer, String> {
+fn footer_at(
+    data: &[u8],
+    end: u64,
+    header_len: u64,
+    header: &Header,
+    header_hash: &[u8; 32],
+) -> Result<Footer, String> {
     if end < header_len + FOOTER_LEN as u64 || end > data.len() as u64 {
         return Err("no room for a footer".into());
     }
     let start = (end - FOOTER_LEN as u64) as usize;
     let f = Footer::parse(&data[start..end as usize]).map_err(|m| m.0)?;
     if f.footer_end != end {
-        return Err(format!("footer says it ends at {}, it ends at {end}", f.footer_end));
+        return Err(format!(
+            "footer says it ends at {}, it ends at {end}",
+            f.footer_end
+        ));
     }
     if f.major != FORMAT_MAJOR {
         return Err(format!("footer of major version {}", f.major));
@@ -351,16 +416,24 @@ fn footer_at(data: &[u8], end: u64, header_len: u64, header: &Header, header_has
     }
     // The sections tile the generation exactly.
     let footer_offset = end - FOOTER_LEN as u64;
-    let table_end = f.table_offset.checked_add(f.table_len).ok_or("table overflows")?;
+    let table_end = f
+        .table_offset
+        .checked_add(f.table_len)
+        .ok_or("table overflows")?;
     let sections_end = if f.keyslots_len > 0 {
         if f.keyslots_offset != table_end {
             return Err("key-slot table does not follow the snapshot table".into());
         }
-        f.keyslots_offset.checked_add(f.keyslots_len).ok_or("key slots overflow")?
+        f.keyslots_offset
+            .checked_add(f.keyslots_len)
+            .ok_or("key slots overflow")?
     } else {
         table_end
     };
-    let index_end = f.index_offset.checked_add(f.index_len).ok_or("index overflows")?;
+    let index_end = f
+        .index_offset
+        .checked_add(f.index_len)
+        .ok_or("index overflows")?;
     if f.packfile_offset < header_len
         || f.index_offset < f.packfile_offset
         || index_end != f.table_offset
@@ -371,7 +444,9 @@ fn footer_at(data: &[u8], end: u64, header_len: u64, header: &Header, header_has
     if f.generation == 1 && f.packfile_offset != header_len {
         return Err("generation 1 does not start after the header".into());
     }
-    if f.generation > 1 && f.prev_footer_offset.checked_add(FOOTER_LEN as u64) != Some(f.packfile_offset) {
+    if f.generation > 1
+        && f.prev_footer_offset.checked_add(FOOTER_LEN as u64) != Some(f.packfile_offset)
+    {
         return Err("generation does not start after the previous footer".into());
     }
     Ok(f)
@@ -380,10 +455,18 @@ fn footer_at(data: &[u8], end: u64, header_len: u64, header: &Header, header_has
 type Found = (Vec<Generation>, u64, Option<Tail>);
 
 /// Finds the last valid footer and walks the chain back to the header.
-fn find_generations(data: &[u8], header_len: u64, header: &Header, header_hash: &[u8; 32]) -> Result<Found> {
+fn find_generations(
+    data: &[u8],
+    header_len: u64,
+    header: &Header,
+    header_hash: &[u8; 32],
+) -> Result<Found> {
     let len = data.len() as u64;
     if len == header_len {
-        return Err(Error::corrupt(Region::Tail { offset: len }, "the archive has a header but no committed generation"));
+        return Err(Error::corrupt(
+            Region::Tail { offset: len },
+            "the archive has a header but no committed generation",
+        ));
     }
     let mut tail = None;
     let last = match footer_at(data, len, header_len, header, header_hash) {
@@ -408,10 +491,19 @@ fn find_generations(data: &[u8], header_len: u64, header: &Header, header_hash: 
             let Some(f) = found else {
                 return Err(Error::corrupt(
                     Region::Tail { offset: len },
-                    if damaged { format!("the last footer is damaged ({why}) and no earlier footer verifies") } else { "no complete generation: the file holds no valid footer".into() },
+                    if damaged {
+                        format!("the last footer is damaged ({why}) and no earlier footer verifies")
+                    } else {
+                        "no complete generation: the file holds no valid footer".into()
+                    },
                 ));
             };
-            tail = Some(Tail { offset: f.footer_end, len: len - f.footer_end, damaged, detail: if damaged { why } else { String::new() } });
+            tail = Some(Tail {
+                offset: f.footer_end,
+                len: len - f.footer_end,
+                damaged,
+                detail: if damaged { why } else { String::new() },
+            });
             f
         }
     };
@@ -423,21 +515,43 @@ fn find_generations(data: &[u8], header_len: u64, header: &Header, header_hash: 
         let footer_offset = cur.footer_end - FOOTER_LEN as u64;
         let prev_offset = cur.prev_footer_offset;
         let prev_hash = cur.prev_footer_hash;
-        gens.push(Generation { footer: cur, footer_offset });
+        gens.push(Generation {
+            footer: cur,
+            footer_offset,
+        });
         if generation == 1 {
             break;
         }
         if gens.len() as u64 > MAX_GENERATIONS {
-            return Err(Error::corrupt(Region::Footer { generation }, "too many generations"));
+            return Err(Error::corrupt(
+                Region::Footer { generation },
+                "too many generations",
+            ));
         }
         let prev_end = prev_offset + FOOTER_LEN as u64;
-        let prev = footer_at(data, prev_end, header_len, header, header_hash)
-            .map_err(|d| Error::corrupt(Region::Footer { generation: generation - 1 }, d))?;
+        let prev = footer_at(data, prev_end, header_len, header, header_hash).map_err(|d| {
+            Error::corrupt(
+                Region::Footer {
+                    generation: generation - 1,
+                },
+                d,
+            )
+        })?;
         if blake3::hash(&data[prev_offset as usize..prev_end as usize]).as_bytes() != &prev_hash {
-            return Err(Error::corrupt(Region::Footer { generation: generation - 1 }, "footer hash does not match the next footer's chain link"));
+            return Err(Error::corrupt(
+                Region::Footer {
+                    generation: generation - 1,
+                },
+                "footer hash does not match the next footer's chain link",
+            ));
         }
         if prev.generation != generation - 1 {
-            return Err(Error::corrupt(Region::Footer { generation: generation - 1 }, "generation numbers are not consecutive"));
+            return Err(Error::corrupt(
+                Region::Footer {
+                    generation: generation - 1,
+                },
+                "generation numbers are not consecutive",
+            ));
         }
         cur = prev;
     }

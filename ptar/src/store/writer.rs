@@ -78,8 +78,17 @@ pub struct GenerationWriter<W: Sink> {
 impl<W: Sink> GenerationWriter<W> {
     /// Starts a generation at byte `pos` (the header's end when creating, the
     /// last footer's end when appending).
-    pub fn new(out: W, pos: u64, ctx: ArchiveContext, entropy: Box<dyn Entropy>) -> GenerationWriter<W> {
-        let generation = ctx.existing.as_ref().and_then(|s| s.generations().last()).map_or(1, |g| g.footer.generation + 1);
+    pub fn new(
+        out: W,
+        pos: u64,
+        ctx: ArchiveContext,
+        entropy: Box<dyn Entropy>,
+    ) -> GenerationWriter<W> {
+        let generation = ctx
+            .existing
+            .as_ref()
+            .and_then(|s| s.generations().last())
+            .map_or(1, |g| g.footer.generation + 1);
         GenerationWriter {
             out,
             pos,
@@ -133,7 +142,11 @@ impl<W: Sink> GenerationWriter<W> {
     /// Stores a blob unless the archive already has it; returns its id.
     pub fn put_blob(&mut self, kind: Kind, data: &[u8]) -> Result<Id> {
         if data.len() > MAX_BLOB_LEN as usize {
-            return Err(Error::InvalidInput(format!("a {} blob of {} bytes exceeds the limit", kind.name(), data.len())));
+            return Err(Error::InvalidInput(format!(
+                "a {} blob of {} bytes exceeds the limit",
+                kind.name(),
+                data.len()
+            )));
         }
         let id = crypto::content_id(self.ctx.keys.as_deref(), kind, data);
         if self.has_blob(&id)? {
@@ -146,7 +159,14 @@ impl<W: Sink> GenerationWriter<W> {
             Some(keys) => {
                 let mut nonce = [0u8; 24];
                 self.entropy.fill(&mut nonce);
-                let rc = RecordContext { uuid: &self.ctx.uuid, minor: self.ctx.header_minor, kind, codec, raw_len, offset: self.pos };
+                let rc = RecordContext {
+                    uuid: &self.ctx.uuid,
+                    minor: self.ctx.header_minor,
+                    kind,
+                    codec,
+                    raw_len,
+                    offset: self.pos,
+                };
                 crypto::seal_record(keys, &rc, &nonce, &payload)
             }
             None => payload,
@@ -210,14 +230,15 @@ impl<W: Sink> GenerationWriter<W> {
         // Everything the footer commits to is durable before the footer exists.
         self.out.sync_data()?;
         let existing = self.ctx.existing.as_deref();
-        let (prev_footer_offset, prev_footer_hash) = match existing.and_then(|s| s.generations().last()) {
-            Some(g) => {
-                let s = existing.expect("has generations");
-                let b = s.slice(g.footer_offset, FOOTER_LEN as u64);
-                (g.footer_offset, *blake3::hash(b).as_bytes())
-            }
-            None => (0, [0; 32]),
-        };
+        let (prev_footer_offset, prev_footer_hash) =
+            match existing.and_then(|s| s.generations().last()) {
+                Some(g) => {
+                    let s = existing.expect("has generations");
+                    let b = s.slice(g.footer_offset, FOOTER_LEN as u64);
+                    (g.footer_offset, *blake3::hash(b).as_bytes())
+                }
+                None => (0, [0; 32]),
+            };
         let mut flags = 0;
         if self.ctx.keys.is_some() {
             flags |= FLAG_MAC;

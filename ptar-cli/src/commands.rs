@@ -1,0 +1,356 @@
+//! What each mode does.
+
+use std::io::{BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use ptar::format::tree::Entry;
+use ptar::progress::Progress;
+use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
+
+use crate::cli::{Command, Sub, TarArgs};
+use crate::output::{self, human, list_line};
+use crate::passphrase;
+
+/// Reports entries (with -v) on stdout and problems on stderr.
+struct CliProgress {
+    verbose: u8,
+    errored: AtomicBool,
+    out: Mutex<BufWriter<std::io::Stdout>>,
+}
+
+impl CliProgress {
+    fn new(verbose: u8) -> CliProgress {
+        CliProgress {
+            verbose,
+            errored: AtomicBool::new(false),
+            out: Mutex::new(BufWriter::new(std::io::stdout())),
+        }
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.out.lock().expect("stdout lock").flush()
+    }
+}
+
+impl Progress for CliProgress {
+    fn entry(&self, path: &[u8], entry: &Entry) {
+        if self.verbose > 0 {
+            let mut out = self.out.lock().expect("stdout lock");
+            let _ = list_line(&mut *out, path, entry, self.verbose > 1);
+        }
+    }
+
+    fn warning(&self, path: &[u8], message: &str) {
+        self.errored.store(true, Ordering::Relaxed);
+        let _ = self.flush();
+        eprintln!("ptar: {}: {message}", String::from_utf8_lossy(path));
+    }
+}
+
+/// Runs a parsed command.
+pub fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Sub(Sub::Keygen { output }) => keygen(&output),
+        Command::Sub(Sub::Snapshots {
+            file,
+            passphrase_file,
+        }) => snapshots(&file, passphrase_file.as_deref()),
+        Command::Tar(t) => {
+            if t.create {
+                create(&t)
+            } else if t.append {
+                append(&t)
+            } else if t.list {
+                list(&t)
+            } else if t.extract {
+                extract(&t)
+            } else {
+                verify(&t)
+            }
+        }
+    }
+}
+
+fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Result<Archive> {
+    let header = ptar::probe(path).with_context(|| path.display().to_string())?;
+    let pass = if header.encrypted() {
+        Some(passphrase::for_reading(passphrase_file)?)
+    } else {
+        None
+    };
+    Archive::open(path, pass.as_deref().map(|p| p.as_slice()))
+        .with_context(|| path.display().to_string())
+}
+
+fn kdf_params(spec: Option<&str>) -> Result<KdfParams> {
+    let Some(s) = spec else {
+        return Ok(KdfParams::DEFAULT);
+    };
+    let v: Vec<u32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .context("--kdf-params wants M,T,P")?;
+    if v.len() != 3 {
+        bail!("--kdf-params wants three numbers: MEMORY_KIB,PASSES,LANES");
+    }
+    let k = KdfParams {
+        m_kib: v[0],
+        t: v[1],
+        p: v[2],
+    };
+    k.check_limits().map_err(anyhow::Error::msg)?;
+    Ok(k)
+}
+
+fn load_signing_key(path: Option<&Path>) -> Result<Option<ed25519_dalek::SigningKey>> {
+    let Some(p) = path else { return Ok(None) };
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(p).with_context(|| format!("cannot read key {}", p.display()))?,
+    );
+    Ok(Some(
+        ptar::signing::secret_from_text(&text).with_context(|| p.display().to_string())?,
+    ))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(p))
+    }
+}
+
+fn meta(t: &TarArgs) -> SnapshotMeta {
+    SnapshotMeta {
+        name: t.name.clone().unwrap_or_default(),
+        tags: t.tags.clone(),
+        command_line: std::env::args_os().map(|a| a.as_bytes().to_vec()).collect(),
+    }
+}
+
+fn outcome_code(progress: &CliProgress, errors: &[(Vec<u8>, String)], changed: bool) -> ExitCode {
+    let hard = errors
+        .iter()
+        .any(|(_, m)| m != "file changed as we read it");
+    if hard || (progress.errored.load(Ordering::Relaxed) && !changed) {
+        ExitCode::from(2)
+    } else if changed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn add_and_commit<W: ptar::store::Sink>(
+    mut w: Writer<W>,
+    t: &TarArgs,
+    paths: &[PathBuf],
+) -> Result<ExitCode> {
+    if let Some(k) = load_signing_key(t.sign.as_deref())? {
+        w.sign_with(k);
+    }
+    let progress = CliProgress::new(t.verbose);
+    let (_, outcome) = w.add_snapshot(paths, &meta(t), &progress)?;
+    w.commit()?;
+    progress.flush()?;
+    Ok(outcome_code(&progress, &outcome.errors, outcome.changed))
+}
+
+fn operands(t: &TarArgs) -> Result<Vec<PathBuf>> {
+    if t.paths.is_empty() {
+        bail!("cowardly refusing to create an empty snapshot (name the files or directories to archive)");
+    }
+    if let Some(d) = &t.directory {
+        std::env::set_current_dir(d)
+            .with_context(|| format!("cannot change to directory {}", d.display()))?;
+    }
+    Ok(t.paths.clone())
+}
+
+fn create(t: &TarArgs) -> Result<ExitCode> {
+    let archive = absolute(&t.file)?;
+    let mut opts = CreateOptions::default();
+    if t.encrypt {
+        let kdf = kdf_params(t.kdf_params.as_deref())?;
+        opts.encryption = Some(Encryption {
+            passphrase: passphrase::for_new_archive(t.passphrase_file.as_deref())?,
+            kdf,
+        });
+    } else if t.passphrase_file.is_some() {
+        bail!("--passphrase-file needs --encrypt when creating an archive");
+    }
+    let paths = operands(t)?;
+    let w = Writer::create(&archive, opts).with_context(|| archive.display().to_string())?;
+    add_and_commit(w, t, &paths)
+}
+
+fn append(t: &TarArgs) -> Result<ExitCode> {
+    let archive = absolute(&t.file)?;
+    if !archive.exists() {
+        return create(t);
+    }
+    if t.encrypt {
+        bail!("--encrypt applies when creating; an existing archive keeps its own encryption");
+    }
+    let header = ptar::probe(&archive).with_context(|| archive.display().to_string())?;
+    let pass = if header.encrypted() {
+        Some(passphrase::for_reading(t.passphrase_file.as_deref())?)
+    } else {
+        None
+    };
+    let w = Writer::append(&archive, pass.as_deref().map(|p| p.as_slice()))
+        .with_context(|| archive.display().to_string())?;
+    let paths = operands(t)?;
+    add_and_commit(w, t, &paths)
+}
+
+fn list(t: &TarArgs) -> Result<ExitCode> {
+    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let snap = archive.find_snapshot(&t.snapshot)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    archive.walk(&snap, |path, e| {
+        list_line(&mut out, path, e, t.verbose > 0).map_err(ptar::Error::from)
+    })?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn extract(t: &TarArgs) -> Result<ExitCode> {
+    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let snap = archive.find_snapshot(&t.snapshot)?;
+    let dest = t.directory.clone().unwrap_or_else(|| PathBuf::from("."));
+    let progress = CliProgress::new(t.verbose);
+    let outcome = archive.extract(
+        &snap,
+        &dest,
+        &ptar::fs::ExtractOptions::default(),
+        &progress,
+    )?;
+    progress.flush()?;
+    if !outcome.errors.is_empty() {
+        eprintln!(
+            "ptar: {} entries could not be extracted",
+            outcome.errors.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(t: &TarArgs) -> Result<ExitCode> {
+    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let trusted_key = match &t.trusted_key {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read key {}", p.display()))?;
+            Some(ptar::signing::public_from_text(&text).with_context(|| p.display().to_string())?)
+        }
+        None => None,
+    };
+    let report = archive.verify(&VerifyOptions {
+        full: t.full,
+        trusted_key,
+    });
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "generations: {}", report.generations)?;
+    writeln!(out, "snapshots: {}", report.snapshots)?;
+    if t.full {
+        writeln!(
+            out,
+            "blobs checked: {} ({})",
+            report.blobs_checked,
+            human(report.bytes_checked)
+        )?;
+    }
+    match report.signed_by {
+        Some(k) => writeln!(out, "signed by: {}", ptar::signing::fingerprint(&k))?,
+        None => writeln!(out, "signed by: nobody")?,
+    }
+    if let Some(tail) = report.tail.as_ref().filter(|t| !t.damaged) {
+        writeln!(
+            out,
+            "note: {} bytes of an interrupted append after generation {} are ignored (the next append removes them)",
+            tail.len, report.generations
+        )?;
+    }
+    drop(out);
+    for p in &report.problems {
+        eprintln!("ptar: {p}");
+    }
+    if report.ok() {
+        println!("ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "ptar: verification failed: {} problem(s)",
+            report.problems.len()
+        );
+        Ok(ExitCode::from(2))
+    }
+}
+
+fn snapshots(file: &Path, passphrase_file: Option<&Path>) -> Result<ExitCode> {
+    let archive = open_archive(file, passphrase_file)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    writeln!(
+        out,
+        "{:<8}  {:<16}  {:<12}  {:>8}  {:>10}  PATHS",
+        "ID", "TIME (UTC)", "HOST", "FILES", "SIZE"
+    )?;
+    for s in archive.snapshots()? {
+        let r = &s.record;
+        let paths: Vec<String> = r
+            .paths
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        writeln!(
+            out,
+            "{:<8}  {:<16}  {:<12}  {:>8}  {:>10}  {}",
+            s.id.short(),
+            output::date(r.time_ns.div_euclid(1_000_000_000)),
+            r.hostname,
+            r.summary.files,
+            human(r.summary.total_size),
+            paths.join(" ")
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(path: &Path) -> Result<ExitCode> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = ptar::signing::generate();
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(ptar::signing::secret_to_text(&key).as_bytes())?;
+    f.sync_all()?;
+    std::fs::write(
+        &pub_path,
+        ptar::signing::public_to_text(&key.verifying_key()),
+    )
+    .with_context(|| format!("cannot write {}", Path::new(&pub_path).display()))?;
+    eprintln!(
+        "ptar: wrote secret key {} and public key {} (fingerprint {})",
+        path.display(),
+        Path::new(&pub_path).display(),
+        ptar::signing::fingerprint(key.verifying_key().as_bytes())
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,56 @@
+//! Where passphrases come from: PTAR_PASSPHRASE, --passphrase-file, or the terminal.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use zeroize::Zeroizing;
+
+/// A passphrase to read an archive.
+pub fn for_reading(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
+    obtain(file, false)
+}
+
+/// A passphrase for a new archive (asked twice at a terminal).
+pub fn for_new_archive(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
+    obtain(file, true)
+}
+
+fn obtain(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
+    let p = if let Some(f) = file {
+        let text = Zeroizing::new(
+            std::fs::read(f)
+                .with_context(|| format!("cannot read passphrase file {}", f.display()))?,
+        );
+        let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Zeroizing::new(line.to_vec())
+    } else if let Some(v) = std::env::var_os("PTAR_PASSPHRASE") {
+        Zeroizing::new(std::os::unix::ffi::OsStringExt::into_vec(v))
+    } else if std::io::stdin().is_terminal()
+        || std::fs::metadata("/dev/tty").is_ok() && std::io::stderr().is_terminal()
+    {
+        let first = Zeroizing::new(
+            rpassword::prompt_password("Passphrase: ")
+                .context("cannot read the passphrase")?
+                .into_bytes(),
+        );
+        if confirm {
+            let second = Zeroizing::new(
+                rpassword::prompt_password("Passphrase (again): ")
+                    .context("cannot read the passphrase")?
+                    .into_bytes(),
+            );
+            if first != second {
+                bail!("the passphrases do not match");
+            }
+        }
+        first
+    } else {
+        bail!("a passphrase is needed: set PTAR_PASSPHRASE, pass --passphrase-file, or run at a terminal");
+    };
+    if p.is_empty() {
+        bail!("an empty passphrase is refused");
+    }
+    Ok(p)
+}
