@@ -282,7 +282,6 @@ pub struct Writer<W: Sink> {
     signer: Option<ed25519_dalek::SigningKey>,
     target: Target,
     time_ns: Option<i64>,
-    added: Vec<Id>,
 }
 
 fn now_ns() -> i64 {
@@ -360,6 +359,16 @@ impl Writer<BufWriter<File>> {
     /// Opens the archive at `path` to append a generation. Holds an exclusive
     /// lock until commit or drop; truncates an interrupted append's tail.
     pub fn append(path: &Path, passphrase: Option<&[u8]>) -> Result<Self> {
+        Writer::append_with(path, passphrase, Box::new(OsEntropy), None)
+    }
+
+    /// [`Writer::append`] with the randomness and clock given (for reproducible vectors).
+    pub fn append_with(
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        entropy: Box<dyn Entropy>,
+        time_ns: Option<i64>,
+    ) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -401,7 +410,7 @@ impl Writer<BufWriter<File>> {
             keys,
             existing: Some(store.clone()),
         };
-        let gen = GenerationWriter::new(out, committed, ctx, Box::new(OsEntropy));
+        let gen = GenerationWriter::new(out, committed, ctx, entropy);
         Ok(Writer {
             gen: Some(gen),
             chunker,
@@ -409,8 +418,7 @@ impl Writer<BufWriter<File>> {
             keyslots: None,
             signer: None,
             target: Target::Append { file, committed },
-            time_ns: None,
-            added: Vec::new(),
+            time_ns,
         })
     }
 }
@@ -442,7 +450,6 @@ impl<W: Sink> Writer<W> {
             signer: None,
             target,
             time_ns: opts.time_ns,
-            added: Vec::new(),
         })
     }
 
@@ -476,6 +483,34 @@ impl<W: Sink> Writer<W> {
 
     fn clock(&self) -> i64 {
         self.time_ns.unwrap_or_else(now_ns)
+    }
+
+    /// The chunker configured for this archive.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// Low-level access for building trees by hand (importers, test vectors):
+    /// store blobs with [`GenerationWriter::put_blob`], directories with
+    /// [`crate::tree::write_directory`], then call [`Writer::add_snapshot_record`].
+    pub fn generation_writer(&mut self) -> &mut GenerationWriter<W> {
+        self.gen.as_mut().expect("live writer")
+    }
+
+    /// Stores a snapshot record built by hand and lists it in the table.
+    pub fn add_snapshot_record(&mut self, record: &SnapshotRecord) -> Result<Id> {
+        let gen = self.gen.as_mut().expect("live writer");
+        let id = gen.put_blob(Kind::Snapshot, &record.to_bytes())?;
+        if self.snapshots.iter().any(|s| s.id == id) {
+            return Err(Error::InvalidInput(
+                "an identical snapshot is already in the archive".into(),
+            ));
+        }
+        self.snapshots.push(TableEntry {
+            id,
+            generation: gen.generation(),
+        });
+        Ok(id)
     }
 
     /// Reads `paths` into a new snapshot.
@@ -516,15 +551,7 @@ impl<W: Sink> Writer<W> {
             summary,
             errors: outcome.errors.clone(),
         };
-        let id = gen.put_blob(Kind::Snapshot, &record.to_bytes())?;
-        let generation = gen.generation();
-        if self.snapshots.iter().any(|s| s.id == id) {
-            return Err(Error::InvalidInput(
-                "an identical snapshot is already in the archive".into(),
-            ));
-        }
-        self.snapshots.push(TableEntry { id, generation });
-        self.added.push(id);
+        let id = self.add_snapshot_record(&record)?;
         Ok((id, outcome))
     }
 

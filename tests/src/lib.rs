@@ -1,1 +1,166 @@
+//! Helpers shared by ptar's end-to-end tests, and the test-vector generator.
 
+pub mod vectors;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Path of the `ptar` binary, built once per test process with the same
+/// cargo that runs the tests, so it is never stale.
+pub fn ptar_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>/ptar
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target profile directory");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "ptar-cli", "--bin", "ptar"]);
+        if profile_dir.file_name() == Some(OsStr::new("release")) {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .expect("running cargo build for the ptar binary");
+        assert!(status.success(), "cargo build -p ptar-cli failed");
+        let bin = profile_dir.join("ptar");
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// Runs `ptar` with `args` and the given environment, no stdin.
+pub fn ptar(args: &[&OsStr], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(ptar_bin());
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .env_remove("PTAR_PASSPHRASE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running ptar")
+}
+
+/// Shorthand for string arguments.
+pub fn ptar_s(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let a: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    ptar(&a, env)
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(seed: &[u8], n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    let mut h = blake3::Hasher::new_derive_key("ptar tests random bytes");
+    h.update(seed);
+    h.finalize_xof().fill(&mut v);
+    v
+}
+
+/// What a test tree holds at one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A directory with permission bits.
+    Dir { mode: u32 },
+    /// A regular file.
+    File { mode: u32, content: Vec<u8> },
+    /// A symlink.
+    Symlink { target: Vec<u8> },
+}
+
+/// A tree described by relative path → node (parents before children).
+pub type Tree = BTreeMap<Vec<u8>, Node>;
+
+/// Writes `tree` under `root`, setting modes and the given mtimes.
+pub fn write_tree(root: &Path, tree: &Tree, mtimes: &BTreeMap<Vec<u8>, (i64, u32)>) {
+    std::fs::create_dir_all(root).unwrap();
+    for (rel, node) in tree {
+        let p = root.join(OsStr::from_bytes(rel));
+        match node {
+            Node::Dir { .. } => std::fs::create_dir_all(&p).unwrap(),
+            Node::File { content, .. } => std::fs::write(&p, content).unwrap(),
+            Node::Symlink { target } => {
+                std::os::unix::fs::symlink(OsStr::from_bytes(target), &p).unwrap()
+            }
+        }
+    }
+    // Modes and times after all content, deepest first, so directories keep theirs.
+    for (rel, node) in tree.iter().rev() {
+        let p = root.join(OsStr::from_bytes(rel));
+        match node {
+            Node::Dir { mode } | Node::File { mode, .. } => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap()
+            }
+            Node::Symlink { .. } => {}
+        }
+        if let Some((s, ns)) = mtimes.get(rel) {
+            let t = filetime::FileTime::from_unix_time(*s, *ns);
+            filetime::set_symlink_file_times(&p, t, t).unwrap();
+        }
+    }
+}
+
+/// Reads a directory back as a [`Tree`] with mtimes (symlink times ignored).
+pub fn read_tree(root: &Path) -> (Tree, BTreeMap<Vec<u8>, (i64, u32)>) {
+    let mut tree = Tree::new();
+    let mut times = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for de in std::fs::read_dir(&dir).unwrap() {
+            let de = de.unwrap();
+            let r = rel.join(de.file_name());
+            let key = r.as_os_str().as_bytes().to_vec();
+            let md = std::fs::symlink_metadata(de.path()).unwrap();
+            let ft = md.file_type();
+            if ft.is_symlink() {
+                let t = std::fs::read_link(de.path()).unwrap();
+                tree.insert(
+                    key,
+                    Node::Symlink {
+                        target: t.as_os_str().as_bytes().to_vec(),
+                    },
+                );
+                continue;
+            }
+            times.insert(key.clone(), (md.mtime(), md.mtime_nsec() as u32));
+            if ft.is_dir() {
+                tree.insert(
+                    key,
+                    Node::Dir {
+                        mode: md.mode() & 0o7777,
+                    },
+                );
+                stack.push(r);
+            } else {
+                tree.insert(
+                    key,
+                    Node::File {
+                        mode: md.mode() & 0o7777,
+                        content: std::fs::read(de.path()).unwrap(),
+                    },
+                );
+            }
+        }
+    }
+    (tree, times)
+}
+
+/// Prefixes every path of `tree` with `prefix/`.
+pub fn prefixed(prefix: &str, tree: &Tree) -> Tree {
+    tree.iter()
+        .map(|(k, v)| {
+            let mut p = prefix.as_bytes().to_vec();
+            p.push(b'/');
+            p.extend_from_slice(k);
+            (p, v.clone())
+        })
+        .collect()
+}
