@@ -49,10 +49,10 @@ impl fmt::Display for Region {
 #[non_exhaustive]
 pub enum Error {
     /// The file does not start with the ptar magic.
-    #[error("not a ptar archive")]
+    #[error("not a ptar archive (the header does not start with the ptar magic)")]
     NotPtar,
     /// The archive's major version is not one this library reads.
-    #[error("unknown format version {major}.{minor} (this ptar reads major version {supported})")]
+    #[error("unknown format version {major}.{minor} in the header (this ptar reads major version {supported})")]
     UnsupportedVersion {
         major: u16,
         minor: u16,
