@@ -7,8 +7,14 @@ use ptar::{CreateOptions, SnapshotMeta, Writer};
 use ptar_tests::random_bytes;
 
 fn snapshot(archive: &std::path::Path, src: &std::path::Path, create: bool) {
-    let mut w = if create { Writer::create(archive, CreateOptions::default()).unwrap() } else { Writer::append(archive, None).unwrap() };
-    let (_, out) = w.add_snapshot(&[PathBuf::from(src)], &SnapshotMeta::default(), &NoProgress).unwrap();
+    let mut w = if create {
+        Writer::create(archive, CreateOptions::default()).unwrap()
+    } else {
+        Writer::append(archive, None).unwrap()
+    };
+    let (_, out) = w
+        .add_snapshot(&[PathBuf::from(src)], &SnapshotMeta::default(), &NoProgress)
+        .unwrap();
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     w.commit().unwrap();
 }
@@ -56,6 +62,13 @@ fn inserting_one_byte_in_a_64_mib_file_stores_a_few_chunks() {
     snapshot(&archive, &src, false);
     let growth = len(&archive) - first;
     let max_chunk = ptar::ChunkerParams::DEFAULT.max as u64;
-    eprintln!("64 MiB file, one byte inserted: archive grew by {growth} bytes ({:.2} max chunks)", growth as f64 / max_chunk as f64);
-    assert!(growth <= 3 * max_chunk, "grew by {growth}, more than 3 max chunks ({})", 3 * max_chunk);
+    eprintln!(
+        "64 MiB file, one byte inserted: archive grew by {growth} bytes ({:.2} max chunks)",
+        growth as f64 / max_chunk as f64
+    );
+    assert!(
+        growth <= 3 * max_chunk,
+        "grew by {growth}, more than 3 max chunks ({})",
+        3 * max_chunk
+    );
 }

@@ -19,8 +19,25 @@ fn make_tree(root: &Path) {
 
 fn create(dir: &Path, name: &str, pass: &str) -> std::path::PathBuf {
     let archive = dir.join(name);
-    let out = ptar_s(&["-c", "--encrypt", "--kdf-params", FAST_KDF, "-f", archive.to_str().unwrap(), "-C", dir.to_str().unwrap(), "src"], &[("PTAR_PASSPHRASE", pass)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ptar_s(
+        &[
+            "-c",
+            "--encrypt",
+            "--kdf-params",
+            FAST_KDF,
+            "-f",
+            archive.to_str().unwrap(),
+            "-C",
+            dir.to_str().unwrap(),
+            "src",
+        ],
+        &[("PTAR_PASSPHRASE", pass)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     archive
 }
 
@@ -30,15 +47,37 @@ fn markers_never_appear_in_the_archive() {
     make_tree(&tmp.path().join("src"));
     let archive = create(tmp.path(), "e.ptar", "right horse");
     let bytes = std::fs::read(&archive).unwrap();
-    for marker in [&b"MARKER-CONTENT-c0ffee"[..], b"MARKER-DIRNAME-7f3a", b"MARKER-LINKTARGET-beef", b"notes.txt", b"right horse"] {
-        assert!(!bytes.windows(marker.len()).any(|w| w == marker), "{} is visible in the archive", String::from_utf8_lossy(marker));
+    for marker in [
+        &b"MARKER-CONTENT-c0ffee"[..],
+        b"MARKER-DIRNAME-7f3a",
+        b"MARKER-LINKTARGET-beef",
+        b"notes.txt",
+        b"right horse",
+    ] {
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "{} is visible in the archive",
+            String::from_utf8_lossy(marker)
+        );
     }
     // Control: a plain archive does show the names.
     let plain = tmp.path().join("p.ptar");
-    let out = ptar_s(&["-c", "-f", plain.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "src"], &[]);
+    let out = ptar_s(
+        &[
+            "-c",
+            "-f",
+            plain.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "src",
+        ],
+        &[],
+    );
     assert!(out.status.success());
     let pbytes = std::fs::read(&plain).unwrap();
-    assert!(pbytes.windows(18).any(|w| w == b"MARKER-DIRNAME-7f3a"[..18].as_ref()));
+    assert!(pbytes
+        .windows(18)
+        .any(|w| w == b"MARKER-DIRNAME-7f3a"[..18].as_ref()));
 }
 
 #[test]
@@ -48,30 +87,61 @@ fn wrong_passphrase_is_named_and_writes_nothing() {
     let archive = create(tmp.path(), "e.ptar", "right horse");
     let a = archive.to_str().unwrap();
     let out_dir = tmp.path().join("out");
-    let out = ptar_s(&["-x", "-f", a, "-C", out_dir.to_str().unwrap()], &[("PTAR_PASSPHRASE", "wrong horse")]);
+    let out = ptar_s(
+        &["-x", "-f", a, "-C", out_dir.to_str().unwrap()],
+        &[("PTAR_PASSPHRASE", "wrong horse")],
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out_dir.exists(), "extraction wrote something");
 
     let before = std::fs::read(&archive).unwrap();
-    let out = ptar_s(&["-r", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"], &[("PTAR_PASSPHRASE", "wrong horse")]);
+    let out = ptar_s(
+        &["-r", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"],
+        &[("PTAR_PASSPHRASE", "wrong horse")],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
-    assert_eq!(std::fs::read(&archive).unwrap(), before, "a failed append changed the archive");
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        before,
+        "a failed append changed the archive"
+    );
 
-    for args in [&["-t", "-f", a][..], &["--verify", "-f", a], &["snapshots", "-f", a]] {
+    for args in [
+        &["-t", "-f", a][..],
+        &["--verify", "-f", a],
+        &["snapshots", "-f", a],
+    ] {
         let out = ptar_s(args, &[("PTAR_PASSPHRASE", "wrong horse")]);
         assert!(!out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+            "{args:?}"
+        );
     }
     // No passphrase and no terminal: a clear message.
     let out = ptar_s(&["-t", "-f", a], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("passphrase"));
     // The right one works.
-    let out = ptar_s(&["-x", "-f", a, "-C", out_dir.to_str().unwrap()], &[("PTAR_PASSPHRASE", "right horse")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(out_dir.join("src/random.bin")).unwrap(), random_bytes(b"enc", 2 << 20));
+    let out = ptar_s(
+        &["-x", "-f", a, "-C", out_dir.to_str().unwrap()],
+        &[("PTAR_PASSPHRASE", "right horse")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(out_dir.join("src/random.bin")).unwrap(),
+        random_bytes(b"enc", 2 << 20)
+    );
 }
 
 #[test]
@@ -79,7 +149,18 @@ fn empty_passphrase_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     make_tree(&tmp.path().join("src"));
     let archive = tmp.path().join("e.ptar");
-    let out = ptar_s(&["-c", "--encrypt", "-f", archive.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "src"], &[("PTAR_PASSPHRASE", "")]);
+    let out = ptar_s(
+        &[
+            "-c",
+            "--encrypt",
+            "-f",
+            archive.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "src",
+        ],
+        &[("PTAR_PASSPHRASE", "")],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty passphrase"));
     assert!(!archive.exists());
@@ -118,5 +199,8 @@ fn same_tree_gets_different_ids_and_cut_points_per_archive() {
     assert!(l1.len() > 4 && l2.len() > 4);
     assert_eq!(l1.iter().sum::<u64>(), l2.iter().sum::<u64>());
     assert_ne!(l1, l2, "chunk boundaries must depend on the archive's key");
-    assert!(ids1.is_disjoint(&ids2), "content ids must depend on the archive's key");
+    assert!(
+        ids1.is_disjoint(&ids2),
+        "content ids must depend on the archive's key"
+    );
 }

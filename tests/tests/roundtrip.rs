@@ -21,7 +21,9 @@ fn name() -> impl Strategy<Value = Vec<u8>> {
             v
         }),
     ]
-    .prop_filter("valid file name", |n| n != b"." && n != b".." && !n.contains(&b'/') && !n.contains(&0))
+    .prop_filter("valid file name", |n| {
+        n != b"." && n != b".." && !n.contains(&b'/') && !n.contains(&0)
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -33,17 +35,28 @@ enum Shape {
 
 fn shape() -> impl Strategy<Value = Shape> {
     let file_mode = prop::sample::select(vec![0o644u32, 0o600, 0o755, 0o640, 0o444, 0o700]);
-    let size = prop_oneof![4 => 0usize..2000, 2 => 2000usize..300_000, 1 => 1usize << 20..(3usize << 20)];
+    let size =
+        prop_oneof![4 => 0usize..2000, 2 => 2000usize..300_000, 1 => 1usize << 20..(3usize << 20)];
     let leaf = prop_oneof![
         8 => (file_mode, size, any::<u8>()).prop_map(|(m, s, seed)| Shape::File(m, s, seed)),
         1 => name().prop_map(Shape::Link),
     ];
     leaf.prop_recursive(4, 40, 6, |inner| {
-        (prop::sample::select(vec![0o755u32, 0o700, 0o750]), prop::collection::vec((name(), inner), 0..6)).prop_map(|(m, kids)| Shape::Dir(m, kids))
+        (
+            prop::sample::select(vec![0o755u32, 0o700, 0o750]),
+            prop::collection::vec((name(), inner), 0..6),
+        )
+            .prop_map(|(m, kids)| Shape::Dir(m, kids))
     })
 }
 
-fn flatten(prefix: &[u8], kids: &[(Vec<u8>, Shape)], seed: &[u8], tree: &mut Tree, times: &mut BTreeMap<Vec<u8>, (i64, u32)>) {
+fn flatten(
+    prefix: &[u8],
+    kids: &[(Vec<u8>, Shape)],
+    seed: &[u8],
+    tree: &mut Tree,
+    times: &mut BTreeMap<Vec<u8>, (i64, u32)>,
+) {
     for (i, (n, s)) in kids.iter().enumerate() {
         let mut p = prefix.to_vec();
         if !p.is_empty() {
@@ -53,7 +66,10 @@ fn flatten(prefix: &[u8], kids: &[(Vec<u8>, Shape)], seed: &[u8], tree: &mut Tre
         if tree.contains_key(&p) {
             continue;
         }
-        let t = (1_600_000_000 + (p.len() as i64) * 7919 + i as i64, (p.len() as u32 * 1_000_003) % 1_000_000_000);
+        let t = (
+            1_600_000_000 + (p.len() as i64) * 7919 + i as i64,
+            (p.len() as u32 * 1_000_003) % 1_000_000_000,
+        );
         match s {
             Shape::Dir(m, k) => {
                 tree.insert(p.clone(), Node::Dir { mode: *m });
@@ -67,7 +83,12 @@ fn flatten(prefix: &[u8], kids: &[(Vec<u8>, Shape)], seed: &[u8], tree: &mut Tre
                 times.insert(p, t);
             }
             Shape::Link(target) => {
-                tree.insert(p, Node::Symlink { target: target.clone() });
+                tree.insert(
+                    p,
+                    Node::Symlink {
+                        target: target.clone(),
+                    },
+                );
             }
         }
     }
@@ -81,10 +102,17 @@ fn make(kids: &[(Vec<u8>, Shape)], seed: u8) -> (Tree, BTreeMap<Vec<u8>, (i64, u
 }
 
 fn opts() -> ExtractOptions {
-    ExtractOptions { preserve_permissions: true, restore_times: true }
+    ExtractOptions {
+        preserve_permissions: true,
+        restore_times: true,
+    }
 }
 
-fn extract_and_read(archive: &PathBuf, snapshot: &str, dest: &std::path::Path) -> (Tree, BTreeMap<Vec<u8>, (i64, u32)>) {
+fn extract_and_read(
+    archive: &std::path::Path,
+    snapshot: &str,
+    dest: &std::path::Path,
+) -> (Tree, BTreeMap<Vec<u8>, (i64, u32)>) {
     let a = Archive::open(archive, None).unwrap();
     let s = a.find_snapshot(snapshot).unwrap();
     let out = a.extract(&s, dest, &opts(), &NoProgress).unwrap();

@@ -7,7 +7,11 @@ use ptar_tests::{ptar_s, random_bytes};
 fn keygen(dir: &Path, name: &str) -> (String, String) {
     let k = dir.join(name);
     let out = ptar_s(&["keygen", "-o", k.to_str().unwrap()], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let secret = k.to_str().unwrap().to_string();
     (secret.clone(), format!("{secret}.pub"))
 }
@@ -24,12 +28,20 @@ fn signatures_check_out_only_with_the_right_key_and_bytes() {
     let (_, p2) = keygen(tmp.path(), "mallory.key");
     let archive = tmp.path().join("s.ptar");
     let a = archive.to_str().unwrap();
-    assert!(ptar_s(&["-c", "--sign", &k1, "-f", a, "-C", t, "src"], &[]).status.success());
+    assert!(ptar_s(&["-c", "--sign", &k1, "-f", a, "-C", t, "src"], &[])
+        .status
+        .success());
     std::fs::write(src.join("later.txt"), "appended\n").unwrap();
-    assert!(ptar_s(&["-r", "--sign", &k1, "-f", a, "-C", t, "src"], &[]).status.success());
+    assert!(ptar_s(&["-r", "--sign", &k1, "-f", a, "-C", t, "src"], &[])
+        .status
+        .success());
 
     let ok = ptar_s(&["--verify", "--full", "--trusted-key", &p1, "-f", a], &[]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("signed by: "));
 
     let other = ptar_s(&["--verify", "--trusted-key", &p2, "-f", a], &[]);
@@ -38,8 +50,21 @@ fn signatures_check_out_only_with_the_right_key_and_bytes() {
 
     // An unsigned archive does not pass a trusted-key check.
     let plain = tmp.path().join("u.ptar");
-    assert!(ptar_s(&["-c", "-f", plain.to_str().unwrap(), "-C", t, "src"], &[]).status.success());
-    let out = ptar_s(&["--verify", "--trusted-key", &p1, "-f", plain.to_str().unwrap()], &[]);
+    assert!(
+        ptar_s(&["-c", "-f", plain.to_str().unwrap(), "-C", t, "src"], &[])
+            .status
+            .success()
+    );
+    let out = ptar_s(
+        &[
+            "--verify",
+            "--trusted-key",
+            &p1,
+            "-f",
+            plain.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not signed"));
 
@@ -52,7 +77,21 @@ fn signatures_check_out_only_with_the_right_key_and_bytes() {
         b[off] ^= 0x04;
         let damaged = tmp.path().join("d.ptar");
         std::fs::write(&damaged, &b).unwrap();
-        let out = ptar_s(&["--verify", "--full", "--trusted-key", &p1, "-f", damaged.to_str().unwrap()], &[]);
-        assert!(!out.status.success(), "a change at byte {off} of {} passed", pristine.len());
+        let out = ptar_s(
+            &[
+                "--verify",
+                "--full",
+                "--trusted-key",
+                &p1,
+                "-f",
+                damaged.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(
+            !out.status.success(),
+            "a change at byte {off} of {} passed",
+            pristine.len()
+        );
     }
 }

@@ -20,8 +20,16 @@ fn regions(a: &Archive) -> Vec<(&'static str, u64, u64)> {
         let f = &g.footer;
         r.push(("packfile", f.packfile_offset, f.index_offset));
         r.push(("index", f.index_offset, f.index_offset + f.index_len));
-        r.push(("snapshot table", f.table_offset, f.table_offset + f.table_len));
-        r.push(("footer", g.footer_offset, g.footer_offset + FOOTER_LEN as u64));
+        r.push((
+            "snapshot table",
+            f.table_offset,
+            f.table_offset + f.table_len,
+        ));
+        r.push((
+            "footer",
+            g.footer_offset,
+            g.footer_offset + FOOTER_LEN as u64,
+        ));
     }
     r
 }
@@ -32,19 +40,44 @@ fn build(dir: &Path, encrypted: bool) -> (PathBuf, PathBuf, PathBuf) {
     for (d, seed) in [(&one, "1"), (&two, "2")] {
         std::fs::create_dir_all(d.join("sub")).unwrap();
         std::fs::write(d.join("small.txt"), format!("small file {seed}\n")).unwrap();
-        std::fs::write(d.join("sub/text.txt"), format!("compressible text {seed} ").repeat(3000)).unwrap();
-        std::fs::write(d.join("sub/random.bin"), random_bytes(seed.as_bytes(), 600_000)).unwrap();
+        std::fs::write(
+            d.join("sub/text.txt"),
+            format!("compressible text {seed} ").repeat(3000),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("sub/random.bin"),
+            random_bytes(seed.as_bytes(), 600_000),
+        )
+        .unwrap();
     }
     let archive = dir.join("t.ptar");
     let opts = CreateOptions {
-        encryption: encrypted.then(|| Encryption { passphrase: Zeroizing::new(PASS.to_vec()), kdf: KdfParams { m_kib: 256, t: 1, p: 1 } }),
+        encryption: encrypted.then(|| Encryption {
+            passphrase: Zeroizing::new(PASS.to_vec()),
+            kdf: KdfParams {
+                m_kib: 256,
+                t: 1,
+                p: 1,
+            },
+        }),
         ..CreateOptions::default()
     };
     let mut w = Writer::create(&archive, opts).unwrap();
-    w.add_snapshot(std::slice::from_ref(&one), &SnapshotMeta::default(), &NoProgress).unwrap();
+    w.add_snapshot(
+        std::slice::from_ref(&one),
+        &SnapshotMeta::default(),
+        &NoProgress,
+    )
+    .unwrap();
     w.commit().unwrap();
     let mut w = Writer::append(&archive, encrypted.then_some(PASS)).unwrap();
-    w.add_snapshot(std::slice::from_ref(&two), &SnapshotMeta::default(), &NoProgress).unwrap();
+    w.add_snapshot(
+        std::slice::from_ref(&two),
+        &SnapshotMeta::default(),
+        &NoProgress,
+    )
+    .unwrap();
     w.commit().unwrap();
     (archive, one, two)
 }
@@ -54,11 +87,20 @@ fn check(bytes: Vec<u8>, pass: Option<&[u8]>) -> Option<String> {
     match Archive::from_vec(bytes, pass) {
         Err(e) => Some(e.to_string()),
         Ok(a) => {
-            let r = a.verify(&VerifyOptions { full: true, trusted_key: None });
+            let r = a.verify(&VerifyOptions {
+                full: true,
+                trusted_key: None,
+            });
             if r.ok() {
                 None
             } else {
-                Some(r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+                Some(
+                    r.problems
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
             }
         }
     }
@@ -77,11 +119,19 @@ fn flip_everywhere(encrypted: bool) {
     let (archive, _, _) = build(tmp.path(), encrypted);
     let pass = encrypted.then_some(PASS);
     let pristine = std::fs::read(&archive).unwrap();
-    assert_eq!(check(pristine.clone(), pass), None, "the pristine archive verifies");
+    assert_eq!(
+        check(pristine.clone(), pass),
+        None,
+        "the pristine archive verifies"
+    );
     let a = Archive::open(&archive, pass).unwrap();
     let regs = regions(&a);
     let total: u64 = regs.iter().map(|r| r.2 - r.1).sum();
-    assert_eq!(total, pristine.len() as u64, "regions cover the file exactly");
+    assert_eq!(
+        total,
+        pristine.len() as u64,
+        "regions cover the file exactly"
+    );
     let mut tried = 0;
     let mut table = Vec::new();
     for (name, start, end) in &regs {
@@ -90,12 +140,19 @@ fn flip_everywhere(encrypted: bool) {
         for off in &offs {
             let mut b = pristine.clone();
             b[*off as usize] ^= 0x5a;
-            let msg = check(b, pass).unwrap_or_else(|| panic!("flip at {off} in the {name} went unnoticed"));
-            assert!(msg.contains(name), "flip at {off} in the {name}: message does not name it: {msg}");
+            let msg = check(b, pass)
+                .unwrap_or_else(|| panic!("flip at {off} in the {name} went unnoticed"));
+            assert!(
+                msg.contains(name),
+                "flip at {off} in the {name}: message does not name it: {msg}"
+            );
             caught += 1;
             tried += 1;
         }
-        table.push(format!("{name:>15} [{start}..{end}): {caught}/{} flips caught and named", offs.len()));
+        table.push(format!(
+            "{name:>15} [{start}..{end}): {caught}/{} flips caught and named",
+            offs.len()
+        ));
     }
     eprintln!("{}", table.join("\n"));
     assert!(tried >= 200, "only {tried} offsets tried");
@@ -120,7 +177,10 @@ fn extraction_of_a_damaged_archive_never_writes_wrong_bytes() {
     let a = Archive::open(&archive, None).unwrap();
     let g2 = a.store().generations()[1].footer.clone();
     let mut failures = 0;
-    for (i, off) in offsets(g2.packfile_offset, g2.index_offset, 20).into_iter().enumerate() {
+    for (i, off) in offsets(g2.packfile_offset, g2.index_offset, 20)
+        .into_iter()
+        .enumerate()
+    {
         let mut b = pristine.clone();
         b[off as usize] ^= 0x01;
         let damaged = tmp.path().join(format!("d{i}.ptar"));
@@ -139,9 +199,14 @@ fn extraction_of_a_damaged_archive_never_writes_wrong_bytes() {
             for (k, v) in got {
                 if let Node::File { content, .. } = v {
                     let path = String::from_utf8(k).unwrap();
-                    let rel = path.split_once("/two/").map(|(_, r)| r.to_string()).expect("under two/");
+                    let rel = path
+                        .split_once("/two/")
+                        .map(|(_, r)| r.to_string())
+                        .expect("under two/");
                     match want.get(rel.as_bytes()) {
-                        Some(Node::File { content: w, .. }) => assert_eq!(&content, w, "wrong bytes written for {rel}"),
+                        Some(Node::File { content: w, .. }) => {
+                            assert_eq!(&content, w, "wrong bytes written for {rel}")
+                        }
                         other => panic!("unexpected file {rel}: {other:?}"),
                     }
                 }
@@ -157,16 +222,29 @@ fn cli_verify_names_the_region() {
     let (archive, _, _) = build(tmp.path(), false);
     let a = Archive::open(&archive, None).unwrap();
     let pristine = std::fs::read(&archive).unwrap();
-    let out = ptar_s(&["--verify", "--full", "-f", archive.to_str().unwrap()], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ptar_s(
+        &["--verify", "--full", "-f", archive.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (name, start, end) in regions(&a) {
         let mut b = pristine.clone();
         b[((start + end) / 2) as usize] ^= 0x10;
         let damaged = tmp.path().join("damaged.ptar");
         std::fs::write(&damaged, &b).unwrap();
-        let out = ptar_s(&["--verify", "--full", "-f", damaged.to_str().unwrap()], &[]);
+        let out = ptar_s(
+            &["--verify", "--full", "-f", damaged.to_str().unwrap()],
+            &[],
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
-        assert!(err.contains(name) && err.starts_with("ptar: "), "{name}: {err}");
+        assert!(
+            err.contains(name) && err.starts_with("ptar: "),
+            "{name}: {err}"
+        );
     }
 }

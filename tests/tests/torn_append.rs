@@ -20,11 +20,22 @@ fn truncation_inside_the_last_generation_rolls_back() {
     std::fs::write(two.join("b.bin"), random_bytes(b"two", 900_000)).unwrap();
     let archive = tmp.path().join("a.ptar");
     let mut w = Writer::create(&archive, CreateOptions::default()).unwrap();
-    let (first_id, _) = w.add_snapshot(std::slice::from_ref(&one), &SnapshotMeta::default(), &NoProgress).unwrap();
+    let (first_id, _) = w
+        .add_snapshot(
+            std::slice::from_ref(&one),
+            &SnapshotMeta::default(),
+            &NoProgress,
+        )
+        .unwrap();
     w.commit().unwrap();
     let gen1_end = std::fs::metadata(&archive).unwrap().len();
     let mut w = Writer::append(&archive, None).unwrap();
-    w.add_snapshot(std::slice::from_ref(&two), &SnapshotMeta::default(), &NoProgress).unwrap();
+    w.add_snapshot(
+        std::slice::from_ref(&two),
+        &SnapshotMeta::default(),
+        &NoProgress,
+    )
+    .unwrap();
     w.commit().unwrap();
     let full = std::fs::read(&archive).unwrap();
     let (want_one, _) = read_tree(&one);
@@ -32,7 +43,12 @@ fn truncation_inside_the_last_generation_rolls_back() {
     let n = 60u64;
     let span = full.len() as u64 - gen1_end;
     let mut points: Vec<u64> = (0..n).map(|i| gen1_end + i * span / n).collect();
-    points.extend([gen1_end + 1, full.len() as u64 - 1, full.len() as u64 - 8, full.len() as u64 - 511]);
+    points.extend([
+        gen1_end + 1,
+        full.len() as u64 - 1,
+        full.len() as u64 - 8,
+        full.len() as u64 - 511,
+    ]);
     for (i, cut) in points.iter().enumerate() {
         let path = tmp.path().join(format!("cut{i}.ptar"));
         std::fs::write(&path, &full[..*cut as usize]).unwrap();
@@ -41,22 +57,39 @@ fn truncation_inside_the_last_generation_rolls_back() {
         let snaps = a.snapshots().unwrap();
         assert_eq!(snaps.len(), 1);
         assert_eq!(snaps[0].id, first_id);
-        let report = a.verify(&VerifyOptions { full: true, trusted_key: None });
+        let report = a.verify(&VerifyOptions {
+            full: true,
+            trusted_key: None,
+        });
         assert!(report.ok(), "cut at {cut}: {:?}", report.problems);
-        assert_eq!(report.tail.as_ref().map(|t| t.len).unwrap_or(0), cut - gen1_end);
+        assert_eq!(
+            report.tail.as_ref().map(|t| t.len).unwrap_or(0),
+            cut - gen1_end
+        );
         drop(a);
         // A new append truncates the torn tail and succeeds.
         let mut w = Writer::append(&path, None).unwrap();
-        w.add_snapshot(std::slice::from_ref(&two), &SnapshotMeta::default(), &NoProgress).unwrap();
+        w.add_snapshot(
+            std::slice::from_ref(&two),
+            &SnapshotMeta::default(),
+            &NoProgress,
+        )
+        .unwrap();
         w.commit().unwrap();
         let a = Archive::open(&path, None).unwrap();
         assert!(a.store().tail().is_none());
         assert_eq!(a.snapshots().unwrap().len(), 2);
-        assert!(a.verify(&VerifyOptions { full: true, trusted_key: None }).ok());
+        assert!(a
+            .verify(&VerifyOptions {
+                full: true,
+                trusted_key: None
+            })
+            .ok());
         if i % 10 == 0 {
             let dest = tmp.path().join(format!("x{i}"));
             let s = a.find_snapshot(&first_id.to_hex()).unwrap();
-            a.extract(&s, &dest, &ExtractOptions::default(), &NoProgress).unwrap();
+            a.extract(&s, &dest, &ExtractOptions::default(), &NoProgress)
+                .unwrap();
             let (got, _) = read_tree(&dest.join(one.strip_prefix("/").unwrap()));
             assert_eq!(got, want_one);
         }
@@ -72,19 +105,46 @@ fn cli_reports_the_interrupted_append() {
     std::fs::write(src.join("f"), random_bytes(b"f", 100_000)).unwrap();
     let archive: PathBuf = tmp.path().join("a.ptar");
     let a = archive.to_str().unwrap();
-    assert!(ptar_s(&["-c", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"], &[]).status.success());
+    assert!(ptar_s(
+        &["-c", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"],
+        &[]
+    )
+    .status
+    .success());
     let good = std::fs::read(&archive).unwrap();
     std::fs::write(src.join("g"), random_bytes(b"g", 100_000)).unwrap();
-    assert!(ptar_s(&["-r", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"], &[]).status.success());
+    assert!(ptar_s(
+        &["-r", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"],
+        &[]
+    )
+    .status
+    .success());
     let all = std::fs::read(&archive).unwrap();
     let cut = good.len() + (all.len() - good.len()) / 2;
     std::fs::write(&archive, &all[..cut]).unwrap();
     let out = ptar_s(&["--verify", "-f", a], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("{} bytes of an interrupted append after generation 1", cut - good.len())), "{stdout}");
-    let out = ptar_s(&["-r", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{} bytes of an interrupted append after generation 1",
+            cut - good.len()
+        )),
+        "{stdout}"
+    );
+    let out = ptar_s(
+        &["-r", "-f", a, "-C", tmp.path().to_str().unwrap(), "src"],
+        &[],
+    );
     assert!(out.status.success());
     let out = ptar_s(&["snapshots", "-f", a], &[]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "header + 2 snapshots");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        3,
+        "header + 2 snapshots"
+    );
 }

@@ -296,7 +296,7 @@ pub fn extract(
         Mode::empty(),
     )
     .map_err(|e| Error::io_at(dest, errno(e)))?;
-    let root_dup = root_fd.try_clone().map_err(std::io::Error::from)?;
+    let root_dup = root_fd.try_clone()?;
     let mut x = Extractor {
         store,
         root: root_dup,
@@ -317,7 +317,7 @@ pub fn extract(
     while let Some(top) = stack.last_mut() {
         if let Some(e) = top.todo.pop() {
             let rel = join(&top.rel, &e.name);
-            let parent = top.fd.try_clone().map_err(std::io::Error::from)?;
+            let parent = top.fd.try_clone()?;
             if stack.len() > MAX_TREE_DEPTH {
                 return Err(Error::corrupt(
                     crate::Region::Blob {
