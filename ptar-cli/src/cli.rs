@@ -111,6 +111,29 @@ pub enum Sub {
         #[arg(long = "passphrase-file", value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },
+    /// Change (or, with --add, add) the passphrase of an encrypted archive.
+    ///
+    /// Appends a generation holding a new key-slot table; no data is
+    /// re-encrypted. The old passphrase stops opening the archive, but its
+    /// slot stays in the file's earlier bytes: to revoke it, copy the
+    /// snapshots into a new archive.
+    Passwd {
+        /// The archive file.
+        #[arg(short = 'f', long = "file", value_name = "ARCHIVE")]
+        file: PathBuf,
+        /// Read the current passphrase from the first line of FILE (else PTAR_PASSPHRASE or the terminal).
+        #[arg(long = "passphrase-file", value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Read the new passphrase from the first line of FILE (else PTAR_NEW_PASSPHRASE or the terminal).
+        #[arg(long = "new-passphrase-file", value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Keep the current passphrase working too.
+        #[arg(long = "add")]
+        add: bool,
+        /// Argon2id costs as MEMORY_KIB,PASSES,LANES.
+        #[arg(long = "kdf-params", value_name = "M,T,P", hide = true)]
+        kdf_params: Option<String>,
+    },
     /// Write a new ed25519 signing key to KEY and its public half to KEY.pub.
     Keygen {
         /// Where to write the secret key.
@@ -126,7 +149,7 @@ pub enum Command {
     Sub(Sub),
 }
 
-const SUBCOMMANDS: &[&str] = &["snapshots", "keygen"];
+const SUBCOMMANDS: &[&str] = &["snapshots", "keygen", "passwd"];
 
 /// Parses argv.
 pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {

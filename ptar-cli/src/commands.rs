@@ -56,6 +56,19 @@ impl Progress for CliProgress {
 pub fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Sub(Sub::Keygen { output }) => keygen(&output),
+        Command::Sub(Sub::Passwd {
+            file,
+            passphrase_file,
+            new_passphrase_file,
+            add,
+            kdf_params: k,
+        }) => passwd(
+            &file,
+            passphrase_file.as_deref(),
+            new_passphrase_file.as_deref(),
+            add,
+            k.as_deref(),
+        ),
         Command::Sub(Sub::Snapshots {
             file,
             passphrase_file,
@@ -351,6 +364,40 @@ fn keygen(path: &Path) -> Result<ExitCode> {
         path.display(),
         Path::new(&pub_path).display(),
         ptar::signing::fingerprint(key.verifying_key().as_bytes())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn passwd(
+    file: &Path,
+    current: Option<&Path>,
+    new: Option<&Path>,
+    add: bool,
+    kdf: Option<&str>,
+) -> Result<ExitCode> {
+    let header = ptar::probe(file).with_context(|| file.display().to_string())?;
+    if !header.encrypted() {
+        bail!("{}: the archive is not encrypted", file.display());
+    }
+    let kdf = kdf_params(kdf)?;
+    let pass = passphrase::for_reading(current)?;
+    let mut w =
+        Writer::append(file, Some(pass.as_slice())).with_context(|| file.display().to_string())?;
+    let new_pass = passphrase::new_for_existing(new)?;
+    let mut slots = if add {
+        ptar::Archive::open(file, Some(pass.as_slice()))?
+            .store()
+            .key_slots()?
+    } else {
+        Vec::new()
+    };
+    slots.push(w.new_key_slot(&new_pass, kdf)?);
+    let n = slots.len();
+    w.set_key_slots(slots)?;
+    let info = w.commit()?;
+    eprintln!(
+        "ptar: generation {} holds {n} key slot(s); no data was re-encrypted",
+        info.generation
     );
     Ok(ExitCode::SUCCESS)
 }

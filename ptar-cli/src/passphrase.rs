@@ -16,7 +16,21 @@ pub fn for_new_archive(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
     obtain(file, true)
 }
 
+/// A new passphrase for an existing archive: the file, PTAR_NEW_PASSPHRASE, or the terminal (twice).
+pub fn new_for_existing(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
+    obtain_from(file, "PTAR_NEW_PASSPHRASE", "New passphrase", true)
+}
+
 fn obtain(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
+    obtain_from(file, "PTAR_PASSPHRASE", "Passphrase", confirm)
+}
+
+fn obtain_from(
+    file: Option<&Path>,
+    var: &str,
+    prompt: &str,
+    confirm: bool,
+) -> Result<Zeroizing<Vec<u8>>> {
     let p = if let Some(f) = file {
         let text = Zeroizing::new(
             std::fs::read(f)
@@ -25,19 +39,19 @@ fn obtain(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
         let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         Zeroizing::new(line.to_vec())
-    } else if let Some(v) = std::env::var_os("PTAR_PASSPHRASE") {
+    } else if let Some(v) = std::env::var_os(var) {
         Zeroizing::new(std::os::unix::ffi::OsStringExt::into_vec(v))
     } else if std::io::stdin().is_terminal()
         || std::fs::metadata("/dev/tty").is_ok() && std::io::stderr().is_terminal()
     {
         let first = Zeroizing::new(
-            rpassword::prompt_password("Passphrase: ")
+            rpassword::prompt_password(format!("{prompt}: "))
                 .context("cannot read the passphrase")?
                 .into_bytes(),
         );
         if confirm {
             let second = Zeroizing::new(
-                rpassword::prompt_password("Passphrase (again): ")
+                rpassword::prompt_password(format!("{prompt} (again): "))
                     .context("cannot read the passphrase")?
                     .into_bytes(),
             );
@@ -47,7 +61,7 @@ fn obtain(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
         }
         first
     } else {
-        bail!("a passphrase is needed: set PTAR_PASSPHRASE, pass --passphrase-file, or run at a terminal");
+        bail!("a passphrase is needed: set {var}, pass a passphrase file, or run at a terminal");
     };
     if p.is_empty() {
         bail!("an empty passphrase is refused");

@@ -460,8 +460,19 @@ impl<W: Sink> Writer<W> {
 
     /// Replaces the key slots in force from this generation on (a new or
     /// changed passphrase). Only for encrypted archives.
-    pub fn set_key_slots(&mut self, slots: Vec<KeySlot>) {
+    pub fn set_key_slots(&mut self, slots: Vec<KeySlot>) -> Result<()> {
+        if self.gen.as_ref().expect("live writer").keys().is_none() {
+            return Err(Error::InvalidInput("the archive is not encrypted".into()));
+        }
+        if slots.is_empty() || slots.len() > crate::format::limits::MAX_KEY_SLOTS as usize {
+            return Err(Error::InvalidInput(format!(
+                "{} key slots (1 to {} allowed)",
+                slots.len(),
+                crate::format::limits::MAX_KEY_SLOTS
+            )));
+        }
         self.keyslots = Some(slots);
+        Ok(())
     }
 
     /// Wraps this archive's master key for `passphrase`.

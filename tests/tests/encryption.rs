@@ -204,3 +204,57 @@ fn same_tree_gets_different_ids_and_cut_points_per_archive() {
         "content ids must depend on the archive's key"
     );
 }
+
+#[test]
+fn passphrase_change_and_addition_reencrypt_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("src"));
+    let archive = create(tmp.path(), "e.ptar", "old horse");
+    let a = archive.to_str().unwrap();
+    let before = std::fs::metadata(&archive).unwrap().len();
+    let out = ptar_s(
+        &["passwd", "--kdf-params", FAST_KDF, "-f", a],
+        &[
+            ("PTAR_PASSPHRASE", "old horse"),
+            ("PTAR_NEW_PASSPHRASE", "new horse"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let growth = std::fs::metadata(&archive).unwrap().len() - before;
+    assert!(
+        growth < 4096,
+        "changing the passphrase grew the archive by {growth} bytes"
+    );
+    let old = ptar_s(&["-t", "-f", a], &[("PTAR_PASSPHRASE", "old horse")]);
+    assert!(String::from_utf8_lossy(&old.stderr).contains("wrong passphrase"));
+    let new = ptar_s(&["-t", "-f", a], &[("PTAR_PASSPHRASE", "new horse")]);
+    assert!(new.status.success());
+    assert!(String::from_utf8_lossy(&new.stdout).contains("src/random.bin"));
+    // --add keeps the current one working.
+    let out = ptar_s(
+        &["passwd", "--add", "--kdf-params", FAST_KDF, "-f", a],
+        &[
+            ("PTAR_PASSPHRASE", "new horse"),
+            ("PTAR_NEW_PASSPHRASE", "third horse"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in ["new horse", "third horse"] {
+        let out = ptar_s(&["--verify", "--full", "-f", a], &[("PTAR_PASSPHRASE", p)]);
+        assert!(
+            out.status.success(),
+            "{p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = ptar_s(&["-t", "-f", a], &[("PTAR_PASSPHRASE", "old horse")]);
+    assert!(!out.status.success());
+}
