@@ -1,0 +1,293 @@
+//! Hostile archives get clear errors: never a panic, a hang, a huge
+//! allocation, or a write outside the destination.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use ptar::crypto::{self, Keys, SeededEntropy};
+use ptar::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
+use ptar::format::snapshot::SnapshotRecord;
+use ptar::format::table::TableEntry;
+use ptar::format::tree::{Content, Entry, EntryType, Payload, Timestamp};
+use ptar::format::{Kind, FORMAT_MAJOR, FORMAT_MINOR};
+use ptar::fs::ExtractOptions;
+use ptar::progress::NoProgress;
+use ptar::store::writer::ArchiveContext;
+use ptar::store::GenerationWriter;
+use ptar::{Archive, Error, VerifyOptions};
+use zeroize::Zeroizing;
+
+fn header(encrypted: Option<(&[u8; 32], KdfParams)>) -> Header {
+    let uuid = [9u8; 16];
+    let mut h = Header {
+        major: FORMAT_MAJOR,
+        minor: FORMAT_MINOR,
+        flags: 0,
+        uuid,
+        chunker: ChunkerParams::DEFAULT,
+        default_codec: 1,
+        created: 0,
+        key_check: [0; 32],
+        key_slots: vec![],
+    };
+    if let Some((mk, kdf)) = encrypted {
+        h.flags = FLAG_ENCRYPTED;
+        h.key_check = crypto::key_check(mk, &uuid);
+        h.key_slots = vec![KeySlot {
+            kdf,
+            salt: [1; 16],
+            nonce: [2; 24],
+            wrapped: [3; 48],
+        }];
+    }
+    h
+}
+
+/// A one-generation archive whose only snapshot has `root` entries, built by hand.
+fn forge(h: &Header, keys: Option<Arc<Keys>>, root: Vec<Entry>) -> Vec<u8> {
+    forge_with(h, keys, |_| root)
+}
+
+/// Like [`forge`], with a closure that may store blobs (subdirectories) first.
+fn forge_with(
+    h: &Header,
+    keys: Option<Arc<Keys>>,
+    build: impl FnOnce(&mut GenerationWriter<Vec<u8>>) -> Vec<Entry>,
+) -> Vec<u8> {
+    let hb = h.to_bytes();
+    let ctx = ArchiveContext {
+        uuid: h.uuid,
+        header_minor: h.minor,
+        header_hash: *blake3::hash(&hb).as_bytes(),
+        keys,
+        existing: None,
+    };
+    let mut w = GenerationWriter::new(
+        hb.clone(),
+        hb.len() as u64,
+        ctx,
+        Box::new(SeededEntropy::new(b"hostile")),
+    );
+    let root = build(&mut w);
+    let page = ptar::format::tree::TreePage::Leaf(root).to_bytes();
+    let root_id = w.put_blob(Kind::Tree, &page).unwrap();
+    let rec = SnapshotRecord {
+        root: root_id,
+        ..SnapshotRecord::default()
+    };
+    let sid = w.put_blob(Kind::Snapshot, &rec.to_bytes()).unwrap();
+    let (bytes, _) = w
+        .finish(
+            &[TableEntry {
+                id: sid,
+                generation: 1,
+            }],
+            None,
+            None,
+            0,
+        )
+        .unwrap();
+    bytes
+}
+
+fn entry(name: &[u8], kind: EntryType, payload: Payload, size: u64) -> Entry {
+    Entry {
+        name: name.to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        user: vec![],
+        group: vec![],
+        mtime: Timestamp::default(),
+        atime: Timestamp::default(),
+        ctime: Timestamp::default(),
+        dev: 0,
+        ino: 0,
+        nlink: 1,
+        size,
+        xattrs: vec![],
+        payload,
+    }
+}
+
+#[test]
+fn hostile_kdf_parameters_are_refused_at_once() {
+    let mk = [7u8; 32];
+    for kdf in [
+        KdfParams {
+            m_kib: 64 * 1024 * 1024,
+            t: 1,
+            p: 1,
+        }, // 64 GiB
+        KdfParams {
+            m_kib: 1024,
+            t: 1_000_000,
+            p: 1,
+        }, // absurd time
+        KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 0,
+        }, // invalid
+    ] {
+        let keys = Arc::new(Keys::from_master(Zeroizing::new(mk)));
+        let bytes = forge(&header(Some((&mk, kdf))), Some(keys), vec![]);
+        let t = std::time::Instant::now();
+        let r = Archive::from_vec(bytes, Some(b"any passphrase"));
+        assert!(
+            matches!(r, Err(Error::ExcessiveWork(_))),
+            "{kdf:?}: {:?}",
+            r.err()
+        );
+        assert!(t.elapsed().as_millis() < 1000, "took {:?}", t.elapsed());
+    }
+}
+
+fn try_extract(bytes: Vec<u8>, dest: &Path) -> Result<ptar::fs::ExtractOutcome, Error> {
+    let a = Archive::from_vec(bytes, None)?;
+    let s = a.find_snapshot("latest")?;
+    a.extract(&s, dest, &ExtractOptions::default(), &NoProgress)
+}
+
+#[test]
+fn hostile_names_never_leave_the_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = Payload::File(Content::Inline(vec![]));
+    for bad in [
+        &b".."[..],
+        b".",
+        b"../escape",
+        b"/etc/passwd",
+        b"a/b",
+        b"",
+        b"nul\0byte",
+    ] {
+        let bytes = forge(
+            &header(None),
+            None,
+            vec![entry(bad, EntryType::File, empty.clone(), 0)],
+        );
+        let dest = tmp.path().join("dest");
+        let r = try_extract(bytes, &dest);
+        let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("entry name"),
+            "{:?}: {msg}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(!tmp.path().join("escape").exists() && !dest.join("a").exists());
+    }
+    // The same name twice, or a symlink and a directory of one name: refused.
+    let twice = vec![
+        entry(b"x", EntryType::File, empty.clone(), 0),
+        entry(
+            b"x",
+            EntryType::Symlink,
+            Payload::Symlink(b"/etc".to_vec()),
+            0,
+        ),
+    ];
+    let r = try_extract(forge(&header(None), None, twice), &tmp.path().join("d2"));
+    assert!(r
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+        .contains("repeat a name"));
+}
+
+#[test]
+fn a_hard_link_to_something_not_extracted_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("secret");
+    std::fs::write(&outside, "do not link me").unwrap();
+    let link = entry(
+        b"l",
+        EntryType::Hardlink,
+        Payload::Hardlink(b"secret".to_vec()),
+        0,
+    );
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir_all(&dest).unwrap();
+    let out = try_extract(forge(&header(None), None, vec![link]), &dest).unwrap();
+    assert_eq!(out.errors.len(), 1);
+    assert!(!dest.join("l").exists());
+}
+
+#[test]
+fn preplanted_symlinks_are_replaced_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "original").unwrap();
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::os::unix::fs::symlink(&victim, dest.join("f")).unwrap();
+    std::os::unix::fs::symlink(tmp.path(), dest.join("d")).unwrap();
+    let bytes = forge_with(&header(None), None, |w| {
+        let chunk = w.put_blob(Kind::Chunk, b"archived").unwrap();
+        let data = Payload::File(Content::Inline(vec![ptar::format::tree::Extent::Data {
+            len: 8,
+            id: chunk,
+        }]));
+        let inner =
+            ptar::format::tree::TreePage::Leaf(vec![entry(b"g", EntryType::File, data.clone(), 8)])
+                .to_bytes();
+        let sub = w.put_blob(Kind::Tree, &inner).unwrap();
+        let mut d = entry(b"d", EntryType::Dir, Payload::Dir(sub), 0);
+        d.mode = 0o755;
+        vec![d, entry(b"f", EntryType::File, data, 8)]
+    });
+    let out = try_extract(bytes, &dest).unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "original",
+        "wrote through a planted file symlink"
+    );
+    assert!(
+        !tmp.path().join("g").exists(),
+        "wrote through a planted directory symlink"
+    );
+    assert_eq!(std::fs::read_to_string(dest.join("f")).unwrap(), "archived");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("d/g")).unwrap(),
+        "archived"
+    );
+    assert!(std::fs::symlink_metadata(dest.join("d")).unwrap().is_dir());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_damage_never_panics(
+        which in 0..2usize,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in prop::option::weighted(0.2, any::<prop::sample::Index>()),
+    ) {
+        let name = ["tiny-plain", "tiny-encrypted"][which];
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../testdata/archives/{name}.ptar"));
+        let mut bytes = std::fs::read(path).unwrap();
+        for (i, v) in &edits {
+            let at = i.index(bytes.len());
+            bytes[at] = *v;
+        }
+        if let Some(c) = cut {
+            let n = c.index(bytes.len());
+            bytes.truncate(n);
+        }
+        let pass: Option<&[u8]> = (which == 1).then_some(b"correct horse battery staple");
+        if let Ok(a) = Archive::from_vec(bytes, pass) {
+            let _ = a.verify(&VerifyOptions { full: true, trusted_key: None });
+            if let Ok(s) = a.find_snapshot("latest") {
+                let tmp = tempfile::tempdir().unwrap();
+                let dest = tmp.path().join("out");
+                let _ = a.extract(&s, &dest, &ExtractOptions::default(), &NoProgress);
+                // Whatever happened, nothing was written beside the destination.
+                let beside: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+                prop_assert!(beside.iter().all(|n| n == "out"));
+            }
+        }
+    }
+}
