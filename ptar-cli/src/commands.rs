@@ -163,9 +163,10 @@ fn outcome_code(progress: &CliProgress, errors: &[(Vec<u8>, String)], changed: b
 fn add_and_commit<W: ptar::store::Sink>(
     mut w: Writer<W>,
     t: &TarArgs,
+    key: Option<ed25519_dalek::SigningKey>,
     paths: &[PathBuf],
 ) -> Result<ExitCode> {
-    if let Some(k) = load_signing_key(t.sign.as_deref())? {
+    if let Some(k) = key {
         w.sign_with(k);
     }
     let progress = CliProgress::new(t.verbose);
@@ -198,9 +199,10 @@ fn create(t: &TarArgs) -> Result<ExitCode> {
     } else if t.passphrase_file.is_some() {
         bail!("--passphrase-file needs --encrypt when creating an archive");
     }
+    let key = load_signing_key(t.sign.as_deref())?;
     let paths = operands(t)?;
     let w = Writer::create(&archive, opts).with_context(|| archive.display().to_string())?;
-    add_and_commit(w, t, &paths)
+    add_and_commit(w, t, key, &paths)
 }
 
 fn append(t: &TarArgs) -> Result<ExitCode> {
@@ -217,10 +219,11 @@ fn append(t: &TarArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let key = load_signing_key(t.sign.as_deref())?;
     let w = Writer::append(&archive, pass.as_deref().map(|p| p.as_slice()))
         .with_context(|| archive.display().to_string())?;
     let paths = operands(t)?;
-    add_and_commit(w, t, &paths)
+    add_and_commit(w, t, key, &paths)
 }
 
 fn list(t: &TarArgs) -> Result<ExitCode> {

@@ -4,7 +4,8 @@ use crate::format::tree::Entry;
 
 /// Receives progress from long operations. Every method has a no-op default.
 pub trait Progress: Sync {
-    /// An entry was stored, listed or extracted; `path` is relative to the snapshot root.
+    /// An entry is being stored or extracted; `path` is relative to the
+    /// snapshot root. Directories are reported before their contents.
     fn entry(&self, _path: &[u8], _entry: &Entry) {}
     /// `n` more bytes of file content were processed.
     fn bytes(&self, _n: u64) {}

@@ -428,7 +428,12 @@ pub fn add_paths<W: Sink>(
         if let Some((name, path, node)) = top.todo.pop() {
             let rel = join(&top.rel, &name);
             match walker.visit(rel, name, path, node)? {
-                Visit::Dir(f) => stack.push(f),
+                Visit::Dir(f) => {
+                    if let Some(e) = &f.entry {
+                        walker.progress.entry(&f.rel, e);
+                    }
+                    stack.push(f)
+                }
                 Visit::Entry(rel, e) => {
                     walker.progress.entry(&rel, &e);
                     stack.last_mut().expect("frame").built.push(e);
@@ -446,7 +451,6 @@ pub fn add_paths<W: Sink>(
             Some(mut e) => {
                 e.payload = Payload::Dir(id);
                 walker.out.summary.dirs += 1;
-                walker.progress.entry(&frame.rel, &e);
                 stack
                     .last_mut()
                     .expect("a directory frame has a parent")

@@ -328,7 +328,10 @@ pub fn extract(
                 ));
             }
             match x.extract_entry(&parent, &rel, &e) {
-                Ok(Some(frame)) => stack.push(frame),
+                Ok(Some(frame)) => {
+                    progress.entry(&rel, &e);
+                    stack.push(frame)
+                }
                 Ok(None) => progress.entry(&rel, &e),
                 Err(err) => {
                     let msg = err.to_string();
@@ -345,7 +348,6 @@ pub fn extract(
                     Some(t) => rustix::fs::futimens(&frame.fd, &t),
                     None => Ok(()),
                 });
-            progress.entry(&frame.rel, &e);
             if let Err(err) = res {
                 let msg = format!("cannot set directory metadata: {}", errno(err));
                 progress.warning(&frame.rel, &msg);
