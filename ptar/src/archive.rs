@@ -282,6 +282,8 @@ pub struct Writer<W: Sink> {
     signer: Option<ed25519_dalek::SigningKey>,
     target: Target,
     time_ns: Option<i64>,
+    /// (device, inode) of the archive file itself, never read into a snapshot.
+    own_file: Vec<(u64, u64)>,
 }
 
 fn now_ns() -> i64 {
@@ -349,11 +351,19 @@ impl Writer<BufWriter<File>> {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| Error::io_at(&tmp, e))?;
+        let own = file_id(&file);
         let target = Target::Create {
             tmp,
             dest: path.to_path_buf(),
         };
-        Writer::start(BufWriter::with_capacity(1 << 20, file), opts, target)
+        let mut w = Writer::start(BufWriter::with_capacity(1 << 20, file), opts, target)?;
+        w.own_file.extend(own);
+        // An archive being replaced is not read into the new one either.
+        if let Ok(md) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            w.own_file.push((md.dev(), md.ino()));
+        }
+        Ok(w)
     }
 
     /// Opens the archive at `path` to append a generation. Holds an exclusive
@@ -411,6 +421,7 @@ impl Writer<BufWriter<File>> {
             existing: Some(store.clone()),
         };
         let gen = GenerationWriter::new(out, committed, ctx, entropy);
+        let own_file = file_id(&file).into_iter().collect();
         Ok(Writer {
             gen: Some(gen),
             chunker,
@@ -419,6 +430,7 @@ impl Writer<BufWriter<File>> {
             signer: None,
             target: Target::Append { file, committed },
             time_ns,
+            own_file,
         })
     }
 }
@@ -450,6 +462,7 @@ impl<W: Sink> Writer<W> {
             signer: None,
             target,
             time_ns: opts.time_ns,
+            own_file: Vec::new(),
         })
     }
 
@@ -535,7 +548,7 @@ impl<W: Sink> Writer<W> {
         let t0 = std::time::Instant::now();
         let gen = self.gen.as_mut().expect("live writer");
         let before = gen.stats();
-        let outcome = crate::fs::add_paths(gen, &self.chunker, paths, progress)?;
+        let outcome = crate::fs::add_paths(gen, &self.chunker, paths, &self.own_file, progress)?;
         let after = gen.stats();
         let mut summary = outcome.summary;
         summary.new_blobs = after.blobs - before.blobs;
@@ -614,6 +627,11 @@ impl<W: Sink> Drop for Writer<W> {
             Target::Stream => {}
         }
     }
+}
+
+fn file_id(f: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn hostname() -> String {

@@ -148,3 +148,30 @@ fn cli_reports_the_interrupted_append() {
         "header + 2 snapshots"
     );
 }
+
+#[test]
+fn the_archive_never_reads_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("f.txt"), "some data\n").unwrap();
+    for mode in ["-c", "-r", "-r"] {
+        let out = std::process::Command::new(ptar_tests::ptar_bin())
+            .args([mode, "-f", "self.ptar", "."])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("file is the archive; not dumped"),
+            "{mode}: {err}"
+        );
+        let list = ptar_s(
+            &["-t", "-f", tmp.path().join("self.ptar").to_str().unwrap()],
+            &[],
+        );
+        let names = String::from_utf8_lossy(&list.stdout).to_string();
+        assert!(
+            names.contains("f.txt") && !names.contains("self.ptar") && !names.contains("ptar-tmp"),
+            "{names}"
+        );
+    }
+}

@@ -129,6 +129,7 @@ struct Walker<'a, 'p, W: Sink> {
     progress: &'p dyn Progress,
     out: CreateOutcome,
     links: HashMap<(u64, u64), Vec<u8>>,
+    skip: &'a [(u64, u64)],
 }
 
 fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -265,6 +266,11 @@ impl<W: Sink> Walker<'_, '_, W> {
                 return Ok(Visit::Skip);
             }
         };
+        if self.skip.contains(&(md.dev(), md.ino())) {
+            self.progress
+                .warning(&rel, "file is the archive; not dumped");
+            return Ok(Visit::Skip);
+        }
         let ft = md.file_type();
         use std::os::unix::fs::FileTypeExt;
         if ft.is_dir() {
@@ -350,10 +356,13 @@ enum Visit {
 
 /// Reads `paths` (files or directories, named as on a tar command line) into
 /// a tree stored through `w`, returning its root id and what was seen.
+/// Files whose (device, inode) is in `skip` (the archive being written) are
+/// left out with a warning.
 pub fn add_paths<W: Sink>(
     w: &mut GenerationWriter<W>,
     chunker: &Chunker,
     paths: &[PathBuf],
+    skip: &[(u64, u64)],
     progress: &dyn Progress,
 ) -> Result<CreateOutcome> {
     let mut root = VNode::default();
@@ -400,6 +409,7 @@ pub fn add_paths<W: Sink>(
         progress,
         out: CreateOutcome::default(),
         links: HashMap::new(),
+        skip,
     };
     let mut todo = Vec::new();
     for src in &root_sources {
