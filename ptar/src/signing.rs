@@ -32,7 +32,7 @@ pub fn public_to_text(k: &VerifyingKey) -> String {
 pub fn secret_from_text(text: &str) -> Result<SigningKey> {
     let h = text
         .trim()
-        .strip_prefix(SECRET_PREFIX.trim_end())
+        .strip_prefix(SECRET_PREFIX)
         .map(str::trim)
         .ok_or_else(|| Error::InvalidInput("not a ptar secret key file".into()))?;
     let b = zeroize::Zeroizing::new(
@@ -52,7 +52,7 @@ pub fn public_from_text(text: &str) -> Result<VerifyingKey> {
     }
     let h = text
         .trim()
-        .strip_prefix(PUBLIC_PREFIX.trim_end())
+        .strip_prefix(PUBLIC_PREFIX)
         .map(str::trim)
         .ok_or_else(|| Error::InvalidInput("not a ptar public key file".into()))?;
     let b: [u8; 32] = unhex(h)

@@ -78,9 +78,9 @@ pub fn write_directory<W: Sink>(w: &mut GenerationWriter<W>, entries: Vec<Entry>
         });
     }
     let mut level = 1u8;
-    loop {
-        if level_refs.len() == 1 {
-            return Ok(level_refs[0].id);
+    while level_refs.len() > 1 {
+        if level > MAX_PAGE_LEVELS {
+            return Err(Error::InvalidInput("directory too large".into()));
         }
         let pages = split(level_refs, |c| &c.first_name, |c| c.first_name.len() + 42);
         let mut next = Vec::new();
@@ -103,10 +103,8 @@ pub fn write_directory<W: Sink>(w: &mut GenerationWriter<W>, entries: Vec<Entry>
         }
         level_refs = next;
         level += 1;
-        if level > MAX_PAGE_LEVELS {
-            return Err(Error::InvalidInput("directory too large".into()));
-        }
     }
+    Ok(level_refs[0].id)
 }
 
 /// Stores a file's extent list: inline when short, else as file-map pages.
@@ -154,10 +152,12 @@ fn tree_error(id: &Id, detail: impl Into<String>) -> Error {
 /// structure and global name order.
 pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
     let mut out: Vec<Entry> = Vec::new();
-    // (page id, expected level or None for the top, expected first name)
-    let mut stack: Vec<(Id, Option<u8>, Option<Vec<u8>>)> = vec![(*id, None, None)];
+    // (page id, expected level, expected first name, expected entries below;
+    // `None` for the top page)
+    type Want = (Id, Option<u8>, Option<Vec<u8>>, Option<u64>);
+    let mut stack: Vec<Want> = vec![(*id, None, None, None)];
     let mut pages = 0usize;
-    while let Some((pid, want_level, want_first)) = stack.pop() {
+    while let Some((pid, want_level, want_first, want_count)) = stack.pop() {
         pages += 1;
         if pages > MAX_PAGE_ITEMS as usize {
             return Err(tree_error(id, "directory has too many pages"));
@@ -182,6 +182,12 @@ pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
         }
         match page {
             TreePage::Leaf(entries) => {
+                if want_count.is_some_and(|c| c != entries.len() as u64) {
+                    return Err(tree_error(
+                        &pid,
+                        "page holds a different number of entries than its parent says",
+                    ));
+                }
                 if entries.is_empty() && want_level.is_some() {
                     return Err(tree_error(&pid, "empty leaf page under an interior page"));
                 }
@@ -201,6 +207,15 @@ pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
                 out.extend(entries);
             }
             TreePage::Interior { level, children } => {
+                let below = children
+                    .iter()
+                    .try_fold(0u64, |a, c| a.checked_add(c.entries));
+                if want_count.is_some() && below != want_count {
+                    return Err(tree_error(
+                        &pid,
+                        "page holds a different number of entries than its parent says",
+                    ));
+                }
                 if let Some(first) = &want_first {
                     if *first != children[0].first_name {
                         return Err(tree_error(
@@ -210,7 +225,7 @@ pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
                     }
                 }
                 for c in children.into_iter().rev() {
-                    stack.push((c.id, Some(level - 1), Some(c.first_name)));
+                    stack.push((c.id, Some(level - 1), Some(c.first_name), Some(c.entries)));
                 }
             }
         }
@@ -224,6 +239,7 @@ pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<E
         Content::Inline(e) => e.clone(),
         Content::Map(id) => {
             let mut out = Vec::new();
+            let mut covered: u64 = 0;
             let mut stack: Vec<(Id, Option<u8>, Option<u64>)> = vec![(*id, None, None)];
             while let Some((pid, want_level, want_cover)) = stack.pop() {
                 let region = || Region::Blob {
@@ -247,8 +263,10 @@ pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<E
                 }
                 match page {
                     FileMapPage::Extents(es) => {
+                        covered = covered.saturating_add(
+                            es.iter().map(|e| e.len()).fold(0u64, u64::saturating_add),
+                        );
                         out.extend(es);
-                        let covered: u64 = out.iter().map(|e| e.len()).sum();
                         if covered > size {
                             return Err(Error::corrupt(
                                 region(),

@@ -59,6 +59,8 @@ const MAX_PROBLEMS: usize = 1000;
 struct Checker<'a> {
     store: &'a Store,
     report: VerifyReport,
+    /// The previous generation's snapshot table, once read.
+    prev_table: Option<Vec<table::TableEntry>>,
 }
 
 impl Checker<'_> {
@@ -66,6 +68,29 @@ impl Checker<'_> {
         if self.report.problems.len() < MAX_PROBLEMS {
             self.report.problems.push(e);
         }
+    }
+
+    /// A table lists the previous table's snapshots first, in order, then
+    /// only snapshots added by its own generation (spec §11.2).
+    fn check_table_growth(&mut self, gen: u64, entries: Vec<table::TableEntry>) {
+        let region = Region::SnapshotTable { generation: gen };
+        let prev = self.prev_table.take().unwrap_or_default();
+        if entries.len() < prev.len() || entries[..prev.len()] != prev[..] {
+            self.problem(Error::corrupt(
+                region.clone(),
+                "does not begin with the previous generation's snapshots",
+            ));
+        } else if let Some(e) = entries[prev.len()..].iter().find(|e| e.generation != gen) {
+            self.problem(Error::corrupt(
+                region,
+                format!(
+                    "lists new snapshot {} as added by generation {}",
+                    e.id.short(),
+                    e.generation
+                ),
+            ));
+        }
+        self.prev_table = Some(entries);
     }
 
     fn check_generation(&mut self, g: &Generation, full: bool) {
@@ -103,8 +128,11 @@ impl Checker<'_> {
                 Region::SnapshotTable { generation: gen },
                 "hash does not match the footer",
             ));
-        } else if let Err(m) = table::parse(t, gen) {
-            self.problem(m.at(Region::SnapshotTable { generation: gen }));
+        } else {
+            match table::parse(t, gen) {
+                Err(m) => self.problem(m.at(Region::SnapshotTable { generation: gen })),
+                Ok(entries) => self.check_table_growth(gen, entries),
+            }
         }
         let ib = self.store.slice(f.index_offset, f.index_len);
         let index_region = Region::Index { generation: gen };
@@ -301,6 +329,7 @@ pub fn verify(archive: &Archive, opts: &VerifyOptions) -> VerifyReport {
     let mut c = Checker {
         store,
         report: VerifyReport::default(),
+        prev_table: None,
     };
     c.report.generations = store.generations().len() as u64;
     c.report.snapshots = store.snapshot_table().len();
@@ -338,6 +367,21 @@ pub fn verify(archive: &Archive, opts: &VerifyOptions) -> VerifyReport {
             Kind::Snapshot,
             format!("snapshot {}", t.id.short()).as_bytes(),
         );
+        if let Ok(Some((_, g))) = store.find(&t.id) {
+            if g.footer.generation != t.generation {
+                c.problem(Error::corrupt(
+                    Region::SnapshotTable {
+                        generation: c.report.generations,
+                    },
+                    format!(
+                        "snapshot {} is listed as added by generation {}, generation {} holds it",
+                        t.id.short(),
+                        t.generation,
+                        g.footer.generation
+                    ),
+                ));
+            }
+        }
     }
     if opts.full {
         if let Err(e) = c.walk_snapshots(archive) {

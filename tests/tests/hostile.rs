@@ -9,7 +9,7 @@ use ptar::crypto::{self, Keys, SeededEntropy};
 use ptar::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
 use ptar::format::snapshot::SnapshotRecord;
 use ptar::format::table::TableEntry;
-use ptar::format::tree::{Content, Entry, EntryType, Payload, Timestamp};
+use ptar::format::tree::{ChildRef, Content, Entry, EntryType, Payload, Timestamp, TreePage};
 use ptar::format::{Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use ptar::fs::ExtractOptions;
 use ptar::progress::NoProgress;
@@ -255,6 +255,84 @@ fn preplanted_symlinks_are_replaced_not_followed() {
         "archived"
     );
     assert!(std::fs::symlink_metadata(dest.join("d")).unwrap().is_dir());
+}
+
+#[test]
+fn a_tree_page_with_a_wrong_entry_count_is_refused() {
+    let bytes = forge_with(&header(None), None, |w| {
+        let empty = Payload::File(Content::Inline(vec![]));
+        let leaf_a =
+            TreePage::Leaf(vec![entry(b"a", EntryType::File, empty.clone(), 0)]).to_bytes();
+        let leaf_b = TreePage::Leaf(vec![entry(b"b", EntryType::File, empty, 0)]).to_bytes();
+        let a = w.put_blob(Kind::Tree, &leaf_a).unwrap();
+        let b = w.put_blob(Kind::Tree, &leaf_b).unwrap();
+        let children = vec![
+            ChildRef {
+                first_name: b"a".to_vec(),
+                id: a,
+                entries: 1,
+            },
+            ChildRef {
+                first_name: b"b".to_vec(),
+                id: b,
+                entries: 1000,
+            },
+        ];
+        let top = w
+            .put_blob(
+                Kind::Tree,
+                &TreePage::Interior { level: 1, children }.to_bytes(),
+            )
+            .unwrap();
+        let mut d = entry(b"d", EntryType::Dir, Payload::Dir(top), 0);
+        d.mode = 0o755;
+        vec![d]
+    });
+    let a = Archive::from_vec(bytes, None).unwrap();
+    let report = a.verify(&VerifyOptions {
+        full: true,
+        trusted_key: None,
+    });
+    let all: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        all.iter()
+            .any(|p| p.contains("different number of entries")),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn a_snapshot_table_that_drops_a_snapshot_fails_verification() {
+    let first = forge(&header(None), None, vec![]);
+    let store = Arc::new(ptar::store::Store::from_vec(first.clone(), None).unwrap());
+    let h = store.header().clone();
+    let ctx = ArchiveContext {
+        uuid: h.uuid,
+        header_minor: h.minor,
+        header_hash: *store.header_hash(),
+        keys: None,
+        existing: Some(store.clone()),
+    };
+    let w = GenerationWriter::new(
+        Vec::new(),
+        store.committed_end(),
+        ctx,
+        Box::new(SeededEntropy::new(b"g2")),
+    );
+    // Generation 2 lists no snapshot at all: the one of generation 1 is gone.
+    let (gen2, _) = w.finish(&[], None, None, 0).unwrap();
+    let mut bytes = first;
+    bytes.extend_from_slice(&gen2);
+    let a = Archive::from_vec(bytes, None).unwrap();
+    assert_eq!(a.store().generations().len(), 2);
+    let report = a.verify(&VerifyOptions::default());
+    let all: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        all.iter()
+            .any(|p| p.contains("snapshot table (generation 2)")
+                && p.contains("previous generation")),
+        "{all:?}"
+    );
 }
 
 proptest! {

@@ -175,3 +175,59 @@ proptest! {
         prop_assert!(verified);
     }
 }
+
+#[test]
+fn large_directories_and_long_files_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let big = src.join("many");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..20_000 {
+        std::fs::write(
+            big.join(format!("file-{i:05}-with-a-longish-name.txt")),
+            format!("{i}\n"),
+        )
+        .unwrap();
+    }
+    // Enough chunks for a file map rather than an inline extent list.
+    std::fs::write(src.join("long.bin"), random_bytes(b"long", 6 << 20)).unwrap();
+    let archive = tmp.path().join("a.ptar");
+    let mut w = Writer::create(&archive, CreateOptions::default()).unwrap();
+    w.add_snapshot(
+        std::slice::from_ref(&src),
+        &SnapshotMeta::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    w.commit().unwrap();
+    let a = Archive::open(&archive, None).unwrap();
+    let s = a.find_snapshot("latest").unwrap();
+    // The big directory was split into several tree pages, the long file got a file map.
+    let mut pages = 0;
+    let mut maps = 0;
+    for g in a.store().generations() {
+        for e in a.store().index(g).unwrap().iter() {
+            match e.unwrap().kind {
+                ptar::format::Kind::Tree => pages += 1,
+                ptar::format::Kind::FileMap => maps += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(pages > 5, "only {pages} tree pages");
+    assert!(maps >= 1, "no file map");
+    let dest = tmp.path().join("out");
+    let out = a.extract(&s, &dest, &opts(), &NoProgress).unwrap();
+    assert!(out.errors.is_empty());
+    let rel = src.strip_prefix("/").unwrap();
+    let (want, _) = read_tree(&src);
+    let (got, _) = read_tree(&dest.join(rel));
+    assert_eq!(got.len(), 20_002);
+    assert!(got == want, "extracted tree differs");
+    assert!(a
+        .verify(&ptar::VerifyOptions {
+            full: true,
+            trusted_key: None
+        })
+        .ok());
+}

@@ -173,7 +173,7 @@ impl Kind {
     }
 }
 
-/// How a record's plaintext was compressed (spec §5).
+/// How a record's plaintext was compressed (spec §8.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Codec {

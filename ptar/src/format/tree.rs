@@ -41,7 +41,8 @@
 //!   2    extension count, then per extension: u16 tag (bit 15 = critical), u32 length, bytes
 //! ```
 //!
-//! An extent is `u8 0, u32 length, 32-byte chunk id` (data) or `u8 1, u64 length` (hole).
+//! An extent is `u8 0, u32 length, 32-byte chunk id` (data) or `u8 1, u64 length` (hole,
+//! at most 2^63 - 1 bytes).
 
 use super::{limits::*, malformed, Id, Malformed, Put, Reader};
 
@@ -165,8 +166,8 @@ impl Extent {
             }
             1 => {
                 let len = r.u64("hole length")?;
-                if len == 0 {
-                    return malformed("empty hole");
+                if len == 0 || len > i64::MAX as u64 {
+                    return malformed("hole length out of range");
                 }
                 Ok(Extent::Hole { len })
             }

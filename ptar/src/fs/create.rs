@@ -128,7 +128,8 @@ struct Walker<'a, 'p, W: Sink> {
     chunker: &'a Chunker,
     progress: &'p dyn Progress,
     out: CreateOutcome,
-    links: HashMap<(u64, u64), Vec<u8>>,
+    /// (device, inode) → (path of the first stored name, its size).
+    links: HashMap<(u64, u64), (Vec<u8>, u64)>,
     skip: &'a [(u64, u64)],
 }
 
@@ -286,22 +287,26 @@ impl<W: Sink> Walker<'_, '_, W> {
         }
         let entry = if ft.is_file() {
             if md.nlink() > 1 {
-                if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
+                if let Some((first, size)) = self.links.get(&(md.dev(), md.ino())) {
                     let mut e = entry_from(
                         name,
                         EntryType::Hardlink,
                         &md,
                         Payload::Hardlink(first.clone()),
                     );
-                    e.size = md.len();
+                    e.size = *size;
                     self.out.summary.hardlinks += 1;
                     return Ok(Visit::Entry(rel, e));
                 }
-                self.links.insert((md.dev(), md.ino()), rel.clone());
             }
             let Some((extents, total)) = self.read_file(&rel, &path, &md)? else {
                 return Ok(Visit::Skip);
             };
+            // Only a name whose content was stored can be linked to.
+            if md.nlink() > 1 {
+                self.links
+                    .insert((md.dev(), md.ino()), (rel.clone(), total));
+            }
             let content = write_content(self.w, extents)?;
             let mut e = entry_from(name, EntryType::File, &md, Payload::File(content));
             e.size = total;

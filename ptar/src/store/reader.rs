@@ -100,42 +100,71 @@ fn rfind(hay: &[u8], needle: &[u8], end: usize) -> Option<usize> {
 impl Store {
     /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        use std::os::unix::fs::FileExt;
         let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
         let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
-        if len < 16 {
-            return Err(Error::NotPtar);
-        }
-        // SAFETY: the map is read-only. ptar writers only ever append to an
-        // archive or truncate bytes after its last valid footer, and this
-        // reader only trusts bytes up to the last valid footer it found, so a
-        // concurrent ptar writer never changes bytes we read. Another program
-        // truncating the file while it is open would fault the process; that
-        // is documented as unsupported in the spec (§15).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io_at(path, e))?;
-        Store::from_bytes(Bytes::Map(map), passphrase)
+        // The end of the file (the last footer, and any torn tail) is read
+        // with positional reads, not through the map: a concurrent appender
+        // may truncate those bytes at any moment.
+        let read_at = |off: u64, buf: &mut [u8]| file.read_exact_at(buf, off);
+        let (header, header_len, header_hash, found) = locate(len, &read_at)?;
+        // SAFETY: only bytes up to the last valid footer are mapped. ptar
+        // writers never modify or truncate bytes below the last valid footer
+        // (they append, or truncate an uncommitted tail beyond it), so the
+        // mapped bytes cannot change or vanish while we hold them. Another
+        // program truncating the file below that point would fault the
+        // process; the spec (§15.3) says archives must not be modified that way.
+        let map = unsafe { memmap2::MmapOptions::new().len(found.1 as usize).map(&file) }
+            .map_err(|e| Error::io_at(path, e))?;
+        Store::assemble(
+            Bytes::Map(map),
+            header,
+            header_len,
+            header_hash,
+            found,
+            passphrase,
+        )
     }
 
     /// Opens an archive held in memory.
     pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
-        Store::from_bytes(Bytes::Owned(bytes), passphrase)
+        let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<()> {
+            let start = usize::try_from(off).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
+            let end = start
+                .checked_add(buf.len())
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            let src = bytes
+                .get(start..end)
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            buf.copy_from_slice(src);
+            Ok(())
+        };
+        let (header, header_len, header_hash, found) = locate(bytes.len() as u64, &read_at)?;
+        let mut bytes = bytes;
+        bytes.truncate(found.1 as usize);
+        Store::assemble(
+            Bytes::Owned(bytes),
+            header,
+            header_len,
+            header_hash,
+            found,
+            passphrase,
+        )
     }
 
-    fn from_bytes(bytes: Bytes, passphrase: Option<&[u8]>) -> Result<Store> {
-        let data = bytes.as_slice();
-        let header_len = Header::peek_len(data).map_err(header_error)?;
-        if data.len() < header_len {
-            return Err(Error::corrupt(
-                Region::Header,
-                "file ends inside the header",
-            ));
-        }
-        let header = Header::parse(&data[..header_len]).map_err(header_error)?;
-        let header_hash = *blake3::hash(&data[..header_len]).as_bytes();
-        let (generations, committed_end, tail) =
-            find_generations(data, header_len as u64, &header, &header_hash)?;
+    fn assemble(
+        bytes: Bytes,
+        header: Header,
+        header_len: u64,
+        header_hash: [u8; 32],
+        found: Found,
+        passphrase: Option<&[u8]>,
+    ) -> Result<Store> {
+        let (last, committed_end, tail) = found;
+        let generations = walk_chain(bytes.as_slice(), last, header_len, &header, &header_hash)?;
         let mut store = Store {
             header,
-            header_len: header_len as u64,
+            header_len,
             header_hash,
             keys: None,
             generations,
@@ -203,8 +232,19 @@ impl Store {
     }
 
     fn unlock(&self, passphrase: &[u8]) -> Result<Keys> {
+        let mut refused = None;
         for slot in self.key_slots()? {
-            if let Some(mk) = crypto::unwrap_slot(&slot, passphrase, &self.header.uuid)? {
+            // A slot beyond the caps is skipped, not fatal: a hostile first
+            // slot must not hide the others.
+            let opened = match crypto::unwrap_slot(&slot, passphrase, &self.header.uuid) {
+                Ok(k) => k,
+                Err(e @ Error::ExcessiveWork(_)) => {
+                    refused = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(mk) = opened {
                 let check = crypto::key_check(&mk, &self.header.uuid);
                 if !constant_time_eq(&check, &self.header.key_check) {
                     return Err(Error::corrupt(
@@ -215,7 +255,7 @@ impl Store {
                 return Ok(Keys::from_master(mk));
             }
         }
-        Err(Error::WrongPassphrase)
+        Err(refused.unwrap_or(Error::WrongPassphrase))
     }
 
     /// The whole archive's bytes up to the last valid footer.
@@ -380,19 +420,15 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks one footer candidate ending at `end` against the header.
-fn footer_at(
-    data: &[u8],
+/// Checks one footer candidate (`buf`, ending at `end`) against the header.
+fn check_footer(
+    buf: &[u8],
     end: u64,
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
 ) -> Result<Footer, String> {
-    if end < header_len + FOOTER_LEN as u64 || end > data.len() as u64 {
-        return Err("no room for a footer".into());
-    }
-    let start = (end - FOOTER_LEN as u64) as usize;
-    let f = Footer::parse(&data[start..end as usize]).map_err(|m| m.0)?;
+    let f = Footer::parse(buf).map_err(|m| m.0)?;
     if f.footer_end != end {
         return Err(format!(
             "footer says it ends at {}, it ends at {end}",
@@ -452,62 +488,133 @@ fn footer_at(
     Ok(f)
 }
 
-type Found = (Vec<Generation>, u64, Option<Tail>);
+/// The last valid footer, the committed end, and what follows it.
+type Found = (Footer, u64, Option<Tail>);
 
-/// Finds the last valid footer and walks the chain back to the header.
-fn find_generations(
-    data: &[u8],
+/// A positional read of exactly `buf.len()` bytes at an offset.
+type ReadAt<'a> = dyn Fn(u64, &mut [u8]) -> std::io::Result<()> + 'a;
+
+/// Reads and checks the header, then finds the last valid footer.
+fn locate(len: u64, read_at: &ReadAt<'_>) -> Result<(Header, u64, [u8; 32], Found)> {
+    let mut prefix = [0u8; 16];
+    if len < 16 || read_at(0, &mut prefix).is_err() {
+        return Err(Error::NotPtar);
+    }
+    let header_len = Header::peek_len(&prefix).map_err(header_error)? as u64;
+    if len < header_len {
+        return Err(Error::corrupt(
+            Region::Header,
+            "file ends inside the header",
+        ));
+    }
+    let mut hb = vec![0u8; header_len as usize];
+    read_at(0, &mut hb)?;
+    let header = Header::parse(&hb).map_err(header_error)?;
+    let header_hash = *blake3::hash(&hb).as_bytes();
+    let found = find_last_footer(len, read_at, header_len, &header, &header_hash)?;
+    Ok((header, header_len, header_hash, found))
+}
+
+/// Reads the 512 bytes ending at `end` and checks them as a footer.
+fn footer_ending_at(
+    read_at: &ReadAt<'_>,
+    len: u64,
+    end: u64,
+    header_len: u64,
+    header: &Header,
+    header_hash: &[u8; 32],
+) -> Result<Footer, String> {
+    if end < header_len + FOOTER_LEN as u64 || end > len {
+        return Err("no room for a footer".into());
+    }
+    let mut buf = [0u8; FOOTER_LEN];
+    read_at(end - FOOTER_LEN as u64, &mut buf).map_err(|e| e.to_string())?;
+    check_footer(&buf, end, header_len, header, header_hash)
+}
+
+/// Finds the last footer that verifies: at the end of the file, or, after a
+/// torn append, by scanning back for the end magic (spec §10.3).
+fn find_last_footer(
+    len: u64,
+    read_at: &ReadAt<'_>,
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
 ) -> Result<Found> {
-    let len = data.len() as u64;
     if len == header_len {
         return Err(Error::corrupt(
             Region::Tail { offset: len },
             "the archive has a header but no committed generation",
         ));
     }
-    let mut tail = None;
-    let last = match footer_at(data, len, header_len, header, header_hash) {
-        Ok(f) => f,
-        Err(why) => {
-            let damaged = len >= header_len + FOOTER_LEN as u64
-                && Footer::looks_like_footer(&data[(len - FOOTER_LEN as u64) as usize..]);
-            // Scan back for the last footer that verifies.
-            let mut end = len as usize - 1;
-            let mut found = None;
-            while let Some(pos) = rfind(data, &crate::format::footer::END_MAGIC, end) {
-                let cand = pos as u64 + 8;
-                if let Ok(f) = footer_at(data, cand, header_len, header, header_hash) {
-                    found = Some(f);
-                    break;
-                }
-                if pos == 0 {
-                    break;
-                }
-                end = pos + 7;
-            }
-            let Some(f) = found else {
-                return Err(Error::corrupt(
-                    Region::Tail { offset: len },
-                    if damaged {
-                        format!("the last footer is damaged ({why}) and no earlier footer verifies")
-                    } else {
-                        "no complete generation: the file holds no valid footer".into()
-                    },
-                ));
-            };
-            tail = Some(Tail {
-                offset: f.footer_end,
-                len: len - f.footer_end,
-                damaged,
-                detail: if damaged { why } else { String::new() },
-            });
-            f
-        }
+    let why = match footer_ending_at(read_at, len, len, header_len, header, header_hash) {
+        Ok(f) => return Ok((f, len, None)),
+        Err(why) => why,
     };
-    let committed_end = last.footer_end;
+    let mut last = [0u8; FOOTER_LEN];
+    let damaged = len >= header_len + FOOTER_LEN as u64
+        && read_at(len - FOOTER_LEN as u64, &mut last).is_ok()
+        && Footer::looks_like_footer(&last);
+    // Scan back in windows that overlap by the magic's length minus one.
+    const WINDOW: u64 = 1 << 20;
+    let magic = &crate::format::footer::END_MAGIC;
+    let mlen = magic.len() as u64;
+    // The earliest place a footer's end magic can start.
+    let floor = header_len + FOOTER_LEN as u64 - mlen;
+    // Candidates must end before the file's end (that one already failed).
+    let mut hi = len - 1;
+    let mut buf = vec![0u8; WINDOW as usize];
+    while hi >= floor + mlen {
+        let lo = hi.saturating_sub(WINDOW).max(floor);
+        let w = &mut buf[..(hi - lo) as usize];
+        read_at(lo, w)?;
+        let mut end = w.len();
+        while let Some(pos) = rfind(w, magic, end) {
+            let cand = lo + pos as u64 + mlen;
+            if let Ok(f) = footer_ending_at(read_at, len, cand, header_len, header, header_hash) {
+                let detail = if damaged { why } else { String::new() };
+                let tail = Tail {
+                    offset: cand,
+                    len: len - cand,
+                    damaged,
+                    detail,
+                };
+                return Ok((f, cand, Some(tail)));
+            }
+            end = pos + magic.len() - 1;
+        }
+        if lo == floor {
+            break;
+        }
+        hi = lo + mlen - 1;
+    }
+    Err(Error::corrupt(
+        Region::Tail { offset: len },
+        if damaged {
+            format!("the last footer is damaged ({why}) and no earlier footer verifies")
+        } else {
+            "no complete generation: the file holds no valid footer".into()
+        },
+    ))
+}
+
+/// Walks the footer chain from the last footer back to generation 1.
+fn walk_chain(
+    data: &[u8],
+    last: Footer,
+    header_len: u64,
+    header: &Header,
+    header_hash: &[u8; 32],
+) -> Result<Vec<Generation>> {
+    let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<()> {
+        let start = off as usize;
+        let src = data
+            .get(start..start + buf.len())
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    };
+    let len = data.len() as u64;
     let mut gens = Vec::new();
     let mut cur = last;
     loop {
@@ -528,33 +635,26 @@ fn find_generations(
                 "too many generations",
             ));
         }
+        let region = Region::Footer {
+            generation: generation - 1,
+        };
         let prev_end = prev_offset + FOOTER_LEN as u64;
-        let prev = footer_at(data, prev_end, header_len, header, header_hash).map_err(|d| {
-            Error::corrupt(
-                Region::Footer {
-                    generation: generation - 1,
-                },
-                d,
-            )
-        })?;
+        let prev = footer_ending_at(&read_at, len, prev_end, header_len, header, header_hash)
+            .map_err(|d| Error::corrupt(region.clone(), d))?;
         if blake3::hash(&data[prev_offset as usize..prev_end as usize]).as_bytes() != &prev_hash {
             return Err(Error::corrupt(
-                Region::Footer {
-                    generation: generation - 1,
-                },
+                region,
                 "footer hash does not match the next footer's chain link",
             ));
         }
         if prev.generation != generation - 1 {
             return Err(Error::corrupt(
-                Region::Footer {
-                    generation: generation - 1,
-                },
+                region,
                 "generation numbers are not consecutive",
             ));
         }
         cur = prev;
     }
     gens.reverse();
-    Ok((gens, committed_end, tail))
+    Ok(gens)
 }
