@@ -164,3 +164,25 @@ pub fn prefixed(prefix: &str, tree: &Tree) -> Tree {
         })
         .collect()
 }
+
+/// Creates `archive` (with `opts`) holding one snapshot of `src`.
+pub fn create_snapshot(archive: &Path, src: &Path, opts: ptar::CreateOptions) -> ptar::Id {
+    let w = ptar::Writer::create(archive, opts).unwrap();
+    add_and_commit(w, src)
+}
+
+/// Appends a snapshot of `src` to `archive`.
+pub fn append_snapshot(archive: &Path, src: &Path, passphrase: Option<&[u8]>) -> ptar::Id {
+    let w = ptar::Writer::append(archive, passphrase).unwrap();
+    add_and_commit(w, src)
+}
+
+fn add_and_commit<W: ptar::store::Sink>(mut w: ptar::Writer<W>, src: &Path) -> ptar::Id {
+    let meta = ptar::SnapshotMeta::default();
+    let (id, out) = w
+        .add_snapshot(&[src.to_path_buf()], &meta, &ptar::progress::NoProgress)
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    w.commit().unwrap();
+    id
+}

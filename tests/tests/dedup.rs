@@ -1,22 +1,14 @@
 //! Appending stores only what changed.
 
-use std::path::PathBuf;
-
-use ptar::progress::NoProgress;
-use ptar::{CreateOptions, SnapshotMeta, Writer};
-use ptar_tests::random_bytes;
+use ptar::CreateOptions;
+use ptar_tests::{append_snapshot, create_snapshot, random_bytes};
 
 fn snapshot(archive: &std::path::Path, src: &std::path::Path, create: bool) {
-    let mut w = if create {
-        Writer::create(archive, CreateOptions::default()).unwrap()
+    if create {
+        create_snapshot(archive, src, CreateOptions::default());
     } else {
-        Writer::append(archive, None).unwrap()
-    };
-    let (_, out) = w
-        .add_snapshot(&[PathBuf::from(src)], &SnapshotMeta::default(), &NoProgress)
-        .unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
-    w.commit().unwrap();
+        append_snapshot(archive, src, None);
+    }
 }
 
 fn len(p: &std::path::Path) -> u64 {

@@ -192,14 +192,7 @@ fn large_directories_and_long_files_round_trip() {
     // Enough chunks for a file map rather than an inline extent list.
     std::fs::write(src.join("long.bin"), random_bytes(b"long", 6 << 20)).unwrap();
     let archive = tmp.path().join("a.ptar");
-    let mut w = Writer::create(&archive, CreateOptions::default()).unwrap();
-    w.add_snapshot(
-        std::slice::from_ref(&src),
-        &SnapshotMeta::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    w.commit().unwrap();
+    ptar_tests::create_snapshot(&archive, &src, CreateOptions::default());
     let a = Archive::open(&archive, None).unwrap();
     let s = a.find_snapshot("latest").unwrap();
     // The big directory was split into several tree pages, the long file got a file map.

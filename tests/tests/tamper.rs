@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use ptar::format::footer::FOOTER_LEN;
 use ptar::fs::ExtractOptions;
 use ptar::progress::NoProgress;
-use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
-use ptar_tests::{ptar_s, random_bytes, read_tree, Node};
+use ptar::{Archive, CreateOptions, Encryption, KdfParams, VerifyOptions};
+use ptar_tests::{append_snapshot, create_snapshot, ptar_s, random_bytes, read_tree, Node};
 use zeroize::Zeroizing;
 
 const PASS: &[u8] = b"tamper test";
@@ -63,22 +63,8 @@ fn build(dir: &Path, encrypted: bool) -> (PathBuf, PathBuf, PathBuf) {
         }),
         ..CreateOptions::default()
     };
-    let mut w = Writer::create(&archive, opts).unwrap();
-    w.add_snapshot(
-        std::slice::from_ref(&one),
-        &SnapshotMeta::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    w.commit().unwrap();
-    let mut w = Writer::append(&archive, encrypted.then_some(PASS)).unwrap();
-    w.add_snapshot(
-        std::slice::from_ref(&two),
-        &SnapshotMeta::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    w.commit().unwrap();
+    create_snapshot(&archive, &one, opts);
+    append_snapshot(&archive, &two, encrypted.then_some(PASS));
     (archive, one, two)
 }
 

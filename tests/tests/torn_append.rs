@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use ptar::fs::ExtractOptions;
 use ptar::progress::NoProgress;
-use ptar::{Archive, CreateOptions, SnapshotMeta, VerifyOptions, Writer};
-use ptar_tests::{ptar_s, random_bytes, read_tree};
+use ptar::{Archive, CreateOptions, VerifyOptions};
+use ptar_tests::{append_snapshot, create_snapshot, ptar_s, random_bytes, read_tree};
 
 #[test]
 fn truncation_inside_the_last_generation_rolls_back() {
@@ -19,24 +19,9 @@ fn truncation_inside_the_last_generation_rolls_back() {
     std::fs::write(one.join("r.bin"), random_bytes(b"one", 300_000)).unwrap();
     std::fs::write(two.join("b.bin"), random_bytes(b"two", 900_000)).unwrap();
     let archive = tmp.path().join("a.ptar");
-    let mut w = Writer::create(&archive, CreateOptions::default()).unwrap();
-    let (first_id, _) = w
-        .add_snapshot(
-            std::slice::from_ref(&one),
-            &SnapshotMeta::default(),
-            &NoProgress,
-        )
-        .unwrap();
-    w.commit().unwrap();
+    let first_id = create_snapshot(&archive, &one, CreateOptions::default());
     let gen1_end = std::fs::metadata(&archive).unwrap().len();
-    let mut w = Writer::append(&archive, None).unwrap();
-    w.add_snapshot(
-        std::slice::from_ref(&two),
-        &SnapshotMeta::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    w.commit().unwrap();
+    append_snapshot(&archive, &two, None);
     let full = std::fs::read(&archive).unwrap();
     let (want_one, _) = read_tree(&one);
 
@@ -68,14 +53,7 @@ fn truncation_inside_the_last_generation_rolls_back() {
         );
         drop(a);
         // A new append truncates the torn tail and succeeds.
-        let mut w = Writer::append(&path, None).unwrap();
-        w.add_snapshot(
-            std::slice::from_ref(&two),
-            &SnapshotMeta::default(),
-            &NoProgress,
-        )
-        .unwrap();
-        w.commit().unwrap();
+        append_snapshot(&path, &two, None);
         let a = Archive::open(&path, None).unwrap();
         assert!(a.store().tail().is_none());
         assert_eq!(a.snapshots().unwrap().len(), 2);

@@ -331,6 +331,22 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Reads an extension list (u16 count; per extension u16 tag, u32 length,
+    /// bytes). Version 1 defines none: unknown extensions are skipped unless
+    /// their tag has bit 15 (critical) set, which makes the structure invalid.
+    pub fn extensions(&mut self) -> Result<(), Malformed> {
+        let count = self.u16("extension count")?;
+        for _ in 0..count {
+            let tag = self.u16("extension tag")?;
+            let len = self.u32("extension length")? as usize;
+            self.take(len, "extension")?;
+            if tag & 0x8000 != 0 {
+                return malformed(format!("unknown critical extension {tag:#x}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Fails unless every byte was consumed.
     pub fn finish(&self, what: &str) -> Result<(), Malformed> {
         if self.remaining() != 0 {

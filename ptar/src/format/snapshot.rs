@@ -14,7 +14,7 @@
 //!   2  extension count, then extensions as in tree entries
 //! ```
 
-use super::{malformed, Id, Malformed, Put, Reader};
+use super::{Id, Malformed, Put, Reader};
 
 const MAX_STR: usize = 64 * 1024;
 
@@ -167,15 +167,7 @@ impl SnapshotRecord {
             let m = r.string32(MAX_STR, "error message")?;
             s.errors.push((p, m));
         }
-        let next = r.u16("extension count")?;
-        for _ in 0..next {
-            let tag = r.u16("extension tag")?;
-            let len = r.u32("extension length")? as usize;
-            r.take(len, "extension")?;
-            if tag & 0x8000 != 0 {
-                return malformed(format!("unknown critical extension {tag:#x}"));
-            }
-        }
+        r.extensions()?;
         r.finish("snapshot")?;
         Ok(s)
     }

@@ -411,15 +411,7 @@ impl Entry {
         if !matches!(kind, EntryType::File | EntryType::Hardlink) && size != 0 {
             return malformed("only files have a size");
         }
-        let next = r.u16("extension count")?;
-        for _ in 0..next {
-            let tag = r.u16("extension tag")?;
-            let len = r.u32("extension length")? as usize;
-            r.take(len, "extension")?;
-            if tag & 0x8000 != 0 {
-                return malformed(format!("unknown critical extension {tag:#x}"));
-            }
-        }
+        r.extensions()?;
         Ok(Entry {
             name,
             kind,
