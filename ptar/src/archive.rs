@@ -284,6 +284,7 @@ pub struct Writer<W: Sink> {
     time_ns: Option<i64>,
     /// (device, inode) of the archive file itself, never read into a snapshot.
     own_file: Vec<(u64, u64)>,
+    policy: crate::fs::CreatePolicy,
 }
 
 fn now_ns() -> i64 {
@@ -431,6 +432,7 @@ impl Writer<BufWriter<File>> {
             target: Target::Append { file, committed },
             time_ns,
             own_file,
+            policy: Default::default(),
         })
     }
 }
@@ -463,6 +465,7 @@ impl<W: Sink> Writer<W> {
             target,
             time_ns: opts.time_ns,
             own_file: Vec::new(),
+            policy: Default::default(),
         })
     }
 
@@ -537,18 +540,32 @@ impl<W: Sink> Writer<W> {
         Ok(id)
     }
 
-    /// Reads `paths` into a new snapshot.
-    pub fn add_snapshot(
+    /// Sets what to leave out and how to walk when reading sources.
+    pub fn set_create_policy(&mut self, policy: crate::fs::CreatePolicy) {
+        self.policy = policy;
+    }
+
+    /// Reads `sources` (paths, or [`crate::fs::Source`]s with their own base
+    /// directory) into a new snapshot.
+    pub fn add_snapshot<S: Clone + Into<crate::fs::Source>>(
         &mut self,
-        paths: &[PathBuf],
+        sources: &[S],
         meta: &SnapshotMeta,
         progress: &dyn Progress,
     ) -> Result<(Id, CreateOutcome)> {
+        let sources: Vec<crate::fs::Source> = sources.iter().cloned().map(Into::into).collect();
         let start = self.clock();
         let t0 = std::time::Instant::now();
         let gen = self.gen.as_mut().expect("live writer");
         let before = gen.stats();
-        let outcome = crate::fs::add_paths(gen, &self.chunker, paths, &self.own_file, progress)?;
+        let outcome = crate::fs::add_paths(
+            gen,
+            &self.chunker,
+            &sources,
+            &self.policy,
+            &self.own_file,
+            progress,
+        )?;
         let after = gen.stats();
         let mut summary = outcome.summary;
         summary.new_blobs = after.blobs - before.blobs;
@@ -567,9 +584,9 @@ impl<W: Sink> Writer<W> {
             name: meta.name.clone(),
             command_line: meta.command_line.clone(),
             tags: meta.tags.clone(),
-            paths: paths
+            paths: sources
                 .iter()
-                .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+                .map(|s| std::os::unix::ffi::OsStrExt::as_bytes(s.path.as_os_str()).to_vec())
                 .collect(),
             root: outcome.root,
             summary,

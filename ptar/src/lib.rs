@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod error;
 pub mod format;
 pub mod fs;
+pub mod pattern;
 pub mod progress;
 pub mod signing;
 pub mod store;

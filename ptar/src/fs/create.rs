@@ -1,22 +1,88 @@
 //! Reading files and directories into a snapshot tree.
+//!
+//! Operands are named as on a tar command line. Each becomes a member path
+//! (leading `/`, `.` and `..` components dropped), read relative to its own
+//! base directory (tar's positional `-C`). Directories are read depth-first
+//! in name order with an explicit stack, so depth is bounded by memory, not
+//! by the call stack.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::chunker::{ChunkStream, Chunker};
+use crate::format::limits::{MAX_XATTR_NAME_LEN, MAX_XATTR_VALUE_LEN};
 use crate::format::snapshot::Summary;
 use crate::format::tree::{Entry, EntryType, Extent, Payload, Timestamp};
 use crate::format::{Id, Kind};
+use crate::pattern::{exclude_match, CACHEDIR_SIGNATURE, VCS_NAMES};
 use crate::progress::Progress;
 use crate::store::{GenerationWriter, Sink};
 use crate::tree::{write_content, write_directory};
 use crate::Result;
 
 use super::owners;
+
+/// One operand: a path as the user gave it, and the directory it is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// Base directory (empty: the current directory). Ignored for absolute paths.
+    pub dir: PathBuf,
+    /// The operand; its member name is this path, normalized.
+    pub path: PathBuf,
+}
+
+impl Source {
+    /// Where the operand is on the file system.
+    pub fn fs_path(&self) -> PathBuf {
+        if self.path.is_absolute() || self.dir.as_os_str().is_empty() {
+            self.path.clone()
+        } else {
+            self.dir.join(&self.path)
+        }
+    }
+}
+
+impl From<PathBuf> for Source {
+    fn from(path: PathBuf) -> Source {
+        Source {
+            dir: PathBuf::new(),
+            path,
+        }
+    }
+}
+
+impl From<&Path> for Source {
+    fn from(path: &Path) -> Source {
+        Source {
+            dir: PathBuf::new(),
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+/// What to leave out and how to walk (tar's create options).
+#[derive(Clone, Debug, Default)]
+pub struct CreatePolicy {
+    /// Exclusion patterns (GNU tar `--exclude`): unanchored wildcards where
+    /// `*` matches `/`; an excluded directory loses its whole subtree.
+    pub exclude: Vec<Vec<u8>>,
+    /// Leave out version-control files and directories (`--exclude-vcs`).
+    pub exclude_vcs: bool,
+    /// Keep only `CACHEDIR.TAG` of directories it marks (`--exclude-caches`).
+    pub exclude_caches: bool,
+    /// Do not descend into directories named as operands (`--no-recursion`).
+    pub no_recursion: bool,
+    /// Do not descend into directories on other file systems (`--one-file-system`).
+    pub one_file_system: bool,
+    /// Archive what symlinks point to instead of the links (`-h`).
+    pub follow_symlinks: bool,
+    /// Do not record extended attributes (and so ACLs) (`--no-xattrs`).
+    pub no_xattrs: bool,
+}
 
 /// What reading the sources produced.
 #[derive(Debug, Default)]
@@ -30,6 +96,9 @@ pub struct CreateOutcome {
     /// Whether some file changed while it was read.
     pub changed: bool,
 }
+
+/// The message recorded for a file that changed while it was read.
+pub const CHANGED: &str = "file changed as we read it";
 
 /// A node of the virtual tree the operands describe.
 #[derive(Default)]
@@ -113,19 +182,25 @@ fn synthetic_dir(name: Vec<u8>) -> Entry {
     }
 }
 
+/// A child waiting to be visited: name, file-system path, operand node if any.
+type Todo = (Vec<u8>, PathBuf, Option<VNode>);
+
 struct Frame {
     /// The directory's own entry (payload filled in when done); `None` for the root.
     entry: Option<Entry>,
     /// Path from the snapshot root.
     rel: Vec<u8>,
-    /// Children still to visit: (name, fs path, virtual node if any).
-    todo: Vec<(Vec<u8>, PathBuf, Option<VNode>)>,
+    /// (device, inode) of the directory, to stop symlink loops under `-h`.
+    id: (u64, u64),
+    /// Children still to visit, reversed so `pop` yields name order.
+    todo: Vec<Todo>,
     built: Vec<Entry>,
 }
 
 struct Walker<'a, 'p, W: Sink> {
     w: &'a mut GenerationWriter<W>,
     chunker: &'a Chunker,
+    policy: &'a CreatePolicy,
     progress: &'p dyn Progress,
     out: CreateOutcome,
     /// (device, inode) → (path of the first stored name, its size).
@@ -144,10 +219,29 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
+enum Visit {
+    Dir(Frame),
+    Entry(Vec<u8>, Entry),
+    Skip,
+}
+
 impl<W: Sink> Walker<'_, '_, W> {
     fn error(&mut self, path: &[u8], msg: String) {
         self.progress.warning(path, &msg);
         self.out.errors.push((path.to_vec(), msg));
+    }
+
+    fn excluded(&self, rel: &[u8], name: &[u8]) -> bool {
+        (self.policy.exclude_vcs && VCS_NAMES.iter().any(|v| v.as_bytes() == name))
+            || self.policy.exclude.iter().any(|p| exclude_match(p, rel))
+    }
+
+    fn is_cache_dir(dir: &Path) -> bool {
+        let mut buf = [0u8; 43];
+        File::open(dir.join("CACHEDIR.TAG"))
+            .and_then(|mut f| f.read_exact(&mut buf))
+            .is_ok()
+            && buf[..] == *CACHEDIR_SIGNATURE
     }
 
     /// Lists a directory's children, sorted by name, merged with operand nodes.
@@ -157,16 +251,22 @@ impl<W: Sink> Walker<'_, '_, W> {
         dir: &Path,
         recurse: bool,
         virt: BTreeMap<Vec<u8>, VNode>,
-    ) -> Vec<(Vec<u8>, PathBuf, Option<VNode>)> {
+    ) -> Vec<Todo> {
         let mut map: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> = BTreeMap::new();
         if recurse {
+            let caches = self.policy.exclude_caches && Walker::<W>::is_cache_dir(dir);
             match fs::read_dir(dir) {
                 Ok(rd) => {
                     for de in rd {
                         match de {
                             Ok(de) => {
-                                let name: OsString = de.file_name();
-                                map.insert(name.into_vec(), (de.path(), None));
+                                let name = de.file_name().into_vec();
+                                if caches && name != b"CACHEDIR.TAG" {
+                                    continue;
+                                }
+                                if !self.excluded(&join(rel, &name), &name) {
+                                    map.insert(name, (de.path(), None));
+                                }
                             }
                             Err(e) => self.error(rel, format!("cannot read directory: {e}")),
                         }
@@ -179,8 +279,84 @@ impl<W: Sink> Walker<'_, '_, W> {
             let p = node.fs_path.clone();
             map.insert(name, (p, Some(node)));
         }
-        // Visited in reverse so popping from the end yields name order.
         map.into_iter().rev().map(|(n, (p, v))| (n, p, v)).collect()
+    }
+
+    fn xattrs(&mut self, rel: &[u8], path: &Path, follow: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if self.policy.no_xattrs {
+            return Vec::new();
+        }
+        let names = if follow {
+            xattr::list_deref(path)
+        } else {
+            xattr::list(path)
+        };
+        let names = match names {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTSUP.raw_os_error()) => {
+                return Vec::new()
+            }
+            Err(e) => {
+                self.error(rel, format!("cannot list extended attributes: {e}"));
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for n in names {
+            let name = n.into_vec();
+            let value = if follow {
+                xattr::get_deref(path, std::ffi::OsStr::from_bytes(&name))
+            } else {
+                xattr::get(path, std::ffi::OsStr::from_bytes(&name))
+            };
+            match value {
+                Ok(Some(v))
+                    if name.len() <= MAX_XATTR_NAME_LEN
+                        && v.len() <= MAX_XATTR_VALUE_LEN
+                        && !name.is_empty() =>
+                {
+                    out.push((name, v))
+                }
+                Ok(Some(_)) => self.error(
+                    rel,
+                    format!(
+                        "extended attribute {} is too large to store",
+                        String::from_utf8_lossy(&name)
+                    ),
+                ),
+                Ok(None) => {}
+                Err(e) => self.error(
+                    rel,
+                    format!(
+                        "cannot read extended attribute {}: {e}",
+                        String::from_utf8_lossy(&name)
+                    ),
+                ),
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Data ranges of a sparse file, by SEEK_DATA / SEEK_HOLE.
+    fn data_ranges(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < len {
+            let start = match rustix::fs::seek(file, rustix::fs::SeekFrom::Data(pos)) {
+                Ok(s) => s,
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let end = rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(start))
+                .map_err(std::io::Error::from)?
+                .min(len);
+            if end > start {
+                out.push((start, end));
+            }
+            pos = end.max(start + 1);
+        }
+        Ok(out)
     }
 
     fn read_file(
@@ -190,43 +366,64 @@ impl<W: Sink> Walker<'_, '_, W> {
         md: &Metadata,
     ) -> Result<Option<(Vec<Extent>, u64)>> {
         let noatime = rustix::fs::OFlags::NOATIME.bits() as i32;
-        let file = match fs::OpenOptions::new()
+        let opened = match fs::OpenOptions::new()
             .read(true)
             .custom_flags(noatime)
             .open(path)
         {
-            Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
-                match File::open(path) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        self.error(rel, format!("cannot open: {e}"));
-                        return Ok(None);
-                    }
-                }
+                File::open(path)
             }
+            other => other,
+        };
+        let mut file = match opened {
+            Ok(f) => f,
             Err(e) => {
                 self.error(rel, format!("cannot open: {e}"));
                 return Ok(None);
             }
         };
+        // A file with fewer allocated blocks than its length has holes.
+        let sparse = md.blocks().saturating_mul(512) < md.len();
+        let ranges = if sparse {
+            Walker::<W>::data_ranges(&file, md.len()).ok()
+        } else {
+            None
+        };
+        let ranges = ranges.unwrap_or_else(|| vec![(0, u64::MAX)]);
         let mut extents = Vec::new();
         let mut total = 0u64;
-        let mut stream = ChunkStream::new(self.chunker, &file);
-        loop {
-            let chunk = match stream.next_chunk() {
-                Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(e) => {
-                    self.error(rel, format!("read error: {e}"));
-                    return Ok(None);
-                }
-            };
-            let len = chunk.len() as u32;
-            let id = self.w.put_blob(Kind::Chunk, chunk)?;
-            self.progress.bytes(len as u64);
-            total += len as u64;
-            extents.push(Extent::Data { len, id });
+        for (start, end) in ranges {
+            if start > total {
+                extents.push(Extent::Hole { len: start - total });
+                total = start;
+            }
+            if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                self.error(rel, format!("seek error: {e}"));
+                return Ok(None);
+            }
+            let mut stream = ChunkStream::new(self.chunker, (&file).take(end - start));
+            loop {
+                let chunk = match stream.next_chunk() {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.error(rel, format!("read error: {e}"));
+                        return Ok(None);
+                    }
+                };
+                let len = chunk.len() as u32;
+                let id = self.w.put_blob(Kind::Chunk, chunk)?;
+                self.progress.bytes(len as u64);
+                total += len as u64;
+                extents.push(Extent::Data { len, id });
+            }
+        }
+        if sparse && total < md.len() {
+            extents.push(Extent::Hole {
+                len: md.len() - total,
+            });
+            total = md.len();
         }
         if let Ok(after) = file.metadata() {
             if after.len() != md.len()
@@ -235,7 +432,7 @@ impl<W: Sink> Walker<'_, '_, W> {
                 || total != md.len()
             {
                 self.out.changed = true;
-                self.error(rel, "file changed as we read it".into());
+                self.error(rel, CHANGED.into());
             }
         }
         Ok(Some((extents, total)))
@@ -248,9 +445,20 @@ impl<W: Sink> Walker<'_, '_, W> {
         name: Vec<u8>,
         path: PathBuf,
         node: Option<VNode>,
+        dev: Option<u64>,
+        ancestors: &[(u64, u64)],
     ) -> Result<Visit> {
-        let recurse = node.as_ref().is_none_or(|n| n.operand);
-        let md = match fs::symlink_metadata(&path) {
+        let operand = node.as_ref().is_some_and(|n| n.operand);
+        if node.is_some() && operand && self.excluded(&rel, &name) {
+            return Ok(Visit::Skip);
+        }
+        let follow = self.policy.follow_symlinks;
+        let stat = if follow {
+            fs::metadata(&path).or_else(|_| fs::symlink_metadata(&path))
+        } else {
+            fs::symlink_metadata(&path)
+        };
+        let md = match stat {
             Ok(md) => md,
             Err(e) => {
                 if let Some(n) = node.filter(|n| !n.operand) {
@@ -259,6 +467,7 @@ impl<W: Sink> Walker<'_, '_, W> {
                     return Ok(Visit::Dir(Frame {
                         entry: Some(synthetic_dir(name)),
                         rel,
+                        id: (0, 0),
                         todo,
                         built: Vec::new(),
                     }));
@@ -273,19 +482,36 @@ impl<W: Sink> Walker<'_, '_, W> {
             return Ok(Visit::Skip);
         }
         let ft = md.file_type();
-        use std::os::unix::fs::FileTypeExt;
+        let xattrs = self.xattrs(&rel, &path, follow);
         if ft.is_dir() {
+            let id = (md.dev(), md.ino());
+            if follow && ancestors.contains(&id) {
+                self.error(
+                    &rel,
+                    "directory loop through a followed symlink; not descended".into(),
+                );
+                return Ok(Visit::Skip);
+            }
+            // Operands always descend unless --no-recursion; below them,
+            // --one-file-system stops at other devices.
+            let recurse = match &node {
+                Some(n) if n.operand => !self.policy.no_recursion,
+                Some(_) => false,
+                None => !(self.policy.one_file_system && dev.is_some_and(|d| d != md.dev())),
+            };
             let virt = node.map(|n| n.children).unwrap_or_default();
             let todo = self.children(&rel, &path, recurse, virt);
-            let e = entry_from(name, EntryType::Dir, &md, Payload::Dir(Id::ZERO));
+            let mut e = entry_from(name, EntryType::Dir, &md, Payload::Dir(Id::ZERO));
+            e.xattrs = xattrs;
             return Ok(Visit::Dir(Frame {
                 entry: Some(e),
                 rel,
+                id,
                 todo,
                 built: Vec::new(),
             }));
         }
-        let entry = if ft.is_file() {
+        let mut entry = if ft.is_file() {
             if md.nlink() > 1 {
                 if let Some((first, size)) = self.links.get(&(md.dev(), md.ino())) {
                     let mut e = entry_from(
@@ -333,6 +559,9 @@ impl<W: Sink> Walker<'_, '_, W> {
                     return Ok(Visit::Skip);
                 }
             }
+        } else if ft.is_socket() {
+            self.progress.warning(&rel, "socket ignored");
+            return Ok(Visit::Skip);
         } else {
             self.out.summary.others += 1;
             let dev = Payload::Device {
@@ -343,54 +572,40 @@ impl<W: Sink> Walker<'_, '_, W> {
                 entry_from(name, EntryType::CharDevice, &md, dev)
             } else if ft.is_block_device() {
                 entry_from(name, EntryType::BlockDevice, &md, dev)
-            } else if ft.is_fifo() {
-                entry_from(name, EntryType::Fifo, &md, Payload::None)
             } else {
-                entry_from(name, EntryType::Socket, &md, Payload::None)
+                entry_from(name, EntryType::Fifo, &md, Payload::None)
             }
         };
+        entry.xattrs = xattrs;
         Ok(Visit::Entry(rel, entry))
     }
 }
 
-enum Visit {
-    Dir(Frame),
-    Entry(Vec<u8>, Entry),
-    Skip,
-}
-
-/// Reads `paths` (files or directories, named as on a tar command line) into
-/// a tree stored through `w`, returning its root id and what was seen.
-/// Files whose (device, inode) is in `skip` (the archive being written) are
-/// left out with a warning.
-pub fn add_paths<W: Sink>(
-    w: &mut GenerationWriter<W>,
-    chunker: &Chunker,
-    paths: &[PathBuf],
-    skip: &[(u64, u64)],
-    progress: &dyn Progress,
-) -> Result<CreateOutcome> {
+/// Builds the virtual tree of operands and the list of operands that name
+/// the root itself (".", "/").
+fn operand_tree(sources: &[Source]) -> (VNode, Vec<PathBuf>) {
     let mut root = VNode::default();
-    let mut root_sources: Vec<PathBuf> = Vec::new();
-    for p in paths {
+    let mut root_sources = Vec::new();
+    for src in sources {
+        let p = &src.path;
         let comps = member_components(p);
         if comps.is_empty() {
-            root_sources.push(p.clone());
+            root_sources.push(src.fs_path());
             continue;
         }
-        let mut node = &mut root;
-        let mut prefix = PathBuf::new();
         let bytes = p.as_os_str().as_bytes();
-        let absolute = bytes.first() == Some(&b'/');
-        if absolute {
-            prefix.push("/");
-        }
+        let mut prefix = if p.is_absolute() {
+            PathBuf::from("/")
+        } else {
+            src.dir.clone()
+        };
         // Intermediate nodes stand for the operand's own prefixes.
         let raw: Vec<&[u8]> = bytes
             .split(|&b| b == b'/')
             .filter(|c| !c.is_empty() && *c != b".")
             .collect();
         let mut walked = 0;
+        let mut node = &mut root;
         for (i, c) in comps.iter().enumerate() {
             // Advance the fs prefix to the component that produced `c`.
             while walked < raw.len() {
@@ -404,26 +619,41 @@ pub fn add_paths<W: Sink>(
             node.fs_path = prefix.clone();
             if i == comps.len() - 1 {
                 node.operand = true;
-                node.fs_path = p.clone();
+                node.fs_path = src.fs_path();
             }
         }
     }
+    (root, root_sources)
+}
+
+/// Reads `sources` into a tree stored through `w`, returning its root id and
+/// what was seen. Files whose (device, inode) is in `skip` (the archive being
+/// written) are left out with a warning.
+pub fn add_paths<W: Sink>(
+    w: &mut GenerationWriter<W>,
+    chunker: &Chunker,
+    sources: &[Source],
+    policy: &CreatePolicy,
+    skip: &[(u64, u64)],
+    progress: &dyn Progress,
+) -> Result<CreateOutcome> {
+    let (mut root, root_sources) = operand_tree(sources);
     let mut walker = Walker {
         w,
         chunker,
+        policy,
         progress,
         out: CreateOutcome::default(),
         links: HashMap::new(),
         skip,
     };
-    let mut todo = Vec::new();
+    let mut merged: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> = BTreeMap::new();
     for src in &root_sources {
-        todo.extend(walker.children(b"", src, true, BTreeMap::new()));
+        for (n, p, v) in walker.children(b"", src, !policy.no_recursion, BTreeMap::new()) {
+            merged.insert(n, (p, v));
+        }
     }
-    let virt_children = std::mem::take(&mut root.children);
-    let mut merged: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> =
-        todo.into_iter().map(|(n, p, v)| (n, (p, v))).collect();
-    for (n, v) in virt_children {
+    for (n, v) in std::mem::take(&mut root.children) {
         let p = v.fs_path.clone();
         merged.insert(n, (p, Some(v)));
     }
@@ -435,18 +665,29 @@ pub fn add_paths<W: Sink>(
     let mut stack = vec![Frame {
         entry: None,
         rel: Vec::new(),
+        id: (0, 0),
         todo,
         built: Vec::new(),
     }];
+    // The device each operand lives on, for --one-file-system.
+    let mut devs: Vec<Option<u64>> = vec![None];
     loop {
         let top = stack.last_mut().expect("root frame stays until the end");
         if let Some((name, path, node)) = top.todo.pop() {
             let rel = join(&top.rel, &name);
-            match walker.visit(rel, name, path, node)? {
+            let dev = *devs.last().expect("one per frame");
+            let ancestors: Vec<(u64, u64)> = stack.iter().map(|f| f.id).collect();
+            let is_operand = node.as_ref().is_some_and(|n| n.operand);
+            match walker.visit(rel, name, path, node, dev, &ancestors)? {
                 Visit::Dir(f) => {
                     if let Some(e) = &f.entry {
                         walker.progress.entry(&f.rel, e);
                     }
+                    devs.push(if is_operand || dev.is_none() && f.id != (0, 0) {
+                        Some(f.id.0)
+                    } else {
+                        dev
+                    });
                     stack.push(f)
                 }
                 Visit::Entry(rel, e) => {
@@ -458,6 +699,7 @@ pub fn add_paths<W: Sink>(
             continue;
         }
         let frame = stack.pop().expect("frame");
+        devs.pop();
         let mut built = frame.built;
         built.sort_by(|a, b| a.name.cmp(&b.name));
         built.dedup_by(|a, b| a.name == b.name);
@@ -493,5 +735,20 @@ mod tests {
         assert_eq!(c("../../x"), vec![b"x".to_vec()]);
         assert!(c(".").is_empty());
         assert!(c("/").is_empty());
+    }
+
+    #[test]
+    fn operands_keep_their_base_directory() {
+        let (root, _) = operand_tree(&[Source {
+            dir: "/base".into(),
+            path: "x/y".into(),
+        }]);
+        let x = &root.children[&b"x".to_vec()];
+        assert_eq!(x.fs_path, PathBuf::from("/base/x"));
+        assert_eq!(
+            x.children[&b"y".to_vec()].fs_path,
+            PathBuf::from("/base/x/y")
+        );
+        assert!(x.children[&b"y".to_vec()].operand);
     }
 }

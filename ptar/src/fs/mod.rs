@@ -5,5 +5,5 @@ pub mod create;
 pub mod extract;
 mod owners;
 
-pub use create::{add_paths, CreateOutcome};
+pub use create::{add_paths, CreateOutcome, CreatePolicy, Source};
 pub use extract::{extract, ExtractOptions, ExtractOutcome};
