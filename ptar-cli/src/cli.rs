@@ -9,7 +9,11 @@ use clap::{ArgGroup, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "ptar", version, about = "Archive files into a deduplicating, verifiable, optionally encrypted .ptar", long_about = None)]
 #[command(group(ArgGroup::new("mode").required(true).args(["create", "append", "list", "extract", "verify"])))]
+#[command(disable_help_flag = true)]
 pub struct TarArgs {
+    /// Print help.
+    #[arg(long = "help", action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Create a new archive holding one snapshot of the given paths.
     #[arg(short = 'c', long = "create", help_heading = "Modes")]
     pub create: bool,
@@ -29,9 +33,62 @@ pub struct TarArgs {
     /// The archive file.
     #[arg(short = 'f', long = "file", value_name = "ARCHIVE", required = true)]
     pub file: PathBuf,
-    /// Change to DIR before reading operands (create/append) or extract into DIR.
-    #[arg(short = 'C', long = "directory", value_name = "DIR")]
-    pub directory: Option<PathBuf>,
+    /// Change to DIR: for create/append, the operands after it are read from
+    /// DIR (repeatable, positional, as in tar); for extract, extract into DIR.
+    #[arg(short = 'C', long = "directory", value_name = "DIR", action = clap::ArgAction::Append)]
+    pub directory: Vec<PathBuf>,
+    /// Read the names to archive from FILE (one per line; `-` for standard input).
+    #[arg(short = 'T', long = "files-from", value_name = "FILE", action = clap::ArgAction::Append, help_heading = "Selecting files")]
+    pub files_from: Vec<PathBuf>,
+    /// With -T: names are separated by NUL bytes, not newlines.
+    #[arg(long = "null", help_heading = "Selecting files")]
+    pub null: bool,
+    /// Leave out files matching PATTERN (`*` also matches `/`; repeatable).
+    #[arg(long = "exclude", value_name = "PATTERN", action = clap::ArgAction::Append, help_heading = "Selecting files")]
+    pub exclude: Vec<std::ffi::OsString>,
+    /// Read exclusion patterns from FILE, one per line.
+    #[arg(short = 'X', long = "exclude-from", value_name = "FILE", action = clap::ArgAction::Append, help_heading = "Selecting files")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Leave out version-control directories and files (.git, .svn, ...).
+    #[arg(long = "exclude-vcs", help_heading = "Selecting files")]
+    pub exclude_vcs: bool,
+    /// Leave out the contents of directories holding a valid CACHEDIR.TAG.
+    #[arg(long = "exclude-caches", help_heading = "Selecting files")]
+    pub exclude_caches: bool,
+    /// Do not descend into directories named as operands.
+    #[arg(long = "no-recursion", help_heading = "Selecting files")]
+    pub no_recursion: bool,
+    /// Stay on the file system of each operand.
+    #[arg(long = "one-file-system", help_heading = "Selecting files")]
+    pub one_file_system: bool,
+    /// Follow symlinks: archive the files they point to.
+    #[arg(short = 'h', long = "dereference", help_heading = "Selecting files")]
+    pub dereference: bool,
+    /// Do not record extended attributes and ACLs.
+    #[arg(long = "no-xattrs", help_heading = "Selecting files")]
+    pub no_xattrs: bool,
+    /// Print the number of bytes written (create/append).
+    #[arg(long = "totals")]
+    pub totals: bool,
+
+    /// Rejected: ptar compresses by itself.
+    #[arg(short = 'z', long = "gzip", hide = true)]
+    pub gzip: bool,
+    /// Rejected: ptar compresses by itself.
+    #[arg(short = 'j', long = "bzip2", hide = true)]
+    pub bzip2: bool,
+    /// Rejected: ptar compresses by itself.
+    #[arg(short = 'J', long = "xz", hide = true)]
+    pub xz: bool,
+    /// Rejected: ptar compresses by itself.
+    #[arg(long = "zstd", hide = true)]
+    pub zstd: bool,
+    /// Rejected: ptar compresses by itself.
+    #[arg(short = 'Z', long = "compress", hide = true)]
+    pub compress: bool,
+    /// Rejected: ptar compresses by itself.
+    #[arg(long = "lzma", hide = true)]
+    pub lzma: bool,
     /// List names as they are processed; twice for a long listing.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -88,8 +145,40 @@ pub struct TarArgs {
     pub full: bool,
 
     /// Files and directories to archive.
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", action = clap::ArgAction::Append)]
     pub paths: Vec<PathBuf>,
+
+    /// The operands with the -C in force for each (filled after parsing).
+    #[arg(skip)]
+    pub sources: Vec<ptar::fs::Source>,
+    /// Each -T list with the -C in force where it was given.
+    #[arg(skip)]
+    pub lists: Vec<(PathBuf, PathBuf)>,
+}
+
+impl TarArgs {
+    /// The first compression flag given, if any.
+    pub fn compression_flag(&self) -> Option<&'static str> {
+        [
+            (self.gzip, "-z"),
+            (self.bzip2, "-j"),
+            (self.xz, "-J"),
+            (self.zstd, "--zstd"),
+            (self.compress, "-Z"),
+            (self.lzma, "--lzma"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+    }
+
+    /// The directory -C options lead to, applied in order (for extract).
+    pub fn destination(&self) -> PathBuf {
+        let mut d = PathBuf::from(".");
+        for c in &self.directory {
+            d = d.join(c);
+        }
+        d
+    }
 }
 
 /// Subcommands that are not tar modes.
@@ -151,6 +240,44 @@ pub enum Command {
 
 const SUBCOMMANDS: &[&str] = &["snapshots", "keygen", "passwd"];
 
+/// Key letters of the bundled (old-style) form, as in `ptar cvf out.ptar dir`.
+const KEY_LETTERS: &str = "crtxvfCTXkmOpPhUzjJZ";
+/// Letters that take an argument, consumed from the following words in order.
+const KEY_ARGS: &str = "fCTX";
+/// Letters that name a mode; a bundle must hold one.
+const KEY_MODES: &str = "crtx";
+
+/// Expands a first word like `cvf` into `-c -v -f ARG` (GNU tar and bsdtar's
+/// traditional form). Words keep their bytes: non-UTF-8 operands survive.
+pub fn expand_bundled(args: Vec<OsString>) -> Vec<OsString> {
+    let Some(first) = args.get(1).and_then(|a| a.to_str()) else {
+        return args;
+    };
+    let bundle = !first.is_empty()
+        && !first.starts_with('-')
+        && !SUBCOMMANDS.contains(&first)
+        && first.chars().all(|c| KEY_LETTERS.contains(c))
+        && first.chars().any(|c| KEY_MODES.contains(c));
+    if !bundle {
+        return args;
+    }
+    let letters: Vec<char> = first.chars().collect();
+    let mut rest = args.into_iter();
+    let mut out = vec![rest.next().expect("program name")];
+    rest.next();
+    let mut rest: std::collections::VecDeque<OsString> = rest.collect();
+    for c in letters {
+        out.push(format!("-{c}").into());
+        if KEY_ARGS.contains(c) {
+            if let Some(a) = rest.pop_front() {
+                out.push(a);
+            }
+        }
+    }
+    out.extend(rest);
+    out
+}
+
 /// Parses argv.
 pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
     if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
@@ -158,5 +285,104 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
             return SubArgs::try_parse_from(args).map(|s| Command::Sub(s.command));
         }
     }
-    TarArgs::try_parse_from(args).map(|t| Command::Tar(Box::new(t)))
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = TarArgs::command().try_get_matches_from(expand_bundled(args))?;
+    let mut t = TarArgs::from_arg_matches(&matches)?;
+    // Positional -C: each operand is read from the -C options before it.
+    let dirs: Vec<(usize, PathBuf)> = match matches.indices_of("directory") {
+        Some(ix) => ix.zip(t.directory.iter().cloned()).collect(),
+        None => Vec::new(),
+    };
+    let ops: Vec<(usize, PathBuf)> = match matches.indices_of("paths") {
+        Some(ix) => ix.zip(t.paths.iter().cloned()).collect(),
+        None => Vec::new(),
+    };
+    t.sources = ops
+        .into_iter()
+        .map(|(i, path)| ptar::fs::Source {
+            dir: dir_before(&dirs, i),
+            path,
+        })
+        .collect();
+    if let Some(ix) = matches.indices_of("files_from") {
+        t.lists = ix
+            .zip(t.files_from.iter().cloned())
+            .map(|(i, f)| (dir_before(&dirs, i), f))
+            .collect();
+    }
+    Ok(Command::Tar(Box::new(t)))
+}
+
+/// The directory in force at argument index `i`: every -C before it, in order.
+pub fn dir_before(dirs: &[(usize, PathBuf)], i: usize) -> PathBuf {
+    let mut d = PathBuf::new();
+    for (j, c) in dirs {
+        if *j < i {
+            d = if d.as_os_str().is_empty() {
+                c.clone()
+            } else {
+                d.join(c)
+            };
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<OsString> {
+        s.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn bundled_keys_expand_in_letter_order() {
+        assert_eq!(
+            expand_bundled(words("ptar cvf out.ptar dir")),
+            words("ptar -c -v -f out.ptar dir")
+        );
+        assert_eq!(
+            expand_bundled(words("ptar xfC a.ptar dest m")),
+            words("ptar -x -f a.ptar -C dest m")
+        );
+        assert_eq!(
+            expand_bundled(words("ptar -cf a.ptar dir")),
+            words("ptar -cf a.ptar dir")
+        );
+        assert_eq!(
+            expand_bundled(words("ptar snapshots -f a")),
+            words("ptar snapshots -f a")
+        );
+        // No mode letter: not a bundle.
+        assert_eq!(expand_bundled(words("ptar vf a")), words("ptar vf a"));
+    }
+
+    #[test]
+    fn non_utf8_operands_survive() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(vec![b'a', 0xff]);
+        let args = vec!["ptar".into(), "cf".into(), "x.ptar".into(), odd.clone()];
+        assert_eq!(expand_bundled(args)[4], odd);
+    }
+
+    #[test]
+    fn directory_is_positional() {
+        let Command::Tar(t) = parse(words("ptar -c -f a.ptar x -C d1 y -C sub z")).unwrap() else {
+            panic!()
+        };
+        let got: Vec<(String, String)> = t
+            .sources
+            .iter()
+            .map(|s| (s.dir.display().to_string(), s.path.display().to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("".into(), "x".into()),
+                ("d1".into(), "y".into()),
+                ("d1/sub".into(), "z".into())
+            ]
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! What each mode does.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use ptar::format::tree::Entry;
+use ptar::fs::{CreatePolicy, Source};
 use ptar::progress::Progress;
 use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
 
@@ -16,19 +17,24 @@ use crate::cli::{Command, Sub, TarArgs};
 use crate::output::{self, human, list_line};
 use crate::passphrase;
 
-/// Reports entries (with -v) on stdout and problems on stderr.
+/// Reports entries (with -v) on stdout, or on stderr when the archive
+/// itself goes to stdout, and problems on stderr.
 struct CliProgress {
     verbose: u8,
     errored: AtomicBool,
-    out: Mutex<BufWriter<std::io::Stdout>>,
+    out: Mutex<BufWriter<Box<dyn Write + Send>>>,
 }
 
 impl CliProgress {
     fn new(verbose: u8) -> CliProgress {
+        CliProgress::to(verbose, Box::new(std::io::stdout()))
+    }
+
+    fn to(verbose: u8, w: Box<dyn Write + Send>) -> CliProgress {
         CliProgress {
             verbose,
             errored: AtomicBool::new(false),
-            out: Mutex::new(BufWriter::new(std::io::stdout())),
+            out: Mutex::new(BufWriter::new(w)),
         }
     }
 
@@ -52,6 +58,20 @@ impl Progress for CliProgress {
     }
 }
 
+/// Standard output as an archive sink: flushing is all it can do.
+struct StdoutSink(BufWriter<std::io::Stdout>);
+
+impl Write for StdoutSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ptar::store::Sink for StdoutSink {}
+
 /// Runs a parsed command.
 pub fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
@@ -74,6 +94,9 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             passphrase_file,
         }) => snapshots(&file, passphrase_file.as_deref()),
         Command::Tar(t) => {
+            if let Some(flag) = t.compression_flag() {
+                bail!("{flag}: ptar compresses archives itself (LZ4); drop the compression option");
+            }
             if t.create {
                 create(&t)
             } else if t.append {
@@ -89,15 +112,36 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
     }
 }
 
+/// Opens an archive to read; `-` spools standard input to an unnamed
+/// temporary file first (the format is read from its end).
 fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Result<Archive> {
-    let header = ptar::probe(path).with_context(|| path.display().to_string())?;
+    let file = if path == Path::new("-") {
+        let mut tmp = tempfile::tempfile()
+            .context("cannot create a temporary file to hold standard input")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
+            .context("reading the archive from standard input")?;
+        tmp
+    } else {
+        std::fs::File::open(path).with_context(|| path.display().to_string())?
+    };
+    let header = ptar::probe_file(&file).with_context(|| path.display().to_string())?;
     let pass = if header.encrypted() {
         Some(passphrase::for_reading(passphrase_file)?)
     } else {
         None
     };
-    Archive::open(path, pass.as_deref().map(|p| p.as_slice()))
-        .with_context(|| path.display().to_string())
+    let archive = Archive::from_file(file, path, pass.as_deref().map(|p| p.as_slice()))
+        .with_context(|| path.display().to_string())?;
+    if let Some(t) = archive.store().tail().filter(|t| t.damaged) {
+        eprintln!(
+            "ptar: warning: {}: the last footer is damaged ({}); reading generation {} and ignoring the {} bytes after it",
+            path.display(),
+            t.detail,
+            archive.store().generations().len(),
+            t.len
+        );
+    }
+    Ok(archive)
 }
 
 fn kdf_params(spec: Option<&str>) -> Result<KdfParams> {
@@ -164,27 +208,108 @@ fn add_and_commit<W: ptar::store::Sink>(
     mut w: Writer<W>,
     t: &TarArgs,
     key: Option<ed25519_dalek::SigningKey>,
-    paths: &[PathBuf],
+    paths: &[Source],
 ) -> Result<ExitCode> {
     if let Some(k) = key {
         w.sign_with(k);
     }
-    let progress = CliProgress::new(t.verbose);
+    w.set_create_policy(create_policy(t)?);
+    let progress = if t.file == Path::new("-") {
+        CliProgress::to(t.verbose, Box::new(std::io::stderr()))
+    } else {
+        CliProgress::new(t.verbose)
+    };
     let (_, outcome) = w.add_snapshot(paths, &meta(t), &progress)?;
-    w.commit()?;
+    let info = w.commit()?;
     progress.flush()?;
+    if t.totals {
+        eprintln!(
+            "Total bytes written: {} ({}) in {} new blobs",
+            info.stats.bytes,
+            human(info.stats.bytes),
+            info.stats.blobs
+        );
+    }
     Ok(outcome_code(&progress, &outcome.errors, outcome.changed))
 }
 
-fn operands(t: &TarArgs) -> Result<Vec<PathBuf>> {
-    if t.paths.is_empty() {
+/// Reads a -T list: names separated by newlines (or NULs with --null);
+/// without --null a line `-C DIR` changes the directory for the names after it.
+fn read_list(dir: &Path, list: &Path, null: bool) -> Result<Vec<Source>> {
+    let data = if list == Path::new("-") {
+        let mut v = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut v)
+            .context("reading the name list from standard input")?;
+        v
+    } else {
+        std::fs::read(list).with_context(|| format!("cannot read name list {}", list.display()))?
+    };
+    let sep = if null { 0 } else { b'\n' };
+    let mut dir = dir.to_path_buf();
+    let mut out = Vec::new();
+    for item in data.split(|&b| b == sep) {
+        let item = if null {
+            item
+        } else {
+            item.strip_suffix(b"\r").unwrap_or(item)
+        };
+        if item.is_empty() {
+            continue;
+        }
+        if !null {
+            if let Some(d) = item.strip_prefix(b"-C").map(|d| d.trim_ascii_start()) {
+                let d = PathBuf::from(std::ffi::OsStr::from_bytes(d));
+                dir = if dir.as_os_str().is_empty() {
+                    d
+                } else {
+                    dir.join(d)
+                };
+                continue;
+            }
+        }
+        out.push(Source {
+            dir: dir.clone(),
+            path: PathBuf::from(std::ffi::OsStr::from_bytes(item)),
+        });
+    }
+    Ok(out)
+}
+
+/// Every operand to archive: the command line's, then each -T list's.
+fn operands(t: &TarArgs) -> Result<Vec<Source>> {
+    let mut all = t.sources.clone();
+    for (dir, list) in &t.lists {
+        all.extend(read_list(dir, list, t.null)?);
+    }
+    if all.is_empty() {
         bail!("cowardly refusing to create an empty snapshot (name the files or directories to archive)");
     }
-    if let Some(d) = &t.directory {
-        std::env::set_current_dir(d)
-            .with_context(|| format!("cannot change to directory {}", d.display()))?;
+    Ok(all)
+}
+
+fn create_policy(t: &TarArgs) -> Result<CreatePolicy> {
+    let mut exclude: Vec<Vec<u8>> = t.exclude.iter().map(|p| p.as_bytes().to_vec()).collect();
+    for f in &t.exclude_from {
+        let text = std::fs::read(f)
+            .with_context(|| format!("cannot read exclusion list {}", f.display()))?;
+        exclude.extend(
+            text.split(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
     }
-    Ok(t.paths.clone())
+    Ok(CreatePolicy {
+        exclude,
+        exclude_vcs: t.exclude_vcs,
+        exclude_caches: t.exclude_caches,
+        no_recursion: t.no_recursion,
+        one_file_system: t.one_file_system,
+        follow_symlinks: t.dereference,
+        no_xattrs: t.no_xattrs,
+    })
 }
 
 fn create(t: &TarArgs) -> Result<ExitCode> {
@@ -201,11 +326,24 @@ fn create(t: &TarArgs) -> Result<ExitCode> {
     }
     let key = load_signing_key(t.sign.as_deref())?;
     let paths = operands(t)?;
+    if t.file == Path::new("-") {
+        if std::io::stdout().is_terminal() {
+            bail!("refusing to write archive contents to a terminal");
+        }
+        let w = Writer::create_stream(
+            StdoutSink(BufWriter::with_capacity(1 << 20, std::io::stdout())),
+            opts,
+        )?;
+        return add_and_commit(w, t, key, &paths);
+    }
     let w = Writer::create(&archive, opts).with_context(|| archive.display().to_string())?;
     add_and_commit(w, t, key, &paths)
 }
 
 fn append(t: &TarArgs) -> Result<ExitCode> {
+    if t.file == Path::new("-") {
+        bail!("cannot append to standard output or input: -r needs an archive file");
+    }
     let archive = absolute(&t.file)?;
     if !archive.exists() {
         return create(t);
@@ -241,7 +379,7 @@ fn list(t: &TarArgs) -> Result<ExitCode> {
 fn extract(t: &TarArgs) -> Result<ExitCode> {
     let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
     let snap = archive.find_snapshot(&t.snapshot)?;
-    let dest = t.directory.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dest = t.destination();
     let progress = CliProgress::new(t.verbose);
     let outcome = archive.extract(
         &snap,

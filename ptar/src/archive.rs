@@ -39,14 +39,19 @@ pub struct Archive {
 /// Reads just the header of the file at `path`: whether it is a ptar
 /// archive, and whether it is encrypted.
 pub fn probe(path: &Path) -> Result<Header> {
-    use std::io::Read;
-    let mut f = File::open(path).map_err(|e| Error::io_at(path, e))?;
+    let f = File::open(path).map_err(|e| Error::io_at(path, e))?;
+    probe_file(&f)
+}
+
+/// Like [`probe`], for an open file (read with positional reads).
+pub fn probe_file(f: &File) -> Result<Header> {
+    use std::os::unix::fs::FileExt;
     let mut prefix = [0u8; 16];
-    f.read_exact(&mut prefix).map_err(|_| Error::NotPtar)?;
+    f.read_exact_at(&mut prefix, 0)
+        .map_err(|_| Error::NotPtar)?;
     let len = Header::peek_len(&prefix).map_err(header_err)?;
     let mut buf = vec![0u8; len];
-    buf[..16].copy_from_slice(&prefix);
-    f.read_exact(&mut buf[16..])
+    f.read_exact_at(&mut buf, 0)
         .map_err(|_| Error::corrupt(Region::Header, "file ends inside the header"))?;
     Header::parse(&buf).map_err(header_err)
 }
@@ -70,6 +75,14 @@ impl Archive {
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Archive> {
         Ok(Archive {
             store: Arc::new(Store::open(path, passphrase)?),
+        })
+    }
+
+    /// Opens an archive from an open file (for instance a spooled standard
+    /// input); `name` is used in error messages.
+    pub fn from_file(file: File, name: &Path, passphrase: Option<&[u8]>) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_file(file, name, passphrase)?),
         })
     }
 

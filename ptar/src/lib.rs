@@ -26,7 +26,8 @@ pub mod tree;
 pub mod verify;
 
 pub use archive::{
-    probe, Archive, CommitInfo, CreateOptions, Encryption, Snapshot, SnapshotMeta, Writer,
+    probe, probe_file, Archive, CommitInfo, CreateOptions, Encryption, Snapshot, SnapshotMeta,
+    Writer,
 };
 pub use error::{Error, Region, Result};
 pub use format::header::{ChunkerParams, KdfParams};

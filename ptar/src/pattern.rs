@@ -93,16 +93,33 @@ fn class(pat: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
     None
 }
 
-/// Whether an exclusion pattern matches a member name: the whole name, or
-/// any tail after a `/` (GNU tar's default `--no-anchored`).
+/// Whether an exclusion pattern matches a member name, as GNU tar does by
+/// default: unanchored (it may match any tail that starts after a `/`) and
+/// matching leading directories (a pattern naming a directory matches
+/// everything under it).
 pub fn exclude_match(pat: &[u8], name: &[u8]) -> bool {
     let pat = pat.strip_suffix(b"/").unwrap_or(pat);
-    if glob_match(pat, name) {
-        return true;
+    let starts = std::iter::once(0).chain(
+        name.iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'/')
+            .map(|(i, _)| i + 1),
+    );
+    for s in starts {
+        let tail = &name[s..];
+        let ends = tail
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'/')
+            .map(|(i, _)| i)
+            .chain(std::iter::once(tail.len()));
+        for e in ends {
+            if glob_match(pat, &tail[..e]) {
+                return true;
+            }
+        }
     }
-    name.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'/' && glob_match(pat, &name[i + 1..]))
+    false
 }
 
 /// Names GNU tar's `--exclude-vcs` leaves out.
@@ -159,5 +176,10 @@ mod tests {
         assert!(exclude_match(b"dir/foo", b"top/dir/foo"));
         assert!(exclude_match(b"*.tmp", b"a/b/c.tmp"));
         assert!(exclude_match(b"build/", b"x/build"));
+        assert!(
+            exclude_match(b"a/sub", b"a/sub/two.txt"),
+            "leading directories match"
+        );
+        assert!(!exclude_match(b"a/sub", b"a/subway"));
     }
 }

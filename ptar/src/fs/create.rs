@@ -448,8 +448,8 @@ impl<W: Sink> Walker<'_, '_, W> {
         dev: Option<u64>,
         ancestors: &[(u64, u64)],
     ) -> Result<Visit> {
-        let operand = node.as_ref().is_some_and(|n| n.operand);
-        if node.is_some() && operand && self.excluded(&rel, &name) {
+        // Operands and the directories that lead to them are filtered too.
+        if node.is_some() && self.excluded(&rel, &name) {
             return Ok(Visit::Skip);
         }
         let follow = self.policy.follow_symlinks;

@@ -100,8 +100,13 @@ fn rfind(hay: &[u8], needle: &[u8], end: usize) -> Option<usize> {
 impl Store {
     /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        use std::os::unix::fs::FileExt;
         let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+        Store::from_file(file, path, passphrase)
+    }
+
+    /// Opens an archive from an open file; `path` names it in errors.
+    pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        use std::os::unix::fs::FileExt;
         let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
         // The end of the file (the last footer, and any torn tail) is read
         // with positional reads, not through the map: a concurrent appender
