@@ -71,6 +71,68 @@ pub struct TarArgs {
     #[arg(long = "totals")]
     pub totals: bool,
 
+    /// Extract file contents to standard output instead of creating files.
+    #[arg(short = 'O', long = "to-stdout", help_heading = "Extraction")]
+    pub to_stdout: bool,
+    /// Drop N leading components of member names when extracting.
+    #[arg(
+        long = "strip-components",
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Extraction"
+    )]
+    pub strip_components: usize,
+    /// Do not replace existing files; report them as errors.
+    #[arg(short = 'k', long = "keep-old-files", help_heading = "Extraction")]
+    pub keep_old_files: bool,
+    /// Do not replace existing files that are newer than the archived copy.
+    #[arg(long = "keep-newer-files", help_heading = "Extraction")]
+    pub keep_newer_files: bool,
+    /// Remove each existing file before extracting over it (the default).
+    #[arg(short = 'U', long = "unlink-first", help_heading = "Extraction")]
+    pub unlink_first: bool,
+    /// Replace existing files (the default).
+    #[arg(long = "overwrite", help_heading = "Extraction")]
+    pub overwrite: bool,
+    /// Do not restore modification times.
+    #[arg(short = 'm', long = "touch", help_heading = "Extraction")]
+    pub touch: bool,
+    /// Restore all permission bits, ignoring the umask (default for root).
+    #[arg(
+        short = 'p',
+        long = "same-permissions",
+        visible_alias = "preserve-permissions",
+        help_heading = "Extraction"
+    )]
+    pub same_permissions: bool,
+    /// Apply the umask and clear special bits even as root.
+    #[arg(long = "no-same-permissions", help_heading = "Extraction")]
+    pub no_same_permissions: bool,
+    /// Restore ownership (default for root).
+    #[arg(long = "same-owner", help_heading = "Extraction")]
+    pub same_owner: bool,
+    /// Do not restore ownership: files belong to the extracting user.
+    #[arg(long = "no-same-owner", help_heading = "Extraction")]
+    pub no_same_owner: bool,
+    /// Use stored uid/gid numbers, not user and group names.
+    #[arg(long = "numeric-owner", help_heading = "Extraction")]
+    pub numeric_owner: bool,
+    /// Restore extended attributes (the default).
+    #[arg(long = "xattrs", help_heading = "Extraction")]
+    pub xattrs: bool,
+    /// Restore POSIX ACLs (the default).
+    #[arg(long = "acls", help_heading = "Extraction")]
+    pub acls: bool,
+    /// Do not restore POSIX ACLs.
+    #[arg(long = "no-acls", help_heading = "Extraction")]
+    pub no_acls: bool,
+    /// Allow symlinks and hard links that point outside the destination.
+    #[arg(short = 'P', long = "absolute-names", help_heading = "Extraction")]
+    pub absolute_names: bool,
+    /// Stop extracting after SIZE bytes of content (default: what the snapshot declares).
+    #[arg(long = "max-output", value_name = "BYTES", help_heading = "Extraction")]
+    pub max_output: Option<u64>,
+
     /// Rejected: ptar compresses by itself.
     #[arg(short = 'z', long = "gzip", hide = true)]
     pub gzip: bool,
@@ -101,10 +163,10 @@ pub struct TarArgs {
         help_heading = "Snapshots"
     )]
     pub snapshot: String,
-    /// Name of the new snapshot.
+    /// Name of the new snapshot; when reading, pick the latest snapshot of this name.
     #[arg(long = "name", value_name = "NAME", help_heading = "Snapshots")]
     pub name: Option<String>,
-    /// Tag for the new snapshot (repeatable).
+    /// Tag for the new snapshot (repeatable); when reading, pick the latest snapshot with this tag.
     #[arg(long = "tag", value_name = "TAG", help_heading = "Snapshots")]
     pub tags: Vec<String>,
 
@@ -144,7 +206,8 @@ pub struct TarArgs {
     #[arg(long = "full")]
     pub full: bool,
 
-    /// Files and directories to archive.
+    /// Files and directories to archive; when listing or extracting, the
+    /// members to select (names or shell patterns; a directory selects its contents).
     #[arg(value_name = "PATH", action = clap::ArgAction::Append)]
     pub paths: Vec<PathBuf>,
 

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use ptar::format::tree::Entry;
-use ptar::fs::{CreatePolicy, Source};
+use ptar::format::tree::{Extent, Payload};
+use ptar::fs::{CreatePolicy, Existing, ExtractOptions, Selection, Source};
 use ptar::progress::Progress;
 use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
 
@@ -366,36 +367,162 @@ fn append(t: &TarArgs) -> Result<ExitCode> {
 
 fn list(t: &TarArgs) -> Result<ExitCode> {
     let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
-    let snap = archive.find_snapshot(&t.snapshot)?;
+    let snap = pick_snapshot(&archive, t)?;
+    let sel = Selection {
+        patterns: member_patterns(t),
+    };
+    let mut matched = vec![false; sel.patterns.len()];
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     archive.walk(&snap, |path, e| {
+        if !sel.patterns.is_empty() {
+            match sel.selects(path) {
+                Some(i) => matched[i] = true,
+                None => return Ok(()),
+            }
+        }
         list_line(&mut out, path, e, t.verbose > 0).map_err(ptar::Error::from)
     })?;
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    let mut code = ExitCode::SUCCESS;
+    for (p, m) in sel.patterns.iter().zip(matched) {
+        if !m {
+            eprintln!(
+                "ptar: {}: not found in the snapshot",
+                String::from_utf8_lossy(p)
+            );
+            code = ExitCode::from(2);
+        }
+    }
+    Ok(code)
+}
+
+fn extract_options(t: &TarArgs) -> ExtractOptions {
+    let mut o = ExtractOptions::default();
+    if t.same_permissions {
+        o.preserve_permissions = true;
+    }
+    if t.no_same_permissions {
+        o.preserve_permissions = false;
+    }
+    if t.same_owner {
+        o.same_owner = true;
+    }
+    if t.no_same_owner {
+        o.same_owner = false;
+    }
+    o.numeric_owner = t.numeric_owner;
+    o.restore_times = !t.touch;
+    o.xattrs = !t.no_xattrs;
+    o.acls = !t.no_acls;
+    o.allow_outside_links = t.absolute_names;
+    o.strip_components = t.strip_components;
+    o.max_bytes = t.max_output;
+    o.existing = if t.keep_old_files {
+        Existing::KeepOld
+    } else if t.keep_newer_files {
+        Existing::KeepNewer
+    } else {
+        Existing::Replace
+    };
+    o.selection = Selection {
+        patterns: member_patterns(t),
+    };
+    o
+}
+
+fn member_patterns(t: &TarArgs) -> Vec<Vec<u8>> {
+    t.paths
+        .iter()
+        .map(|p| {
+            let b = p.as_os_str().as_bytes();
+            let b = b.strip_prefix(b"./").unwrap_or(b);
+            b.strip_suffix(b"/").unwrap_or(b).to_vec()
+        })
+        .collect()
+}
+
+/// Picks the snapshot to read: --snapshot, narrowed by --tag and --name.
+fn pick_snapshot(archive: &Archive, t: &TarArgs) -> Result<ptar::Snapshot> {
+    if t.tags.is_empty() && t.name.is_none() {
+        return Ok(archive.find_snapshot(&t.snapshot)?);
+    }
+    let all = archive.snapshots()?;
+    let found = all.into_iter().rev().find(|s| {
+        t.tags.iter().all(|tag| s.record.tags.contains(tag))
+            && t.name.as_ref().is_none_or(|n| &s.record.name == n)
+    });
+    found.ok_or_else(|| anyhow::anyhow!("no snapshot has the tags and name asked for"))
 }
 
 fn extract(t: &TarArgs) -> Result<ExitCode> {
     let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
-    let snap = archive.find_snapshot(&t.snapshot)?;
+    let snap = pick_snapshot(&archive, t)?;
+    if t.to_stdout {
+        return cat_members(&archive, &snap, t);
+    }
     let dest = t.destination();
     let progress = CliProgress::new(t.verbose);
-    let outcome = archive.extract(
-        &snap,
-        &dest,
-        &ptar::fs::ExtractOptions::default(),
-        &progress,
-    )?;
+    let outcome = archive.extract(&snap, &dest, &extract_options(t), &progress)?;
     progress.flush()?;
-    if !outcome.errors.is_empty() {
+    for p in &outcome.unmatched {
         eprintln!(
-            "ptar: {} entries could not be extracted",
-            outcome.errors.len()
+            "ptar: {}: not found in the snapshot",
+            String::from_utf8_lossy(p)
         );
+    }
+    if !outcome.errors.is_empty() || !outcome.unmatched.is_empty() {
+        if !outcome.errors.is_empty() {
+            eprintln!(
+                "ptar: {} entries could not be extracted",
+                outcome.errors.len()
+            );
+        }
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-O`: the contents of the selected regular files, in archive order, on stdout.
+fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<ExitCode> {
+    let sel = Selection {
+        patterns: member_patterns(t),
+    };
+    let mut matched = vec![false; sel.patterns.len()];
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    archive.walk(snap, |path, e| {
+        let Payload::File(content) = &e.payload else {
+            return Ok(());
+        };
+        if !sel.patterns.is_empty() {
+            match sel.selects(path) {
+                Some(i) => matched[i] = true,
+                None => return Ok(()),
+            }
+        }
+        for x in archive.extents(content, e.size)? {
+            match x {
+                Extent::Data { id, .. } => out.write_all(&archive.read_chunk(&id)?)?,
+                Extent::Hole { len } => {
+                    std::io::copy(&mut std::io::repeat(0).take(len), &mut out).map(|_| ())?
+                }
+            }
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    let mut code = ExitCode::SUCCESS;
+    for (p, m) in sel.patterns.iter().zip(matched) {
+        if !m {
+            eprintln!(
+                "ptar: {}: not found in the snapshot",
+                String::from_utf8_lossy(p)
+            );
+            code = ExitCode::from(2);
+        }
+    }
+    Ok(code)
 }
 
 fn verify(t: &TarArgs) -> Result<ExitCode> {

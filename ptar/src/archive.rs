@@ -215,7 +215,14 @@ impl Archive {
         opts: &crate::fs::ExtractOptions,
         progress: &dyn Progress,
     ) -> Result<crate::fs::ExtractOutcome> {
-        crate::fs::extract(&self.store, &snapshot.record.root, dest, opts, progress)
+        crate::fs::extract(
+            &self.store,
+            &snapshot.record.root,
+            snapshot.record.summary.total_size,
+            dest,
+            opts,
+            progress,
+        )
     }
 
     /// Checks the archive; see [`crate::verify`].

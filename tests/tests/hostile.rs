@@ -72,10 +72,11 @@ fn forge_with(
     let root = build(&mut w);
     let page = ptar::format::tree::TreePage::Leaf(root).to_bytes();
     let root_id = w.put_blob(Kind::Tree, &page).unwrap();
-    let rec = SnapshotRecord {
+    let mut rec = SnapshotRecord {
         root: root_id,
         ..SnapshotRecord::default()
     };
+    rec.summary.total_size = 1 << 20;
     let sid = w.put_blob(Kind::Snapshot, &rec.to_bytes()).unwrap();
     let (bytes, _) = w
         .finish(
@@ -255,6 +256,40 @@ fn preplanted_symlinks_are_replaced_not_followed() {
         "archived"
     );
     assert!(std::fs::symlink_metadata(dest.join("d")).unwrap().is_dir());
+}
+
+#[test]
+fn a_chunk_referenced_100000_times_stops_at_the_output_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One 1 MiB chunk, referenced 100,000 times by a single file: 100 GB out
+    // of an archive of a few MiB. The snapshot declares 1 MiB (forge's default).
+    let bytes = forge_with(&header(None), None, |w| {
+        let chunk = w.put_blob(Kind::Chunk, &vec![0u8; 1 << 20]).unwrap();
+        let extents = vec![
+            ptar::format::tree::Extent::Data {
+                len: 1 << 20,
+                id: chunk
+            };
+            100_000
+        ];
+        let content = ptar::tree::write_content(w, extents).unwrap();
+        vec![entry(
+            b"bomb",
+            EntryType::File,
+            Payload::File(content),
+            100_000 << 20,
+        )]
+    });
+    assert!(bytes.len() < 8 << 20);
+    let dest = tmp.path().join("dest");
+    let out = try_extract(bytes, &dest).unwrap();
+    assert_eq!(out.errors.len(), 1);
+    assert!(
+        out.errors[0].1.contains("output budget"),
+        "{:?}",
+        out.errors
+    );
+    assert!(!dest.join("bomb").exists());
 }
 
 #[test]

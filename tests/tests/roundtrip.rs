@@ -105,6 +105,7 @@ fn opts() -> ExtractOptions {
     ExtractOptions {
         preserve_permissions: true,
         restore_times: true,
+        ..ExtractOptions::default()
     }
 }
 

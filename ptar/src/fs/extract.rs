@@ -2,19 +2,23 @@
 //!
 //! Every path is resolved relative to an open directory handle, one name at
 //! a time, never following a symlink: a file is created with
-//! `O_CREAT | O_EXCL | O_NOFOLLOW` inside the handle of its parent, and
-//! directories are opened with `O_NOFOLLOW | O_DIRECTORY`. Entry names were
-//! already checked by the tree parser (no '/', '.', '..' or NUL), so no
-//! entry can name a place outside the destination.
+//! `O_CREAT | O_EXCL | O_NOFOLLOW` inside the handle of its parent,
+//! directories are opened with `O_NOFOLLOW | O_DIRECTORY`, and metadata is
+//! set through file descriptors or `AT_SYMLINK_NOFOLLOW`. Entry names were
+//! already checked by the tree parser (no '/', '.', '..' or NUL), so no entry
+//! can name a place outside the destination, and the destination root itself
+//! cannot be named by any entry.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, CWD};
 use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
 
 use crate::format::limits::MAX_TREE_DEPTH;
 use crate::format::tree::{Entry, EntryType, Extent, Payload, Timestamp};
@@ -22,23 +26,113 @@ use crate::format::{Id, Kind};
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::tree::{read_directory, read_extents};
-use crate::{Error, Result};
+use crate::{Error, Region, Result};
+
+use super::owners;
+
+/// What to do when a file is already where an entry goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Existing {
+    /// Replace it (unlink, then create): tar's default, and `-U`.
+    #[default]
+    Replace,
+    /// Keep it and report an error (`-k`).
+    KeepOld,
+    /// Keep it when it is newer than the archived copy (`--keep-newer-files`).
+    KeepNewer,
+}
+
+/// Which members to extract.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Member names or shell patterns (`*`, `?`, `[...]`); a directory
+    /// selects everything under it. Empty: everything.
+    pub patterns: Vec<Vec<u8>>,
+}
+
+impl Selection {
+    fn is_pattern(p: &[u8]) -> bool {
+        p.iter().any(|b| matches!(b, b'*' | b'?' | b'['))
+    }
+
+    /// Index of the first pattern that selects `path`.
+    pub fn selects(&self, path: &[u8]) -> Option<usize> {
+        self.patterns.iter().position(|p| {
+            let p = p.strip_suffix(b"/").unwrap_or(p);
+            if Selection::is_pattern(p) {
+                // The pattern may name the entry or any directory above it.
+                std::iter::once(path.len())
+                    .chain(
+                        path.iter()
+                            .enumerate()
+                            .filter(|(_, &b)| b == b'/')
+                            .map(|(i, _)| i),
+                    )
+                    .any(|end| crate::pattern::glob_match(p, &path[..end]))
+            } else {
+                path == p || (path.len() > p.len() && path.starts_with(p) && path[p.len()] == b'/')
+            }
+        })
+    }
+
+    /// Whether a directory at `path` may hold selected entries.
+    fn may_hold(&self, path: &[u8]) -> bool {
+        self.patterns.iter().any(|p| {
+            Selection::is_pattern(p)
+                || (p.len() > path.len() && p.starts_with(path) && p[path.len()] == b'/')
+        })
+    }
+}
 
 /// Extraction policy, in the manner of tar's options.
 #[derive(Clone, Debug)]
 pub struct ExtractOptions {
-    /// Restore every permission bit, setuid/setgid/sticky included, ignoring
-    /// the umask (tar's `-p`; the default for root).
+    /// Restore every permission bit, ignoring the umask (tar's `-p`; the
+    /// default for root). setuid/setgid are kept only for root. Otherwise
+    /// setuid/setgid and group/other write are cleared and the umask applies.
     pub preserve_permissions: bool,
-    /// Restore modification (and access) times (tar: on unless `-m`).
+    /// Restore modification and access times (tar: on unless `-m`).
     pub restore_times: bool,
+    /// Restore ownership (`--same-owner`; the default for root).
+    pub same_owner: bool,
+    /// Use the stored uid/gid, not the user and group names (`--numeric-owner`).
+    pub numeric_owner: bool,
+    /// Restore extended attributes: `user.*` always, `trusted.*` and
+    /// `security.*` as root (`--xattrs`, on by default).
+    pub xattrs: bool,
+    /// Restore POSIX ACLs (`--acls`, on by default).
+    pub acls: bool,
+    /// Create device nodes (only possible as root; the default for root).
+    pub devices: bool,
+    /// Allow symlinks and hard links whose targets lie outside the destination (`-P`).
+    pub allow_outside_links: bool,
+    /// What to do about files already there.
+    pub existing: Existing,
+    /// Drop this many leading components of every member name.
+    pub strip_components: usize,
+    /// Members to extract.
+    pub selection: Selection,
+    /// Most content bytes to write; by default what the snapshot declares.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for ExtractOptions {
     fn default() -> ExtractOptions {
+        let root = rustix::process::geteuid().is_root();
         ExtractOptions {
-            preserve_permissions: rustix::process::geteuid().is_root(),
+            preserve_permissions: root,
             restore_times: true,
+            same_owner: root,
+            numeric_owner: false,
+            xattrs: true,
+            acls: true,
+            devices: root,
+            allow_outside_links: false,
+            existing: Existing::Replace,
+            strip_components: 0,
+            selection: Selection::default(),
+            max_bytes: None,
         }
     }
 }
@@ -54,10 +148,14 @@ pub struct ExtractOutcome {
     pub symlinks: u64,
     /// Hard links created.
     pub hardlinks: u64,
+    /// Fifos and device nodes created.
+    pub others: u64,
     /// Content bytes written.
     pub bytes: u64,
     /// Per-entry failures: (path, message).
     pub errors: Vec<(Vec<u8>, String)>,
+    /// Selection patterns that matched nothing.
+    pub unmatched: Vec<Vec<u8>>,
 }
 
 fn umask() -> u32 {
@@ -78,23 +176,8 @@ fn timespec(t: Timestamp) -> Timespec {
     }
 }
 
-struct DirFrame {
-    fd: OwnedFd,
-    rel: Vec<u8>,
-    /// Entries still to extract, reversed so `pop` yields name order.
-    todo: Vec<Entry>,
-    /// The directory's own entry, applied when it is done.
-    own: Option<Entry>,
-}
-
-struct Extractor<'a> {
-    store: &'a Store,
-    root: OwnedFd,
-    opts: &'a ExtractOptions,
-    mask: u32,
-    progress: &'a dyn Progress,
-    out: ExtractOutcome,
-    files_done: HashSet<Vec<u8>>,
+fn errno(e: Errno) -> std::io::Error {
+    std::io::Error::from(e)
 }
 
 fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -106,16 +189,73 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-fn errno(e: Errno) -> std::io::Error {
-    std::io::Error::from(e)
+/// Drops `n` leading components; `None` when nothing is left.
+fn strip(path: &[u8], n: usize) -> Option<&[u8]> {
+    let mut rest = path;
+    for _ in 0..n {
+        let i = rest.iter().position(|&b| b == b'/')?;
+        rest = &rest[i + 1..];
+    }
+    (!rest.is_empty()).then_some(rest)
+}
+
+/// Whether a relative symlink target, read from the directory `dir_depth`
+/// levels below the destination, stays inside it.
+fn target_stays_inside(target: &[u8], dir_depth: usize) -> bool {
+    if target.first() == Some(&b'/') {
+        return false;
+    }
+    let mut depth = dir_depth as i64;
+    for c in target.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
+}
+
+struct DirFrame {
+    fd: OwnedFd,
+    /// Member path (before stripping).
+    rel: Vec<u8>,
+    /// Entries still to extract, reversed so `pop` yields name order.
+    todo: Vec<Entry>,
+    /// The directory's own entry, applied when it is done; `None` for the
+    /// root and for directories removed by --strip-components.
+    own: Option<Entry>,
+}
+
+struct Extractor<'a> {
+    store: &'a Store,
+    root: OwnedFd,
+    opts: &'a ExtractOptions,
+    mask: u32,
+    is_root: bool,
+    progress: &'a dyn Progress,
+    out: ExtractOutcome,
+    /// Stripped paths of regular files written in this run.
+    files_done: HashSet<Vec<u8>>,
+    budget: u64,
+    matched: Vec<bool>,
 }
 
 impl Extractor<'_> {
     fn mode_of(&self, e: &Entry) -> Mode {
         let m = if self.opts.preserve_permissions {
-            e.mode & 0o7777
+            if self.is_root {
+                e.mode & 0o7777
+            } else {
+                e.mode & 0o1777
+            }
         } else {
-            e.mode & 0o777 & !self.mask
+            e.mode & 0o1755 & !self.mask
         };
         Mode::from_raw_mode(m)
     }
@@ -127,17 +267,99 @@ impl Extractor<'_> {
         })
     }
 
-    /// Removes whatever non-directory is at `name`, so a new entry can take
-    /// its place (tar's default overwrite). A directory in the way is an error.
-    fn clear(&self, dir: &OwnedFd, name: &[u8]) -> std::io::Result<()> {
-        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                Err(std::io::Error::other("a directory is in the way"))
-            }
-            Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno),
-            Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(errno(e)),
+    fn owner(&self, e: &Entry) -> (Uid, Gid) {
+        let uid = if self.opts.numeric_owner || e.user.is_empty() {
+            None
+        } else {
+            owners::user_id(&e.user)
+        };
+        let gid = if self.opts.numeric_owner || e.group.is_empty() {
+            None
+        } else {
+            owners::group_id(&e.group)
+        };
+        (
+            Uid::from_raw(uid.unwrap_or(e.uid)),
+            Gid::from_raw(gid.unwrap_or(e.gid)),
+        )
+    }
+
+    /// Sets ownership, mode, xattrs and times through an open descriptor.
+    fn apply_fd(&self, fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
+        if self.opts.same_owner {
+            let (u, g) = self.owner(e);
+            rustix::fs::fchown(fd, Some(u), Some(g)).map_err(errno)?;
         }
+        rustix::fs::fchmod(fd, self.mode_of(e)).map_err(errno)?;
+        self.apply_xattrs(fd, e)?;
+        if let Some(t) = self.times(e) {
+            rustix::fs::futimens(fd, &t).map_err(errno)?;
+        }
+        Ok(())
+    }
+
+    fn apply_xattrs(&self, fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
+        if e.xattrs.is_empty() || !(self.opts.xattrs || self.opts.acls) {
+            return Ok(());
+        }
+        let f = File::from(fd.try_clone()?);
+        for (k, v) in &e.xattrs {
+            let wanted = if k.starts_with(b"system.posix_acl_") {
+                self.opts.acls
+            } else if k.starts_with(b"user.") {
+                self.opts.xattrs
+            } else if k.starts_with(b"trusted.") || k.starts_with(b"security.") {
+                self.opts.xattrs && self.is_root
+            } else {
+                false
+            };
+            if wanted {
+                use xattr::FileExt;
+                f.set_xattr(std::ffi::OsStr::from_bytes(k), v)
+                    .map_err(|err| {
+                        std::io::Error::new(
+                            err.kind(),
+                            format!(
+                                "cannot set extended attribute {}: {err}",
+                                String::from_utf8_lossy(k)
+                            ),
+                        )
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes room for a new entry at `name`. A directory in the way is an
+    /// error; anything else is removed unless the policy keeps it. Returns
+    /// false when the entry must be skipped.
+    fn make_room(&mut self, dir: &OwnedFd, name: &[u8], e: &Entry, rel: &[u8]) -> Result<bool> {
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(true),
+            Err(err) => return Err(errno(err).into()),
+        };
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            return Err(Error::InvalidInput("a directory is in the way".into()));
+        }
+        match self.opts.existing {
+            Existing::KeepOld => {
+                return Err(Error::InvalidInput(
+                    "already exists; not replaced (-k)".into(),
+                ))
+            }
+            Existing::KeepNewer => {
+                let theirs = (st.st_mtime as i64, st.st_mtime_nsec as u32);
+                if theirs >= (e.mtime.sec, e.mtime.nsec) {
+                    self.progress
+                        .warning(rel, "is newer or as old as the archived copy; not replaced");
+                    return Ok(false);
+                }
+            }
+            Existing::Replace => {}
+        }
+        rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)?;
+        Ok(true)
     }
 
     fn make_dir(&self, parent: &OwnedFd, name: &[u8]) -> std::io::Result<OwnedFd> {
@@ -158,28 +380,34 @@ impl Extractor<'_> {
         }
     }
 
-    fn write_file(&mut self, dir: &OwnedFd, e: &Entry) -> Result<()> {
+    fn write_file(&mut self, dir: &OwnedFd, e: &Entry, rel: &[u8]) -> Result<bool> {
         let Payload::File(content) = &e.payload else {
             unreachable!("checked by the caller")
         };
         let extents = read_extents(self.store, content, e.size)?;
-        self.clear(dir, &e.name)?;
+        if e.size > self.budget {
+            return Err(Error::InvalidInput(format!(
+                "writing {} more bytes would exceed the output budget (what the snapshot declares, or --max-output)",
+                e.size
+            )));
+        }
+        if !self.make_room(dir, &e.name, e, rel)? {
+            return Ok(false);
+        }
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600))
             .map_err(errno)?;
         let mut file = File::from(fd);
-        let res = self.fill(&mut file, &extents, e.size);
-        if let Err(err) = res {
+        if let Err(err) = self.fill(&mut file, &extents, e.size) {
             drop(file);
             let _ = rustix::fs::unlinkat(dir, e.name.as_slice(), AtFlags::empty());
             return Err(err);
         }
-        rustix::fs::fchmod(&file, self.mode_of(e)).map_err(errno)?;
-        if let Some(t) = self.times(e) {
-            rustix::fs::futimens(&file, &t).map_err(errno)?;
-        }
-        Ok(())
+        self.budget -= e.size;
+        let fd = OwnedFd::from(file);
+        self.apply_fd(&fd, e)?;
+        Ok(true)
     }
 
     fn fill(&mut self, file: &mut File, extents: &[Extent], size: u64) -> Result<()> {
@@ -190,7 +418,7 @@ impl Extractor<'_> {
                     let data = self.store.read_blob(id, Kind::Chunk)?;
                     if data.len() != *len as usize {
                         return Err(Error::corrupt(
-                            crate::Region::Blob {
+                            Region::Blob {
                                 id: id.short(),
                                 kind: "chunk",
                             },
@@ -211,10 +439,28 @@ impl Extractor<'_> {
         Ok(())
     }
 
+    fn link_target_dir(&self, target: &[u8]) -> Result<(OwnedFd, Vec<u8>)> {
+        let (dir, base) = match target.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&target[..i], &target[i + 1..]),
+            None => (&b""[..], target),
+        };
+        let oflags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        let dfd = if dir.is_empty() {
+            rustix::fs::openat(&self.root, ".", oflags, Mode::empty()).map_err(errno)?
+        } else {
+            rustix::fs::openat2(&self.root, dir, oflags, Mode::empty(), resolve).map_err(errno)?
+        };
+        Ok((dfd, base.to_vec()))
+    }
+
+    /// Extracts one entry; a directory returns its frame.
     fn extract_entry(
         &mut self,
         parent: &OwnedFd,
         rel: &[u8],
+        out_path: &[u8],
         e: &Entry,
     ) -> Result<Option<DirFrame>> {
         match (&e.kind, &e.payload) {
@@ -231,14 +477,35 @@ impl Extractor<'_> {
                 }));
             }
             (EntryType::File, Payload::File(_)) => {
-                self.write_file(parent, e)?;
-                self.files_done.insert(rel.to_vec());
-                self.out.files += 1;
+                if self.write_file(parent, e, rel)? {
+                    self.files_done.insert(out_path.to_vec());
+                    self.out.files += 1;
+                }
             }
             (EntryType::Symlink, Payload::Symlink(target)) => {
-                self.clear(parent, &e.name)?;
+                let depth = out_path.iter().filter(|&&b| b == b'/').count();
+                if !self.opts.allow_outside_links && !target_stays_inside(target, depth) {
+                    return Err(Error::InvalidInput(format!(
+                        "symlink to '{}' points outside the destination; not created (-P allows it)",
+                        String::from_utf8_lossy(target)
+                    )));
+                }
+                if !self.make_room(parent, &e.name, e, rel)? {
+                    return Ok(None);
+                }
                 rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice())
                     .map_err(errno)?;
+                if self.opts.same_owner {
+                    let (u, g) = self.owner(e);
+                    rustix::fs::chownat(
+                        parent,
+                        e.name.as_slice(),
+                        Some(u),
+                        Some(g),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(errno)?;
+                }
                 if let Some(t) = self.times(e) {
                     rustix::fs::utimensat(parent, e.name.as_slice(), &t, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(errno)?;
@@ -246,34 +513,108 @@ impl Extractor<'_> {
                 self.out.symlinks += 1;
             }
             (EntryType::Hardlink, Payload::Hardlink(target)) => {
+                let target = strip(target, self.opts.strip_components).unwrap_or(b"");
                 if !self.files_done.contains(target) {
                     return Err(Error::InvalidInput(format!(
                         "hard link to '{}', which this extraction did not write as a regular file",
                         String::from_utf8_lossy(target)
                     )));
                 }
-                let (dir, base) = match target.iter().rposition(|&b| b == b'/') {
-                    Some(i) => (&target[..i], &target[i + 1..]),
-                    None => (&b""[..], &target[..]),
-                };
-                let oflags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                let resolve =
-                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-                let root = &self.root;
-                let dfd = if dir.is_empty() {
-                    rustix::fs::openat(root, ".", oflags, Mode::empty()).map_err(errno)?
-                } else {
-                    rustix::fs::openat2(root, dir, oflags, Mode::empty(), resolve).map_err(errno)?
-                };
-                self.clear(parent, &e.name)?;
-                rustix::fs::linkat(&dfd, base, parent, e.name.as_slice(), AtFlags::empty())
-                    .map_err(errno)?;
+                let (dfd, base) = self.link_target_dir(target)?;
+                if !self.make_room(parent, &e.name, e, rel)? {
+                    return Ok(None);
+                }
+                rustix::fs::linkat(
+                    &dfd,
+                    base.as_slice(),
+                    parent,
+                    e.name.as_slice(),
+                    AtFlags::empty(),
+                )
+                .map_err(errno)?;
                 self.out.hardlinks += 1;
             }
-            (k, _) => {
-                let msg = format!("{k:?} entries are not restored by this version; skipped");
-                self.progress.warning(rel, &msg);
+            (EntryType::Fifo, _) | (EntryType::CharDevice, _) | (EntryType::BlockDevice, _) => {
+                let (ft, dev) = match (&e.kind, &e.payload) {
+                    (EntryType::Fifo, _) => (FileType::Fifo, 0),
+                    (EntryType::CharDevice, Payload::Device { major, minor }) => (
+                        FileType::CharacterDevice,
+                        rustix::fs::makedev(*major, *minor),
+                    ),
+                    (EntryType::BlockDevice, Payload::Device { major, minor }) => {
+                        (FileType::BlockDevice, rustix::fs::makedev(*major, *minor))
+                    }
+                    _ => {
+                        return Err(Error::corrupt(
+                            Region::Blob {
+                                id: String::new(),
+                                kind: "tree",
+                            },
+                            "device entry without numbers",
+                        ))
+                    }
+                };
+                if ft != FileType::Fifo && !(self.opts.devices && self.is_root) {
+                    self.progress
+                        .warning(rel, "device node not created (only root creates devices)");
+                    return Ok(None);
+                }
+                if !self.make_room(parent, &e.name, e, rel)? {
+                    return Ok(None);
+                }
+                rustix::fs::mknodat(
+                    parent,
+                    e.name.as_slice(),
+                    ft,
+                    Mode::from_raw_mode(0o600),
+                    dev,
+                )
+                .map_err(errno)?;
+                if ft == FileType::Fifo {
+                    // A fifo opens without blocking and without following;
+                    // its metadata is then set through the descriptor.
+                    let flags =
+                        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                    let fd = rustix::fs::openat(parent, e.name.as_slice(), flags, Mode::empty())
+                        .map_err(errno)?;
+                    self.apply_fd(&fd, e)?;
+                    self.out.others += 1;
+                    return Ok(None);
+                }
+                // Opening a device node can have side effects: set its
+                // metadata by name (it was created just now, in a directory
+                // handle of ours; the calls that can, do not follow links).
+                if self.opts.same_owner {
+                    let (u, g) = self.owner(e);
+                    rustix::fs::chownat(
+                        parent,
+                        e.name.as_slice(),
+                        Some(u),
+                        Some(g),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(errno)?;
+                }
+                rustix::fs::chmodat(parent, e.name.as_slice(), self.mode_of(e), AtFlags::empty())
+                    .map_err(errno)?;
+                if let Some(t) = self.times(e) {
+                    rustix::fs::utimensat(parent, e.name.as_slice(), &t, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(errno)?;
+                }
+                self.out.others += 1;
+            }
+            (EntryType::Socket, _) => {
+                self.progress.warning(rel, "socket not recreated");
                 return Ok(None);
+            }
+            (k, _) => {
+                return Err(Error::corrupt(
+                    Region::Blob {
+                        id: String::new(),
+                        kind: "tree",
+                    },
+                    format!("{k:?} entry with a mismatched payload"),
+                ));
             }
         }
         Ok(None)
@@ -281,9 +622,12 @@ impl Extractor<'_> {
 }
 
 /// Extracts the tree `root` of `store` into `dest` (created if missing).
+/// `declared` is the content size the snapshot declares: the default output
+/// budget, against archives that reference one chunk a million times.
 pub fn extract(
     store: &Store,
     root: &Id,
+    declared: u64,
     dest: &Path,
     opts: &ExtractOptions,
     progress: &dyn Progress,
@@ -296,15 +640,17 @@ pub fn extract(
         Mode::empty(),
     )
     .map_err(|e| Error::io_at(dest, errno(e)))?;
-    let root_dup = root_fd.try_clone()?;
     let mut x = Extractor {
         store,
-        root: root_dup,
+        root: root_fd.try_clone()?,
         opts,
         mask: umask(),
+        is_root: rustix::process::geteuid().is_root(),
         progress,
         out: ExtractOutcome::default(),
         files_done: HashSet::new(),
+        budget: opts.max_bytes.unwrap_or(declared),
+        matched: vec![false; opts.selection.patterns.len()],
     };
     let mut todo = read_directory(store, root)?;
     todo.reverse();
@@ -315,45 +661,120 @@ pub fn extract(
         own: None,
     }];
     while let Some(top) = stack.last_mut() {
-        if let Some(e) = top.todo.pop() {
-            let rel = join(&top.rel, &e.name);
-            let parent = top.fd.try_clone()?;
-            if stack.len() > MAX_TREE_DEPTH {
-                return Err(Error::corrupt(
-                    crate::Region::Blob {
-                        id: root.short(),
-                        kind: "tree",
-                    },
-                    "directories nest too deep",
-                ));
-            }
-            match x.extract_entry(&parent, &rel, &e) {
-                Ok(Some(frame)) => {
-                    progress.entry(&rel, &e);
-                    stack.push(frame)
-                }
-                Ok(None) => progress.entry(&rel, &e),
-                Err(err) => {
-                    let msg = err.to_string();
-                    progress.warning(&rel, &msg);
-                    x.out.errors.push((rel, msg));
+        let Some(e) = top.todo.pop() else {
+            let frame = stack.pop().expect("non-empty");
+            if let Some(e) = frame.own {
+                if let Err(err) = x.apply_fd(&frame.fd, &e) {
+                    let msg = format!("cannot set directory metadata: {err}");
+                    progress.warning(&frame.rel, &msg);
+                    x.out.errors.push((frame.rel, msg));
                 }
             }
             continue;
+        };
+        let rel = join(&top.rel, &e.name);
+        let parent = top.fd.try_clone()?;
+        if stack.len() > MAX_TREE_DEPTH {
+            return Err(Error::corrupt(
+                Region::Blob {
+                    id: root.short(),
+                    kind: "tree",
+                },
+                "directories nest too deep",
+            ));
         }
-        let frame = stack.pop().expect("non-empty");
-        if let Some(e) = frame.own {
-            let res =
-                rustix::fs::fchmod(&frame.fd, x.mode_of(&e)).and_then(|_| match x.times(&e) {
-                    Some(t) => rustix::fs::futimens(&frame.fd, &t),
-                    None => Ok(()),
-                });
-            if let Err(err) = res {
-                let msg = format!("cannot set directory metadata: {}", errno(err));
-                progress.warning(&frame.rel, &msg);
-                x.out.errors.push((frame.rel, msg));
+        let selected = if opts.selection.patterns.is_empty() {
+            true
+        } else if let Some(i) = opts.selection.selects(&rel) {
+            x.matched[i] = true;
+            true
+        } else {
+            false
+        };
+        let is_dir = matches!(e.payload, Payload::Dir(_));
+        if !(selected || is_dir && opts.selection.may_hold(&rel)) {
+            continue;
+        }
+        // --strip-components: entries above the cut are not created; the
+        // directories among them are entered with the destination's handle.
+        let Some(out_path) = strip(&rel, opts.strip_components).map(<[u8]>::to_vec) else {
+            if let (true, Payload::Dir(id)) = (is_dir, &e.payload) {
+                match read_directory(store, id) {
+                    Ok(mut kids) => {
+                        kids.reverse();
+                        stack.push(DirFrame {
+                            fd: x.root.try_clone()?,
+                            rel,
+                            todo: kids,
+                            own: None,
+                        });
+                    }
+                    Err(err) => {
+                        let msg = err.to_string();
+                        progress.warning(&rel, &msg);
+                        x.out.errors.push((rel, msg));
+                    }
+                }
+            }
+            continue;
+        };
+        let parent = if out_path.contains(&b'/') || opts.strip_components == 0 {
+            parent
+        } else {
+            x.root.try_clone()?
+        };
+        match x.extract_entry(&parent, &rel, &out_path, &e) {
+            Ok(Some(mut frame)) => {
+                progress.entry(&rel, &e);
+                if !selected {
+                    // Only a way to selected entries: no metadata of its own.
+                    frame.own = None;
+                }
+                stack.push(frame)
+            }
+            Ok(None) => progress.entry(&rel, &e),
+            Err(err) => {
+                let msg = err.to_string();
+                progress.warning(&rel, &msg);
+                x.out.errors.push((rel, msg));
             }
         }
     }
+    x.out.unmatched = opts
+        .selection
+        .patterns
+        .iter()
+        .zip(&x.matched)
+        .filter(|(_, m)| !**m)
+        .map(|(p, _)| p.clone())
+        .collect();
     Ok(x.out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_targets_inside_or_out() {
+        assert!(target_stays_inside(b"a/b", 0));
+        assert!(target_stays_inside(b"../x", 1));
+        assert!(!target_stays_inside(b"../x", 0));
+        assert!(!target_stays_inside(b"/etc/passwd", 3));
+        assert!(!target_stays_inside(b"a/../../x", 0));
+        assert!(target_stays_inside(b"./a/./b/..", 0));
+    }
+
+    #[test]
+    fn strip_and_select() {
+        assert_eq!(strip(b"a/b/c", 1), Some(&b"b/c"[..]));
+        assert_eq!(strip(b"a", 1), None);
+        let s = Selection {
+            patterns: vec![b"a/b".to_vec(), b"*.txt".to_vec()],
+        };
+        assert_eq!(s.selects(b"a/b/c"), Some(0));
+        assert_eq!(s.selects(b"a/bc"), None);
+        assert_eq!(s.selects(b"x/y.txt"), Some(1));
+        assert!(s.may_hold(b"a"));
+    }
 }

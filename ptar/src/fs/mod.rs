@@ -6,4 +6,4 @@ pub mod extract;
 mod owners;
 
 pub use create::{add_paths, CreateOutcome, CreatePolicy, Source};
-pub use extract::{extract, ExtractOptions, ExtractOutcome};
+pub use extract::{extract, Existing, ExtractOptions, ExtractOutcome, Selection};

@@ -46,3 +46,13 @@ pub fn user_name(uid: u32) -> Vec<u8> {
 pub fn group_name(gid: u32) -> Vec<u8> {
     groups().0.get(&gid).cloned().unwrap_or_default()
 }
+
+/// Id of user `name`, if the local database knows it.
+pub fn user_id(name: &[u8]) -> Option<u32> {
+    users().1.get(name).copied()
+}
+
+/// Id of group `name`, if the local database knows it.
+pub fn group_id(name: &[u8]) -> Option<u32> {
+    groups().1.get(name).copied()
+}
