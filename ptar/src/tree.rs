@@ -240,8 +240,19 @@ pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<E
         Content::Map(id) => {
             let mut out = Vec::new();
             let mut covered: u64 = 0;
+            let mut pages = 0usize;
             let mut stack: Vec<(Id, Option<u8>, Option<u64>)> = vec![(*id, None, None)];
             while let Some((pid, want_level, want_cover)) = stack.pop() {
+                pages += 1;
+                if pages > MAX_PAGE_ITEMS as usize {
+                    return Err(Error::corrupt(
+                        Region::Blob {
+                            id: id.short(),
+                            kind: Kind::FileMap.name(),
+                        },
+                        "file map has too many pages",
+                    ));
+                }
                 let region = || Region::Blob {
                     id: pid.short(),
                     kind: Kind::FileMap.name(),

@@ -328,7 +328,16 @@ fn tiny_snapshot<W: ptar::store::Sink>(w: &mut Writer<W>, generation: u8) -> (Id
                     n.content.len(),
                     blake3::hash(&n.content).to_hex()
                 ));
-                tiny_entry(n, i, Payload::File(content), n.content.len() as u64)
+                let e = tiny_entry(n, i, Payload::File(content), n.content.len() as u64);
+                for (k, v) in &e.xattrs {
+                    expect.push(format!(
+                        "xattr {} {} {}",
+                        n.path,
+                        String::from_utf8_lossy(k),
+                        hex(v)
+                    ));
+                }
+                e
             }
             EntryType::Symlink => {
                 summary.symlinks += 1;

@@ -205,6 +205,13 @@ fn check_archive(name: &str) {
         let mut found = Vec::new();
         a.walk(s, |path, e| {
             let p = String::from_utf8_lossy(path);
+            for (k, v) in &e.xattrs {
+                found.push(format!(
+                    "xattr {p} {} {}",
+                    String::from_utf8_lossy(k),
+                    ptar::format::hex(v)
+                ));
+            }
             found.push(match (&e.kind, &e.payload) {
                 (EntryType::Dir, _) => format!("dir {p} {:o}", e.mode),
                 (EntryType::Symlink, Payload::Symlink(t)) => {

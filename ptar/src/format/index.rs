@@ -91,6 +91,9 @@ impl IndexEntry {
         if raw_len > MAX_BLOB_LEN || record_len > MAX_RECORD_LEN || record_len == 0 {
             return malformed("record length out of range");
         }
+        if blob_len == 0 {
+            return malformed("empty blob");
+        }
         if blob_offset as u64 + blob_len as u64 > raw_len as u64 {
             return malformed("blob lies outside its record");
         }

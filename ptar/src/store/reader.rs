@@ -452,6 +452,9 @@ fn check_footer(
     if f.generation == 0 || f.generation > MAX_GENERATIONS {
         return Err("generation number out of range".into());
     }
+    if !header.encrypted() && f.keyslots_len != 0 {
+        return Err("a plain archive's footer names a key-slot table".into());
+    }
     if (f.flags & crate::format::footer::FLAG_MAC != 0) != header.encrypted() {
         return Err("footer MAC flag disagrees with the header".into());
     }

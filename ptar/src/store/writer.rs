@@ -141,6 +141,12 @@ impl<W: Sink> GenerationWriter<W> {
 
     /// Stores a blob unless the archive already has it; returns its id.
     pub fn put_blob(&mut self, kind: Kind, data: &[u8]) -> Result<Id> {
+        if data.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "an empty {} blob",
+                kind.name()
+            )));
+        }
         if data.len() > MAX_BLOB_LEN as usize {
             return Err(Error::InvalidInput(format!(
                 "a {} blob of {} bytes exceeds the limit",
