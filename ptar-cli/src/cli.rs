@@ -8,7 +8,7 @@ use clap::{ArgGroup, Parser, Subcommand};
 /// tar-style invocation: one mode, an archive, operands.
 #[derive(Parser, Debug)]
 #[command(name = "ptar", version, about = "Archive files into a deduplicating, verifiable, optionally encrypted .ptar", long_about = None)]
-#[command(group(ArgGroup::new("mode").required(true).args(["create", "append", "list", "extract", "verify"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["create", "append", "list", "extract", "diff", "verify"])))]
 #[command(disable_help_flag = true)]
 pub struct TarArgs {
     /// Print help.
@@ -26,6 +26,14 @@ pub struct TarArgs {
     /// Extract a snapshot.
     #[arg(short = 'x', long = "extract", help_heading = "Modes")]
     pub extract: bool,
+    /// Compare a snapshot with the file system (exit 1 when something differs).
+    #[arg(
+        short = 'd',
+        long = "diff",
+        visible_alias = "compare",
+        help_heading = "Modes"
+    )]
+    pub diff: bool,
     /// Check the archive's structure, chain, MACs and signatures (with --full: every blob).
     #[arg(long = "verify", help_heading = "Modes")]
     pub verify: bool,
@@ -70,6 +78,12 @@ pub struct TarArgs {
     /// Print the number of bytes written (create/append).
     #[arg(long = "totals")]
     pub totals: bool,
+    /// No progress bar.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Machine-readable JSON Lines: entries (-t), the summary (-c, -r), the report (--verify).
+    #[arg(long = "json")]
+    pub json: bool,
 
     /// Extract file contents to standard output instead of creating files.
     #[arg(short = 'O', long = "to-stdout", help_heading = "Extraction")]
@@ -262,6 +276,9 @@ pub enum Sub {
         /// Read the passphrase from the first line of FILE.
         #[arg(long = "passphrase-file", value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// One JSON object per snapshot.
+        #[arg(long = "json")]
+        json: bool,
     },
     /// Change (or, with --add, add) the passphrase of an encrypted archive.
     ///
@@ -286,6 +303,13 @@ pub enum Sub {
         #[arg(long = "kdf-params", value_name = "M,T,P", hide = true)]
         kdf_params: Option<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on standard output.
+    Man,
     /// Write a new ed25519 signing key to KEY and its public half to KEY.pub.
     Keygen {
         /// Where to write the secret key.
@@ -301,14 +325,24 @@ pub enum Command {
     Sub(Sub),
 }
 
-const SUBCOMMANDS: &[&str] = &["snapshots", "keygen", "passwd"];
+const SUBCOMMANDS: &[&str] = &["snapshots", "keygen", "passwd", "completions", "man"];
+
+/// The whole command line as one clap command: tar modes and subcommands,
+/// for completions and the manual page.
+pub fn full_command() -> clap::Command {
+    use clap::CommandFactory;
+    let subs: Vec<clap::Command> = SubArgs::command().get_subcommands().cloned().collect();
+    TarArgs::command()
+        .subcommands(subs)
+        .subcommand_negates_reqs(true)
+}
 
 /// Key letters of the bundled (old-style) form, as in `ptar cvf out.ptar dir`.
-const KEY_LETTERS: &str = "crtxvfCTXkmOpPhUzjJZ";
+const KEY_LETTERS: &str = "crtxdvfCTXkmOpPhUzjJZq";
 /// Letters that take an argument, consumed from the following words in order.
 const KEY_ARGS: &str = "fCTX";
 /// Letters that name a mode; a bundle must hold one.
-const KEY_MODES: &str = "crtx";
+const KEY_MODES: &str = "crtxd";
 
 /// Expands a first word like `cvf` into `-c -v -f ARG` (GNU tar and bsdtar's
 /// traditional form). Words keep their bytes: non-UTF-8 operands survive.

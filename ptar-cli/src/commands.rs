@@ -16,14 +16,16 @@ use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOp
 
 use crate::cli::{Command, Sub, TarArgs};
 use crate::output::{self, human, list_line};
-use crate::passphrase;
+use crate::{json, passphrase};
 
 /// Reports entries (with -v) on stdout, or on stderr when the archive
-/// itself goes to stdout, and problems on stderr.
+/// itself goes to stdout, and problems on stderr; draws a progress bar on a
+/// terminal.
 struct CliProgress {
     verbose: u8,
     errored: AtomicBool,
     out: Mutex<BufWriter<Box<dyn Write + Send>>>,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl CliProgress {
@@ -36,6 +38,48 @@ impl CliProgress {
             verbose,
             errored: AtomicBool::new(false),
             out: Mutex::new(BufWriter::new(w)),
+            bar: None,
+        }
+    }
+
+    /// Adds a bar on stderr when it is a terminal and neither -q nor --json
+    /// was given; `total` bytes when known, else a running count.
+    fn with_bar(mut self, t: &TarArgs, total: Option<u64>, what: &str) -> CliProgress {
+        if t.quiet || t.json || !std::io::stderr().is_terminal() {
+            return self;
+        }
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            ),
+            None => indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} {bytes} {bytes_per_sec} {elapsed}",
+                )
+                .expect("valid template"),
+            ),
+        };
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        self.bar = Some(bar);
+        self
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+
+    fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
         }
     }
 
@@ -47,15 +91,26 @@ impl CliProgress {
 impl Progress for CliProgress {
     fn entry(&self, path: &[u8], entry: &Entry) {
         if self.verbose > 0 {
-            let mut out = self.out.lock().expect("stdout lock");
-            let _ = list_line(&mut *out, path, entry, self.verbose > 1);
+            self.suspend(|| {
+                let mut out = self.out.lock().expect("stdout lock");
+                let _ = list_line(&mut *out, path, entry, self.verbose > 1);
+                if self.bar.is_some() {
+                    let _ = out.flush();
+                }
+            });
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(n);
         }
     }
 
     fn warning(&self, path: &[u8], message: &str) {
         self.errored.store(true, Ordering::Relaxed);
         let _ = self.flush();
-        eprintln!("ptar: {}: {message}", String::from_utf8_lossy(path));
+        self.suspend(|| eprintln!("ptar: {}: {message}", String::from_utf8_lossy(path)));
     }
 }
 
@@ -93,7 +148,21 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Sub(Sub::Snapshots {
             file,
             passphrase_file,
-        }) => snapshots(&file, passphrase_file.as_deref()),
+            json,
+        }) => snapshots(&file, passphrase_file.as_deref(), json),
+        Command::Sub(Sub::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut crate::cli::full_command(),
+                "ptar",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sub(Sub::Man) => {
+            clap_mangen::Man::new(crate::cli::full_command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tar(t) => {
             if let Some(flag) = t.compression_flag() {
                 bail!("{flag}: ptar compresses archives itself (LZ4); drop the compression option");
@@ -106,6 +175,8 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 list(&t)
             } else if t.extract {
                 extract(&t)
+            } else if t.diff {
+                diff(&t)
             } else {
                 verify(&t)
             }
@@ -220,9 +291,36 @@ fn add_and_commit<W: ptar::store::Sink>(
     } else {
         CliProgress::new(t.verbose)
     };
-    let (_, outcome) = w.add_snapshot(paths, &meta(t), &progress)?;
+    let progress = progress.with_bar(t, None, if t.append { "appending" } else { "archiving" });
+    let started = std::time::Instant::now();
+    let (id, outcome) = w.add_snapshot(paths, &meta(t), &progress)?;
     let info = w.commit()?;
+    progress.finish();
     progress.flush()?;
+    if t.json {
+        let s = &outcome.summary;
+        let line = json::Obj::new("summary")
+            .str("snapshot", &id.to_hex())
+            .num("generation", info.generation)
+            .num("files", s.files)
+            .num("dirs", s.dirs)
+            .num("symlinks", s.symlinks)
+            .num("hardlinks", s.hardlinks)
+            .num("others", s.others)
+            .num("total_bytes", s.total_size)
+            .num("new_blobs", info.stats.blobs)
+            .num("new_bytes", info.stats.bytes)
+            .num("deduplicated_blobs", info.stats.deduplicated)
+            .num("archive_bytes", info.archive_len)
+            .num("duration_ms", started.elapsed().as_millis() as u64)
+            .num("errors", outcome.errors.len() as u64)
+            .done();
+        if t.file == Path::new("-") {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
     if t.totals {
         eprintln!(
             "Total bytes written: {} ({}) in {} new blobs",
@@ -381,7 +479,11 @@ fn list(t: &TarArgs) -> Result<ExitCode> {
                 None => return Ok(()),
             }
         }
-        list_line(&mut out, path, e, t.verbose > 0).map_err(ptar::Error::from)
+        if t.json {
+            writeln!(out, "{}", entry_json(path, e)).map_err(ptar::Error::from)
+        } else {
+            list_line(&mut out, path, e, t.verbose > 0).map_err(ptar::Error::from)
+        }
     })?;
     out.flush()?;
     let mut code = ExitCode::SUCCESS;
@@ -442,6 +544,39 @@ fn member_patterns(t: &TarArgs) -> Vec<Vec<u8>> {
         .collect()
 }
 
+fn entry_json(path: &[u8], e: &Entry) -> String {
+    use ptar::format::tree::EntryType as T;
+    let kind = match e.kind {
+        T::File => "file",
+        T::Dir => "dir",
+        T::Symlink => "symlink",
+        T::Hardlink => "hardlink",
+        T::CharDevice => "char-device",
+        T::BlockDevice => "block-device",
+        T::Fifo => "fifo",
+        T::Socket => "socket",
+    };
+    let mut o = json::Obj::new("entry")
+        .bytes("path", path)
+        .str("type", kind)
+        .num("size", e.size)
+        .str("mode", &format!("{:04o}", e.mode))
+        .num("uid", e.uid)
+        .num("gid", e.gid)
+        .bytes("user", &e.user)
+        .bytes("group", &e.group)
+        .num(
+            "mtime_ns",
+            e.mtime.sec as i128 * 1_000_000_000 + e.mtime.nsec as i128,
+        );
+    match &e.payload {
+        Payload::Symlink(t) | Payload::Hardlink(t) => o = o.bytes("link_target", t),
+        Payload::Device { major, minor } => o = o.num("major", *major).num("minor", *minor),
+        _ => {}
+    }
+    o.done()
+}
+
 /// Picks the snapshot to read: --snapshot, narrowed by --tag and --name.
 fn pick_snapshot(archive: &Archive, t: &TarArgs) -> Result<ptar::Snapshot> {
     if t.tags.is_empty() && t.name.is_none() {
@@ -462,8 +597,11 @@ fn extract(t: &TarArgs) -> Result<ExitCode> {
         return cat_members(&archive, &snap, t);
     }
     let dest = t.destination();
-    let progress = CliProgress::new(t.verbose);
-    let outcome = archive.extract(&snap, &dest, &extract_options(t), &progress)?;
+    let progress =
+        CliProgress::new(t.verbose).with_bar(t, Some(snap.record.summary.total_size), "extracting");
+    let outcome = archive.extract(&snap, &dest, &extract_options(t), &progress);
+    progress.finish();
+    let outcome = outcome?;
     progress.flush()?;
     for p in &outcome.unmatched {
         eprintln!(
@@ -481,6 +619,39 @@ fn extract(t: &TarArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-d`: what differs between the snapshot and the files under -C (or here).
+fn diff(t: &TarArgs) -> Result<ExitCode> {
+    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let snap = pick_snapshot(&archive, t)?;
+    let sel = Selection {
+        patterns: member_patterns(t),
+    };
+    let diffs = archive.compare(&snap, &t.destination(), &sel)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for d in &diffs {
+        if t.json {
+            writeln!(
+                out,
+                "{}",
+                json::Obj::new("difference")
+                    .bytes("path", &d.path)
+                    .str("what", &d.what)
+                    .done()
+            )?;
+        } else {
+            out.write_all(&d.path)?;
+            writeln!(out, ": {}", d.what)?;
+        }
+    }
+    out.flush()?;
+    Ok(if diffs.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `-O`: the contents of the selected regular files, in archive order, on stdout.
@@ -539,6 +710,36 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
         full: t.full,
         trusted_key,
     });
+    if t.json {
+        let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        let line = json::Obj::new("verify")
+            .bool("ok", report.ok())
+            .bool("full", t.full)
+            .num("generations", report.generations)
+            .num("snapshots", report.snapshots as u64)
+            .num("blobs_checked", report.blobs_checked)
+            .num("bytes_checked", report.bytes_checked)
+            .str(
+                "signed_by",
+                &report
+                    .signed_by
+                    .map(|k| ptar::format::hex(&k))
+                    .unwrap_or_default(),
+            )
+            .num("tail_bytes", report.tail.as_ref().map_or(0, |t| t.len))
+            .bool(
+                "tail_damaged",
+                report.tail.as_ref().is_some_and(|t| t.damaged),
+            )
+            .strs("problems", problems.iter().map(String::as_str))
+            .done();
+        println!("{line}");
+        return Ok(if report.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     writeln!(out, "generations: {}", report.generations)?;
@@ -578,15 +779,17 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
     }
 }
 
-fn snapshots(file: &Path, passphrase_file: Option<&Path>) -> Result<ExitCode> {
+fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Result<ExitCode> {
     let archive = open_archive(file, passphrase_file)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    writeln!(
-        out,
-        "{:<8}  {:<16}  {:<12}  {:>8}  {:>10}  PATHS",
-        "ID", "TIME (UTC)", "HOST", "FILES", "SIZE"
-    )?;
+    if !as_json {
+        writeln!(
+            out,
+            "{:<8}  {:<16}  {:<12}  {:>8}  {:>10}  PATHS",
+            "ID", "TIME (UTC)", "HOST", "FILES", "SIZE"
+        )?;
+    }
     for s in archive.snapshots()? {
         let r = &s.record;
         let paths: Vec<String> = r
@@ -594,6 +797,25 @@ fn snapshots(file: &Path, passphrase_file: Option<&Path>) -> Result<ExitCode> {
             .iter()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
+        if as_json {
+            let line = json::Obj::new("snapshot")
+                .str("id", &s.id.to_hex())
+                .num("generation", s.generation)
+                .num("time_ns", r.time_ns)
+                .num("duration_ns", r.duration_ns)
+                .str("hostname", &r.hostname)
+                .str("username", &r.username)
+                .str("name", &r.name)
+                .strs("tags", r.tags.iter().map(String::as_str))
+                .strs("paths", paths.iter().map(String::as_str))
+                .num("files", r.summary.files)
+                .num("dirs", r.summary.dirs)
+                .num("total_bytes", r.summary.total_size)
+                .num("errors", r.errors.len() as u64)
+                .done();
+            writeln!(out, "{line}")?;
+            continue;
+        }
         writeln!(
             out,
             "{:<8}  {:<16}  {:<12}  {:>8}  {:>10}  {}",

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod json;
 mod output;
 mod passphrase;
 

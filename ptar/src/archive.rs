@@ -225,6 +225,17 @@ impl Archive {
         )
     }
 
+    /// Compares a snapshot's selected entries with the files under `base`
+    /// (tar's `--diff`).
+    pub fn compare(
+        &self,
+        snapshot: &Snapshot,
+        base: &Path,
+        selection: &crate::fs::Selection,
+    ) -> Result<Vec<crate::fs::Difference>> {
+        crate::fs::compare(&self.store, &snapshot.record.root, base, selection)
+    }
+
     /// Checks the archive; see [`crate::verify`].
     pub fn verify(&self, opts: &crate::verify::VerifyOptions) -> crate::verify::VerifyReport {
         crate::verify::verify(self, opts)

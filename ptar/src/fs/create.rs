@@ -452,7 +452,10 @@ impl<W: Sink> Walker<'_, '_, W> {
         if node.is_some() && self.excluded(&rel, &name) {
             return Ok(Visit::Skip);
         }
-        let follow = self.policy.follow_symlinks;
+        // A directory that only leads to an operand (`/proc/self` in
+        // `/proc/self/stat`) is followed like the operand's path is.
+        let leads_to_operand = node.as_ref().is_some_and(|n| !n.operand);
+        let follow = self.policy.follow_symlinks || leads_to_operand;
         let stat = if follow {
             fs::metadata(&path).or_else(|_| fs::symlink_metadata(&path))
         } else {

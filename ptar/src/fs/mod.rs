@@ -1,9 +1,11 @@
 //! The file-system side: reading a tree of files into a snapshot, and
 //! extracting a snapshot into a directory.
 
+pub mod compare;
 pub mod create;
 pub mod extract;
 mod owners;
 
+pub use compare::{compare, Difference};
 pub use create::{add_paths, CreateOutcome, CreatePolicy, Source};
 pub use extract::{extract, Existing, ExtractOptions, ExtractOutcome, Selection};
