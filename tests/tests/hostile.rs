@@ -5,12 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use ptar::crypto::{self, Keys, SeededEntropy};
-use ptar::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
-use ptar::format::snapshot::SnapshotRecord;
-use ptar::format::table::TableEntry;
-use ptar::format::tree::{ChildRef, Content, Entry, EntryType, Payload, Timestamp, TreePage};
-use ptar::format::{Kind, FORMAT_MAJOR, FORMAT_MINOR};
+use ptar::crypto::{Keys, SeededEntropy};
+use ptar::format::header::KdfParams;
+use ptar::format::tree::{ChildRef, Content, EntryType, Payload, TreePage};
+use ptar::format::Kind;
 use ptar::fs::ExtractOptions;
 use ptar::progress::NoProgress;
 use ptar::store::writer::ArchiveContext;
@@ -18,100 +16,7 @@ use ptar::store::GenerationWriter;
 use ptar::{Archive, Error, VerifyOptions};
 use zeroize::Zeroizing;
 
-fn header(encrypted: Option<(&[u8; 32], KdfParams)>) -> Header {
-    let uuid = [9u8; 16];
-    let mut h = Header {
-        major: FORMAT_MAJOR,
-        minor: FORMAT_MINOR,
-        flags: 0,
-        uuid,
-        chunker: ChunkerParams::DEFAULT,
-        default_codec: 1,
-        created: 0,
-        key_check: [0; 32],
-        key_slots: vec![],
-    };
-    if let Some((mk, kdf)) = encrypted {
-        h.flags = FLAG_ENCRYPTED;
-        h.key_check = crypto::key_check(mk, &uuid);
-        h.key_slots = vec![KeySlot {
-            kdf,
-            salt: [1; 16],
-            nonce: [2; 24],
-            wrapped: [3; 48],
-        }];
-    }
-    h
-}
-
-/// A one-generation archive whose only snapshot has `root` entries, built by hand.
-fn forge(h: &Header, keys: Option<Arc<Keys>>, root: Vec<Entry>) -> Vec<u8> {
-    forge_with(h, keys, |_| root)
-}
-
-/// Like [`forge`], with a closure that may store blobs (subdirectories) first.
-fn forge_with(
-    h: &Header,
-    keys: Option<Arc<Keys>>,
-    build: impl FnOnce(&mut GenerationWriter<Vec<u8>>) -> Vec<Entry>,
-) -> Vec<u8> {
-    let hb = h.to_bytes();
-    let ctx = ArchiveContext {
-        uuid: h.uuid,
-        header_minor: h.minor,
-        header_hash: *blake3::hash(&hb).as_bytes(),
-        keys,
-        existing: None,
-    };
-    let mut w = GenerationWriter::new(
-        hb.clone(),
-        hb.len() as u64,
-        ctx,
-        Box::new(SeededEntropy::new(b"hostile")),
-    );
-    let root = build(&mut w);
-    let page = ptar::format::tree::TreePage::Leaf(root).to_bytes();
-    let root_id = w.put_blob(Kind::Tree, &page).unwrap();
-    let mut rec = SnapshotRecord {
-        root: root_id,
-        ..SnapshotRecord::default()
-    };
-    rec.summary.total_size = 1 << 20;
-    let sid = w.put_blob(Kind::Snapshot, &rec.to_bytes()).unwrap();
-    let (bytes, _) = w
-        .finish(
-            &[TableEntry {
-                id: sid,
-                generation: 1,
-            }],
-            None,
-            None,
-            0,
-        )
-        .unwrap();
-    bytes
-}
-
-fn entry(name: &[u8], kind: EntryType, payload: Payload, size: u64) -> Entry {
-    Entry {
-        name: name.to_vec(),
-        kind,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: vec![],
-        group: vec![],
-        mtime: Timestamp::default(),
-        atime: Timestamp::default(),
-        ctime: Timestamp::default(),
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size,
-        xattrs: vec![],
-        payload,
-    }
-}
+use ptar_tests::forge::{entry, forge, forge_with, header, try_extract};
 
 #[test]
 fn hostile_kdf_parameters_are_refused_at_once() {
@@ -144,12 +49,6 @@ fn hostile_kdf_parameters_are_refused_at_once() {
         );
         assert!(t.elapsed().as_millis() < 1000, "took {:?}", t.elapsed());
     }
-}
-
-fn try_extract(bytes: Vec<u8>, dest: &Path) -> Result<ptar::fs::ExtractOutcome, Error> {
-    let a = Archive::from_vec(bytes, None)?;
-    let s = a.find_snapshot("latest")?;
-    a.extract(&s, dest, &ExtractOptions::default(), &NoProgress)
 }
 
 #[test]

@@ -141,6 +141,17 @@ impl<W: Sink> GenerationWriter<W> {
 
     /// Stores a blob unless the archive already has it; returns its id.
     pub fn put_blob(&mut self, kind: Kind, data: &[u8]) -> Result<Id> {
+        self.put(kind, data, true)
+    }
+
+    /// Stores a blob even when an earlier generation already holds it (this
+    /// generation still holds each id once). For repair tools and for tests
+    /// of readers; normal writers use [`GenerationWriter::put_blob`].
+    pub fn put_blob_again(&mut self, kind: Kind, data: &[u8]) -> Result<Id> {
+        self.put(kind, data, false)
+    }
+
+    fn put(&mut self, kind: Kind, data: &[u8], dedup_committed: bool) -> Result<Id> {
         if data.is_empty() {
             return Err(Error::InvalidInput(format!(
                 "an empty {} blob",
@@ -155,7 +166,12 @@ impl<W: Sink> GenerationWriter<W> {
             )));
         }
         let id = crypto::content_id(self.ctx.keys.as_deref(), kind, data);
-        if self.has_blob(&id)? {
+        let present = if dedup_committed {
+            self.has_blob(&id)?
+        } else {
+            self.written.contains(&id)
+        };
+        if present {
             self.stats.deduplicated += 1;
             return Ok(id);
         }
