@@ -183,3 +183,90 @@ fn completions_and_manual_page() {
     );
     assert!(text.contains("exclude"));
 }
+
+#[test]
+fn paths_longer_than_path_max_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 25 levels of 200-byte names: about 5 KB, past PATH_MAX (4096). Built
+    // with directory handles, since the path cannot be named whole.
+    let name = "d".repeat(200);
+    let mut dir = rustix::fs::openat(
+        rustix::fs::CWD,
+        tmp.path(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    for _ in 0..25 {
+        rustix::fs::mkdirat(&dir, name.as_str(), rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
+        dir = rustix::fs::openat(
+            &dir,
+            name.as_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+    }
+    let leaf = rustix::fs::openat(
+        &dir,
+        "leaf.txt",
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&leaf, b"deep\n").unwrap();
+    let out = run_in(tmp.path(), &["-cf", "x.ptar", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = run_in(tmp.path(), &["-tf", "x.ptar"]);
+    let longest = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::len)
+        .max()
+        .unwrap();
+    assert!(longest > 5000, "longest member name is {longest} bytes");
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    let out = run_in(tmp.path(), &["-xf", "x.ptar", "-C", "out"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_in(&tmp.path().join("out"), &["-df", "../x.ptar"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Read the leaf back through handles too.
+    let mut d = rustix::fs::openat(
+        rustix::fs::CWD,
+        tmp.path().join("out"),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    for _ in 0..25 {
+        d = rustix::fs::openat(
+            &d,
+            name.as_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+    }
+    let f = rustix::fs::openat(
+        &d,
+        "leaf.txt",
+        rustix::fs::OFlags::RDONLY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 16];
+    let n = rustix::io::read(&f, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"deep\n");
+}

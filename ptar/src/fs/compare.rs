@@ -1,10 +1,14 @@
 //! Comparing a snapshot with the file system (tar's `--diff`).
+//!
+//! Paths are resolved through directory handles, one name at a time and
+//! never following a symlink, so depth is not limited by PATH_MAX.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 
 use crate::format::tree::{Entry, EntryType, Extent, Payload};
 use crate::format::{Id, Kind};
@@ -23,20 +27,40 @@ pub struct Difference {
     pub what: String,
 }
 
-fn type_matches(kind: EntryType, ft: std::fs::FileType) -> bool {
+fn type_matches(kind: EntryType, ft: FileType) -> bool {
     match kind {
-        EntryType::File | EntryType::Hardlink => ft.is_file(),
-        EntryType::Dir => ft.is_dir(),
-        EntryType::Symlink => ft.is_symlink(),
-        EntryType::CharDevice => ft.is_char_device(),
-        EntryType::BlockDevice => ft.is_block_device(),
-        EntryType::Fifo => ft.is_fifo(),
-        EntryType::Socket => ft.is_socket(),
+        EntryType::File | EntryType::Hardlink => ft == FileType::RegularFile,
+        EntryType::Dir => ft == FileType::Directory,
+        EntryType::Symlink => ft == FileType::Symlink,
+        EntryType::CharDevice => ft == FileType::CharacterDevice,
+        EntryType::BlockDevice => ft == FileType::BlockDevice,
+        EntryType::Fifo => ft == FileType::Fifo,
+        EntryType::Socket => ft == FileType::Socket,
     }
 }
 
-fn same_content(store: &Store, path: &Path, extents: &[Extent]) -> Result<bool> {
-    let mut f = File::open(path)?;
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// Opens the directory holding `path` (a member path) below `root`, one
+/// component at a time, never following a symlink.
+fn open_parent(root: &OwnedFd, path: &[u8]) -> std::io::Result<(OwnedFd, Vec<u8>)> {
+    let mut dir = root.try_clone()?;
+    let mut parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    let name = parts.pop().unwrap_or_default().to_vec();
+    for p in parts {
+        dir = rustix::fs::openat(&dir, p, DIR_FLAGS, Mode::empty())?;
+    }
+    Ok((dir, name))
+}
+
+fn same_content(store: &Store, dir: &OwnedFd, name: &[u8], extents: &[Extent]) -> Result<bool> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut f = File::from(
+        rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(std::io::Error::from)?,
+    );
     let mut buf = Vec::new();
     for x in extents {
         let (want, len): (Option<Vec<u8>>, u64) = match x {
@@ -73,10 +97,22 @@ pub fn compare(
     base: &Path,
     selection: &Selection,
 ) -> Result<Vec<Difference>> {
+    let base_fd = rustix::fs::openat(
+        CWD,
+        base,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| crate::Error::io_at(base, e.into()))?;
     let mut out = Vec::new();
-    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Entry>)> =
-        vec![(Vec::new(), read_directory(store, root)?.into_iter())];
-    while let Some((prefix, iter)) = stack.last_mut() {
+    // (member path, handle of that directory when it exists on disk, entries left)
+    type Level = (Vec<u8>, Option<OwnedFd>, std::vec::IntoIter<Entry>);
+    let mut stack: Vec<Level> = vec![(
+        Vec::new(),
+        Some(base_fd.try_clone()?),
+        read_directory(store, root)?.into_iter(),
+    )];
+    while let Some((prefix, dir, iter)) = stack.last_mut() {
         let Some(e) = iter.next() else {
             stack.pop();
             continue;
@@ -86,60 +122,84 @@ pub fn compare(
             rel.push(b'/');
         }
         rel.extend_from_slice(&e.name);
+        let parent = dir.as_ref().and_then(|d| d.try_clone().ok());
+        let st = match &parent {
+            Some(p) => rustix::fs::statat(p, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(std::io::Error::from),
+            None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        };
         if let Payload::Dir(id) = &e.payload {
             if stack.len() < crate::format::limits::MAX_TREE_DEPTH {
                 let kids = read_directory(store, id)?;
-                stack.push((rel.clone(), kids.into_iter()));
+                let fd = parent.as_ref().and_then(|p| {
+                    rustix::fs::openat(p, e.name.as_slice(), DIR_FLAGS, Mode::empty()).ok()
+                });
+                stack.push((rel.clone(), fd, kids.into_iter()));
             }
         }
         if !selection.patterns.is_empty() && selection.selects(&rel).is_none() {
             continue;
         }
-        let path: PathBuf = base.join(std::ffi::OsStr::from_bytes(&rel));
         let mut differ = |what: &str| {
             out.push(Difference {
                 path: rel.clone(),
                 what: what.to_string(),
             })
         };
-        let md = match fs::symlink_metadata(&path) {
-            Ok(md) => md,
+        let st = match st {
+            Ok(st) => st,
             Err(err) => {
                 differ(&format!("Warning: Cannot stat: {err}"));
                 continue;
             }
         };
-        if !type_matches(e.kind, md.file_type()) {
+        let parent = parent.expect("stat succeeded inside an open directory");
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if !type_matches(e.kind, ft) {
             differ("File type differs");
             continue;
         }
-        if e.kind != EntryType::Symlink && md.mode() & 0o7777 != e.mode {
+        if e.kind != EntryType::Symlink && st.st_mode & 0o7777 != e.mode {
             differ("Mode differs");
         }
-        if md.uid() != e.uid {
+        if st.st_uid != e.uid {
             differ("Uid differs");
         }
-        if md.gid() != e.gid {
+        if st.st_gid != e.gid {
             differ("Gid differs");
         }
         match &e.payload {
             Payload::File(content) => {
-                if (md.mtime(), md.mtime_nsec() as u32) != (e.mtime.sec, e.mtime.nsec) {
+                if (st.st_mtime, st.st_mtime_nsec as u32) != (e.mtime.sec, e.mtime.nsec) {
                     differ("Mod time differs");
                 }
-                if md.len() != e.size {
+                if st.st_size as u64 != e.size {
                     differ("Size differs");
-                } else if !same_content(store, &path, &read_extents(store, content, e.size)?)? {
+                } else if !same_content(
+                    store,
+                    &parent,
+                    &e.name,
+                    &read_extents(store, content, e.size)?,
+                )? {
                     differ("Contents differ");
                 }
             }
-            Payload::Symlink(target) => match fs::read_link(&path) {
-                Ok(t) if t.as_os_str().as_bytes() == target.as_slice() => {}
-                _ => differ("Symlink differs"),
-            },
+            Payload::Symlink(target) => {
+                match rustix::fs::readlinkat(&parent, e.name.as_slice(), Vec::new()) {
+                    Ok(t) if t.as_bytes() == target.as_slice() => {}
+                    _ => differ("Symlink differs"),
+                }
+            }
             Payload::Hardlink(target) => {
-                let linked = fs::symlink_metadata(base.join(std::ffi::OsStr::from_bytes(target)))
-                    .map(|t| (t.dev(), t.ino()) == (md.dev(), md.ino()))
+                let linked = open_parent(&base_fd, target)
+                    .and_then(|(d, n)| {
+                        Ok(rustix::fs::statat(
+                            &d,
+                            n.as_slice(),
+                            AtFlags::SYMLINK_NOFOLLOW,
+                        )?)
+                    })
+                    .map(|t| (t.st_dev, t.st_ino) == (st.st_dev, st.st_ino))
                     .unwrap_or(false);
                 if !linked {
                     differ(&format!(
@@ -149,7 +209,7 @@ pub fn compare(
                 }
             }
             Payload::Device { major, minor } => {
-                if md.rdev() != rustix::fs::makedev(*major, *minor) {
+                if st.st_rdev != rustix::fs::makedev(*major, *minor) {
                     differ("Device number differs");
                 }
             }

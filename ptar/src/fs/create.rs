@@ -7,11 +7,15 @@
 //! by the call stack.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, Metadata};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 
 use crate::chunker::{ChunkStream, Chunker};
 use crate::format::limits::{MAX_XATTR_NAME_LEN, MAX_XATTR_VALUE_LEN};
@@ -126,6 +130,140 @@ fn member_components(p: &Path) -> Vec<Vec<u8>> {
     out
 }
 
+/// Where a file is: a path (operands and the directories leading to them),
+/// or a name inside an open directory (everything found by walking, so that
+/// paths longer than PATH_MAX work and a directory swapped for a symlink
+/// mid-walk is never followed).
+#[derive(Clone)]
+enum Loc {
+    Path(PathBuf),
+    At { dir: Arc<OwnedFd>, name: Vec<u8> },
+}
+
+impl Loc {
+    fn stat(&self, follow: bool) -> std::io::Result<Meta> {
+        let flags = if follow {
+            AtFlags::empty()
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        };
+        let st = match self {
+            Loc::Path(p) => rustix::fs::statat(CWD, p, flags),
+            Loc::At { dir, name } => rustix::fs::statat(dir, name.as_slice(), flags),
+        };
+        Ok(Meta(st?))
+    }
+
+    fn open(&self, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+        let flags = flags | OFlags::CLOEXEC;
+        match self {
+            Loc::Path(p) => rustix::fs::openat(CWD, p, flags, Mode::empty()),
+            Loc::At { dir, name } => rustix::fs::openat(dir, name.as_slice(), flags, Mode::empty()),
+        }
+    }
+
+    /// Opens a regular file to read, without updating its access time when
+    /// the kernel allows it, and without following a symlink put in its place.
+    fn open_file(&self, follow: bool) -> std::io::Result<File> {
+        let base = if follow {
+            OFlags::RDONLY
+        } else {
+            OFlags::RDONLY | OFlags::NOFOLLOW
+        };
+        let fd = match self.open(base | OFlags::NOATIME) {
+            Err(rustix::io::Errno::PERM) => self.open(base)?,
+            other => other?,
+        };
+        Ok(File::from(fd))
+    }
+
+    fn open_dir(&self, follow: bool) -> std::io::Result<OwnedFd> {
+        let base = OFlags::RDONLY | OFlags::DIRECTORY;
+        Ok(self.open(if follow {
+            base
+        } else {
+            base | OFlags::NOFOLLOW
+        })?)
+    }
+
+    fn read_link(&self) -> std::io::Result<Vec<u8>> {
+        let t = match self {
+            Loc::Path(p) => rustix::fs::readlinkat(CWD, p, Vec::new()),
+            Loc::At { dir, name } => rustix::fs::readlinkat(dir, name.as_slice(), Vec::new()),
+        };
+        Ok(t?.into_bytes())
+    }
+
+    /// A path naming the same file for path-only calls (extended
+    /// attributes): through /proc for names inside a directory handle, so it
+    /// stays short whatever the depth.
+    fn path(&self) -> PathBuf {
+        match self {
+            Loc::Path(p) => p.clone(),
+            Loc::At { dir, name } => {
+                let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+                p.push(std::ffi::OsStr::from_bytes(name));
+                p
+            }
+        }
+    }
+}
+
+/// File status, with the accessors of `std::os::unix::fs::MetadataExt`.
+struct Meta(rustix::fs::Stat);
+
+#[allow(clippy::unnecessary_cast)]
+impl Meta {
+    fn mode(&self) -> u32 {
+        self.0.st_mode as u32
+    }
+    fn uid(&self) -> u32 {
+        self.0.st_uid
+    }
+    fn gid(&self) -> u32 {
+        self.0.st_gid
+    }
+    fn dev(&self) -> u64 {
+        self.0.st_dev as u64
+    }
+    fn ino(&self) -> u64 {
+        self.0.st_ino as u64
+    }
+    fn nlink(&self) -> u64 {
+        self.0.st_nlink as u64
+    }
+    fn len(&self) -> u64 {
+        self.0.st_size as u64
+    }
+    fn blocks(&self) -> u64 {
+        self.0.st_blocks as u64
+    }
+    fn rdev(&self) -> u64 {
+        self.0.st_rdev as u64
+    }
+    fn mtime(&self) -> i64 {
+        self.0.st_mtime as i64
+    }
+    fn mtime_nsec(&self) -> i64 {
+        self.0.st_mtime_nsec as i64
+    }
+    fn atime(&self) -> i64 {
+        self.0.st_atime as i64
+    }
+    fn atime_nsec(&self) -> i64 {
+        self.0.st_atime_nsec as i64
+    }
+    fn ctime(&self) -> i64 {
+        self.0.st_ctime as i64
+    }
+    fn ctime_nsec(&self) -> i64 {
+        self.0.st_ctime_nsec as i64
+    }
+    fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.0.st_mode as _)
+    }
+}
+
 fn ts(sec: i64, nsec: i64) -> Timestamp {
     Timestamp {
         sec,
@@ -133,7 +271,7 @@ fn ts(sec: i64, nsec: i64) -> Timestamp {
     }
 }
 
-fn entry_from(name: Vec<u8>, kind: EntryType, md: &Metadata, payload: Payload) -> Entry {
+fn entry_from(name: Vec<u8>, kind: EntryType, md: &Meta, payload: Payload) -> Entry {
     Entry {
         name,
         kind,
@@ -183,7 +321,7 @@ fn synthetic_dir(name: Vec<u8>) -> Entry {
 }
 
 /// A child waiting to be visited: name, file-system path, operand node if any.
-type Todo = (Vec<u8>, PathBuf, Option<VNode>);
+type Todo = (Vec<u8>, Loc, Option<VNode>);
 
 struct Frame {
     /// The directory's own entry (payload filled in when done); `None` for the root.
@@ -236,11 +374,18 @@ impl<W: Sink> Walker<'_, '_, W> {
             || self.policy.exclude.iter().any(|p| exclude_match(p, rel))
     }
 
-    fn is_cache_dir(dir: &Path) -> bool {
+    fn is_cache_dir(dir: &OwnedFd) -> bool {
         let mut buf = [0u8; 43];
-        File::open(dir.join("CACHEDIR.TAG"))
-            .and_then(|mut f| f.read_exact(&mut buf))
-            .is_ok()
+        rustix::fs::openat(
+            dir,
+            "CACHEDIR.TAG",
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(std::io::Error::from)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_ok()
             && buf[..] == *CACHEDIR_SIGNATURE
     }
 
@@ -248,24 +393,41 @@ impl<W: Sink> Walker<'_, '_, W> {
     fn children(
         &mut self,
         rel: &[u8],
-        dir: &Path,
+        dir: &Loc,
         recurse: bool,
+        follow: bool,
         virt: BTreeMap<Vec<u8>, VNode>,
     ) -> Vec<Todo> {
-        let mut map: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> = BTreeMap::new();
+        let mut map: BTreeMap<Vec<u8>, (Loc, Option<VNode>)> = BTreeMap::new();
         if recurse {
-            let caches = self.policy.exclude_caches && Walker::<W>::is_cache_dir(dir);
-            match fs::read_dir(dir) {
-                Ok(rd) => {
-                    for de in rd {
+            match dir
+                .open_dir(follow)
+                .and_then(|fd| Ok((rustix::fs::Dir::read_from(&fd)?, fd)))
+            {
+                Ok((listing, fd)) => {
+                    let caches = self.policy.exclude_caches && Walker::<W>::is_cache_dir(&fd);
+                    let fd = Arc::new(fd);
+                    for de in listing {
                         match de {
                             Ok(de) => {
-                                let name = de.file_name().into_vec();
-                                if caches && name != b"CACHEDIR.TAG" {
+                                let name = de.file_name().to_bytes();
+                                if name == b"."
+                                    || name == b".."
+                                    || (caches && name != b"CACHEDIR.TAG")
+                                {
                                     continue;
                                 }
-                                if !self.excluded(&join(rel, &name), &name) {
-                                    map.insert(name, (de.path(), None));
+                                if !self.excluded(&join(rel, name), name) {
+                                    map.insert(
+                                        name.to_vec(),
+                                        (
+                                            Loc::At {
+                                                dir: fd.clone(),
+                                                name: name.to_vec(),
+                                            },
+                                            None,
+                                        ),
+                                    );
                                 }
                             }
                             Err(e) => self.error(rel, format!("cannot read directory: {e}")),
@@ -276,16 +438,17 @@ impl<W: Sink> Walker<'_, '_, W> {
             }
         }
         for (name, node) in virt {
-            let p = node.fs_path.clone();
+            let p = Loc::Path(node.fs_path.clone());
             map.insert(name, (p, Some(node)));
         }
         map.into_iter().rev().map(|(n, (p, v))| (n, p, v)).collect()
     }
 
-    fn xattrs(&mut self, rel: &[u8], path: &Path, follow: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn xattrs(&mut self, rel: &[u8], loc: &Loc, follow: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
         if self.policy.no_xattrs {
             return Vec::new();
         }
+        let path = &loc.path();
         let names = if follow {
             xattr::list_deref(path)
         } else {
@@ -362,21 +525,11 @@ impl<W: Sink> Walker<'_, '_, W> {
     fn read_file(
         &mut self,
         rel: &[u8],
-        path: &Path,
-        md: &Metadata,
+        loc: &Loc,
+        md: &Meta,
+        follow: bool,
     ) -> Result<Option<(Vec<Extent>, u64)>> {
-        let noatime = rustix::fs::OFlags::NOATIME.bits() as i32;
-        let opened = match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(noatime)
-            .open(path)
-        {
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
-                File::open(path)
-            }
-            other => other,
-        };
-        let mut file = match opened {
+        let mut file = match loc.open_file(follow) {
             Ok(f) => f,
             Err(e) => {
                 self.error(rel, format!("cannot open: {e}"));
@@ -443,7 +596,7 @@ impl<W: Sink> Walker<'_, '_, W> {
         &mut self,
         rel: Vec<u8>,
         name: Vec<u8>,
-        path: PathBuf,
+        loc: Loc,
         node: Option<VNode>,
         dev: Option<u64>,
         ancestors: &[(u64, u64)],
@@ -457,16 +610,16 @@ impl<W: Sink> Walker<'_, '_, W> {
         let leads_to_operand = node.as_ref().is_some_and(|n| !n.operand);
         let follow = self.policy.follow_symlinks || leads_to_operand;
         let stat = if follow {
-            fs::metadata(&path).or_else(|_| fs::symlink_metadata(&path))
+            loc.stat(true).or_else(|_| loc.stat(false))
         } else {
-            fs::symlink_metadata(&path)
+            loc.stat(false)
         };
         let md = match stat {
             Ok(md) => md,
             Err(e) => {
                 if let Some(n) = node.filter(|n| !n.operand) {
                     // An intermediate directory of an operand we cannot stat.
-                    let todo = self.children(&rel, &path, false, n.children);
+                    let todo = self.children(&rel, &loc, false, true, n.children);
                     return Ok(Visit::Dir(Frame {
                         entry: Some(synthetic_dir(name)),
                         rel,
@@ -485,7 +638,7 @@ impl<W: Sink> Walker<'_, '_, W> {
             return Ok(Visit::Skip);
         }
         let ft = md.file_type();
-        let xattrs = self.xattrs(&rel, &path, follow);
+        let xattrs = self.xattrs(&rel, &loc, follow);
         if ft.is_dir() {
             let id = (md.dev(), md.ino());
             if follow && ancestors.contains(&id) {
@@ -503,7 +656,7 @@ impl<W: Sink> Walker<'_, '_, W> {
                 None => !(self.policy.one_file_system && dev.is_some_and(|d| d != md.dev())),
             };
             let virt = node.map(|n| n.children).unwrap_or_default();
-            let todo = self.children(&rel, &path, recurse, virt);
+            let todo = self.children(&rel, &loc, recurse, follow, virt);
             let mut e = entry_from(name, EntryType::Dir, &md, Payload::Dir(Id::ZERO));
             e.xattrs = xattrs;
             return Ok(Visit::Dir(Frame {
@@ -528,7 +681,7 @@ impl<W: Sink> Walker<'_, '_, W> {
                     return Ok(Visit::Entry(rel, e));
                 }
             }
-            let Some((extents, total)) = self.read_file(&rel, &path, &md)? else {
+            let Some((extents, total)) = self.read_file(&rel, &loc, &md, follow)? else {
                 return Ok(Visit::Skip);
             };
             // Only a name whose content was stored can be linked to.
@@ -543,15 +696,10 @@ impl<W: Sink> Walker<'_, '_, W> {
             self.out.summary.total_size += total;
             e
         } else if ft.is_symlink() {
-            match fs::read_link(&path) {
-                Ok(t) if !t.as_os_str().is_empty() => {
+            match loc.read_link() {
+                Ok(t) if !t.is_empty() => {
                     self.out.summary.symlinks += 1;
-                    entry_from(
-                        name,
-                        EntryType::Symlink,
-                        &md,
-                        Payload::Symlink(t.into_os_string().into_vec()),
-                    )
+                    entry_from(name, EntryType::Symlink, &md, Payload::Symlink(t))
                 }
                 Ok(_) => {
                     self.error(&rel, "symlink with an empty target".into());
@@ -650,14 +798,20 @@ pub fn add_paths<W: Sink>(
         links: HashMap::new(),
         skip,
     };
-    let mut merged: BTreeMap<Vec<u8>, (PathBuf, Option<VNode>)> = BTreeMap::new();
+    let mut merged: BTreeMap<Vec<u8>, (Loc, Option<VNode>)> = BTreeMap::new();
     for src in &root_sources {
-        for (n, p, v) in walker.children(b"", src, !policy.no_recursion, BTreeMap::new()) {
+        for (n, p, v) in walker.children(
+            b"",
+            &Loc::Path(src.clone()),
+            !policy.no_recursion,
+            true,
+            BTreeMap::new(),
+        ) {
             merged.insert(n, (p, v));
         }
     }
     for (n, v) in std::mem::take(&mut root.children) {
-        let p = v.fs_path.clone();
+        let p = Loc::Path(v.fs_path.clone());
         merged.insert(n, (p, Some(v)));
     }
     let todo = merged
