@@ -486,17 +486,7 @@ fn list(t: &TarArgs) -> Result<ExitCode> {
         }
     })?;
     out.flush()?;
-    let mut code = ExitCode::SUCCESS;
-    for (p, m) in sel.patterns.iter().zip(matched) {
-        if !m {
-            eprintln!(
-                "ptar: {}: not found in the snapshot",
-                String::from_utf8_lossy(p)
-            );
-            code = ExitCode::from(2);
-        }
-    }
-    Ok(code)
+    Ok(report_unmatched(&sel.patterns, &matched))
 }
 
 fn extract_options(t: &TarArgs) -> ExtractOptions {
@@ -575,6 +565,22 @@ fn entry_json(path: &[u8], e: &Entry) -> String {
         _ => {}
     }
     o.done()
+}
+
+/// Reports member operands that matched nothing (tar: "Not found in archive");
+/// exit 2 when there is one.
+fn report_unmatched(patterns: &[Vec<u8>], matched: &[bool]) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for (p, m) in patterns.iter().zip(matched) {
+        if !m {
+            eprintln!(
+                "ptar: {}: not found in the snapshot",
+                String::from_utf8_lossy(p)
+            );
+            code = ExitCode::from(2);
+        }
+    }
+    code
 }
 
 /// Picks the snapshot to read: --snapshot, narrowed by --tag and --name.
@@ -683,17 +689,7 @@ fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<
         Ok(())
     })?;
     out.flush()?;
-    let mut code = ExitCode::SUCCESS;
-    for (p, m) in sel.patterns.iter().zip(matched) {
-        if !m {
-            eprintln!(
-                "ptar: {}: not found in the snapshot",
-                String::from_utf8_lossy(p)
-            );
-            code = ExitCode::from(2);
-        }
-    }
-    Ok(code)
+    Ok(report_unmatched(&sel.patterns, &matched))
 }
 
 fn verify(t: &TarArgs) -> Result<ExitCode> {

@@ -50,6 +50,17 @@ pub fn ptar(args: &[&OsStr], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("running ptar")
 }
 
+/// Runs `ptar` with string arguments in `dir`, no stdin, no passphrase.
+pub fn ptar_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(ptar_bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .env_remove("PTAR_PASSPHRASE")
+        .output()
+        .expect("running ptar")
+}
+
 /// Shorthand for string arguments.
 pub fn ptar_s(args: &[&str], env: &[(&str, &str)]) -> Output {
     let a: Vec<&OsStr> = args.iter().map(OsStr::new).collect();

@@ -8,13 +8,7 @@ use std::process::{Command, Stdio};
 use ptar_tests::ptar_bin;
 
 fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(ptar_bin())
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .env_remove("PTAR_PASSPHRASE")
-        .output()
-        .unwrap()
+    ptar_tests::ptar_in(dir, args)
 }
 
 fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {

@@ -2,18 +2,9 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-use ptar_tests::ptar_bin;
 
 fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(ptar_bin())
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .env_remove("PTAR_PASSPHRASE")
-        .output()
-        .unwrap()
+    ptar_tests::ptar_in(dir, args)
 }
 
 fn ok(out: &std::process::Output) {

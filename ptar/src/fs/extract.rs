@@ -298,6 +298,26 @@ impl Extractor<'_> {
         Ok(())
     }
 
+    /// Sets ownership, optionally the mode, and times by name in `parent`,
+    /// for what cannot be opened (symlinks, device nodes). Ownership and times
+    /// do not follow a symlink; the mode is only set on device nodes, just
+    /// created in a directory handle of ours.
+    fn apply_by_name(&self, parent: &OwnedFd, e: &Entry, chmod: bool) -> std::io::Result<()> {
+        let name = e.name.as_slice();
+        if self.opts.same_owner {
+            let (u, g) = self.owner(e);
+            rustix::fs::chownat(parent, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno)?;
+        }
+        if chmod {
+            rustix::fs::chmodat(parent, name, self.mode_of(e), AtFlags::empty()).map_err(errno)?;
+        }
+        if let Some(t) = self.times(e) {
+            rustix::fs::utimensat(parent, name, &t, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+        }
+        Ok(())
+    }
+
     fn apply_xattrs(&self, fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
         if e.xattrs.is_empty() || !(self.opts.xattrs || self.opts.acls) {
             return Ok(());
@@ -495,21 +515,7 @@ impl Extractor<'_> {
                 }
                 rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice())
                     .map_err(errno)?;
-                if self.opts.same_owner {
-                    let (u, g) = self.owner(e);
-                    rustix::fs::chownat(
-                        parent,
-                        e.name.as_slice(),
-                        Some(u),
-                        Some(g),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(errno)?;
-                }
-                if let Some(t) = self.times(e) {
-                    rustix::fs::utimensat(parent, e.name.as_slice(), &t, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(errno)?;
-                }
+                self.apply_by_name(parent, e, false)?;
                 self.out.symlinks += 1;
             }
             (EntryType::Hardlink, Payload::Hardlink(target)) => {
@@ -584,23 +590,7 @@ impl Extractor<'_> {
                 // Opening a device node can have side effects: set its
                 // metadata by name (it was created just now, in a directory
                 // handle of ours; the calls that can, do not follow links).
-                if self.opts.same_owner {
-                    let (u, g) = self.owner(e);
-                    rustix::fs::chownat(
-                        parent,
-                        e.name.as_slice(),
-                        Some(u),
-                        Some(g),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(errno)?;
-                }
-                rustix::fs::chmodat(parent, e.name.as_slice(), self.mode_of(e), AtFlags::empty())
-                    .map_err(errno)?;
-                if let Some(t) = self.times(e) {
-                    rustix::fs::utimensat(parent, e.name.as_slice(), &t, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(errno)?;
-                }
+                self.apply_by_name(parent, e, true)?;
                 self.out.others += 1;
             }
             (EntryType::Socket, _) => {
