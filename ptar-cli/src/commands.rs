@@ -9,9 +9,10 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use ptar::format::tree::Entry;
-use ptar::format::tree::{Extent, Payload};
+use ptar::format::tree::Payload;
 use ptar::fs::{CreatePolicy, Existing, ExtractOptions, Selection, Source};
 use ptar::progress::Progress;
+use ptar::sink::{EntrySink, FileContent, Flow};
 use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
 
 use crate::cli::{Command, Sub, TarArgs};
@@ -662,34 +663,78 @@ fn diff(t: &TarArgs) -> Result<ExitCode> {
 
 /// `-O`: the contents of the selected regular files, in archive order, on stdout.
 fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<ExitCode> {
+    /// A sink that writes file contents to a stream.
+    struct ToStream<W: Write> {
+        out: W,
+        sel: Selection,
+        matched: Vec<bool>,
+        /// The reader went away: stop quietly, as on any broken pipe.
+        broken: bool,
+    }
+    impl<W: Write> EntrySink for ToStream<W> {
+        fn enter_dir(&mut self, path: &[u8], _: &Entry) -> ptar::Result<Flow> {
+            let wanted = !self.broken
+                && (self.sel.patterns.is_empty()
+                    || self.sel.selects(path).is_some()
+                    || self.sel.may_hold(path));
+            Ok(if wanted { Flow::Take } else { Flow::Skip })
+        }
+        fn leave_dir(&mut self, _: &[u8], _: &Entry) -> ptar::Result<()> {
+            Ok(())
+        }
+        fn file(
+            &mut self,
+            path: &[u8],
+            _: &Entry,
+            content: &mut FileContent<'_>,
+        ) -> ptar::Result<Flow> {
+            if !self.sel.patterns.is_empty() {
+                match self.sel.selects(path) {
+                    Some(i) => self.matched[i] = true,
+                    None => return Ok(Flow::Skip),
+                }
+            }
+            if self.broken {
+                return Ok(Flow::Skip);
+            }
+            match std::io::copy(content, &mut self.out) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    self.broken = true;
+                    Ok(Flow::Skip)
+                }
+                Err(e) => Err(e.into()),
+                Ok(_) => Ok(Flow::Take),
+            }
+        }
+        fn other(&mut self, _: &[u8], _: &Entry) -> ptar::Result<Flow> {
+            Ok(Flow::Skip)
+        }
+    }
     let sel = Selection {
         patterns: member_patterns(t),
     };
-    let mut matched = vec![false; sel.patterns.len()];
+    let matched = vec![false; sel.patterns.len()];
     let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    archive.walk(snap, |path, e| {
-        let Payload::File(content) = &e.payload else {
-            return Ok(());
-        };
-        if !sel.patterns.is_empty() {
-            match sel.selects(path) {
-                Some(i) => matched[i] = true,
-                None => return Ok(()),
-            }
-        }
-        for x in archive.extents(content, e.size)? {
-            match x {
-                Extent::Data { id, .. } => out.write_all(&archive.read_chunk(&id)?)?,
-                Extent::Hole { len } => {
-                    std::io::copy(&mut std::io::repeat(0).take(len), &mut out).map(|_| ())?
-                }
-            }
-        }
-        Ok(())
-    })?;
-    out.flush()?;
-    Ok(report_unmatched(&sel.patterns, &matched))
+    let mut sink = ToStream {
+        out: BufWriter::with_capacity(1 << 20, stdout.lock()),
+        sel,
+        matched,
+        broken: false,
+    };
+    let failures = archive.export(snap, &mut sink, &ptar::progress::NoProgress)?;
+    if sink.broken {
+        return Ok(ExitCode::SUCCESS);
+    }
+    sink.out.flush()?;
+    for (p, msg) in &failures {
+        eprintln!("ptar: {}: {msg}", String::from_utf8_lossy(p));
+    }
+    let code = report_unmatched(&sink.sel.patterns, &sink.matched);
+    Ok(if failures.is_empty() {
+        code
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn verify(t: &TarArgs) -> Result<ExitCode> {

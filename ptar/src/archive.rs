@@ -225,6 +225,17 @@ impl Archive {
         )
     }
 
+    /// Hands every entry of a snapshot to `sink`, depth-first in name order
+    /// (see [`crate::sink`]); returns the entries that failed.
+    pub fn export(
+        &self,
+        snapshot: &Snapshot,
+        sink: &mut dyn crate::sink::EntrySink,
+        progress: &dyn Progress,
+    ) -> Result<crate::sink::Failures> {
+        crate::sink::export(&self.store, &snapshot.record.root, sink, progress)
+    }
+
     /// Compares a snapshot's selected entries with the files under `base`
     /// (tar's `--diff`).
     pub fn compare(

@@ -21,6 +21,7 @@ pub mod fs;
 pub mod pattern;
 pub mod progress;
 pub mod signing;
+pub mod sink;
 pub mod store;
 pub mod tree;
 pub mod verify;

@@ -20,12 +20,11 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timest
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
-use crate::format::limits::MAX_TREE_DEPTH;
 use crate::format::tree::{Entry, EntryType, Extent, Payload, Timestamp};
-use crate::format::{Id, Kind};
+use crate::format::Id;
 use crate::progress::Progress;
+use crate::sink::{EntrySink, FileContent, Flow};
 use crate::store::Store;
-use crate::tree::{read_directory, read_extents};
 use crate::{Error, Region, Result};
 
 use super::owners;
@@ -77,7 +76,7 @@ impl Selection {
     }
 
     /// Whether a directory at `path` may hold selected entries.
-    fn may_hold(&self, path: &[u8]) -> bool {
+    pub fn may_hold(&self, path: &[u8]) -> bool {
         self.patterns.iter().any(|p| {
             Selection::is_pattern(p)
                 || (p.len() > path.len() && p.starts_with(path) && p[path.len()] == b'/')
@@ -180,15 +179,6 @@ fn errno(e: Errno) -> std::io::Error {
     std::io::Error::from(e)
 }
 
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = rel.to_vec();
-    if !p.is_empty() {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
 /// Drops `n` leading components; `None` when nothing is left.
 fn strip(path: &[u8], n: usize) -> Option<&[u8]> {
     let mut rest = path;
@@ -221,19 +211,17 @@ fn target_stays_inside(target: &[u8], dir_depth: usize) -> bool {
     true
 }
 
-struct DirFrame {
+/// One open directory of the extraction.
+struct Frame {
     fd: OwnedFd,
-    /// Member path (before stripping).
-    rel: Vec<u8>,
-    /// Entries still to extract, reversed so `pop` yields name order.
-    todo: Vec<Entry>,
     /// The directory's own entry, applied when it is done; `None` for the
-    /// root and for directories removed by --strip-components.
+    /// destination, for directories removed by --strip-components, and for
+    /// directories that only lead to selected members.
     own: Option<Entry>,
 }
 
-struct Extractor<'a> {
-    store: &'a Store,
+/// The file-system sink: writes entries below a destination directory.
+pub struct FsSink<'a> {
     root: OwnedFd,
     opts: &'a ExtractOptions,
     mask: u32,
@@ -244,9 +232,79 @@ struct Extractor<'a> {
     files_done: HashSet<Vec<u8>>,
     budget: u64,
     matched: Vec<bool>,
+    frames: Vec<Frame>,
 }
 
-impl Extractor<'_> {
+impl<'a> FsSink<'a> {
+    /// A sink writing below `dest` (created if missing). `declared` is the
+    /// default output budget: the content size the snapshot declares.
+    pub fn new(
+        dest: &Path,
+        declared: u64,
+        opts: &'a ExtractOptions,
+        progress: &'a dyn Progress,
+    ) -> Result<FsSink<'a>> {
+        std::fs::create_dir_all(dest).map_err(|e| Error::io_at(dest, e))?;
+        let root = rustix::fs::openat(
+            CWD,
+            dest,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io_at(dest, errno(e)))?;
+        let frames = vec![Frame {
+            fd: root.try_clone()?,
+            own: None,
+        }];
+        Ok(FsSink {
+            root,
+            opts,
+            mask: umask(),
+            is_root: rustix::process::geteuid().is_root(),
+            progress,
+            out: ExtractOutcome::default(),
+            files_done: HashSet::new(),
+            budget: opts.max_bytes.unwrap_or(declared),
+            matched: vec![false; opts.selection.patterns.len()],
+            frames,
+        })
+    }
+
+    /// What was done; per-entry failures are added by the caller.
+    pub fn finish(mut self) -> ExtractOutcome {
+        self.out.unmatched = self
+            .opts
+            .selection
+            .patterns
+            .iter()
+            .zip(&self.matched)
+            .filter(|(_, m)| !**m)
+            .map(|(p, _)| p.clone())
+            .collect();
+        self.out
+    }
+
+    fn selected(&mut self, path: &[u8]) -> bool {
+        if self.opts.selection.patterns.is_empty() {
+            return true;
+        }
+        match self.opts.selection.selects(path) {
+            Some(i) => {
+                self.matched[i] = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn parent(&self) -> std::io::Result<OwnedFd> {
+        self.frames
+            .last()
+            .expect("the destination frame stays")
+            .fd
+            .try_clone()
+    }
+
     fn mode_of(&self, e: &Entry) -> Mode {
         let m = if self.opts.preserve_permissions {
             if self.is_root {
@@ -259,14 +317,12 @@ impl Extractor<'_> {
         };
         Mode::from_raw_mode(m)
     }
-
     fn times(&self, e: &Entry) -> Option<Timestamps> {
         self.opts.restore_times.then(|| Timestamps {
             last_access: timespec(e.atime),
             last_modification: timespec(e.mtime),
         })
     }
-
     fn owner(&self, e: &Entry) -> (Uid, Gid) {
         let uid = if self.opts.numeric_owner || e.user.is_empty() {
             None
@@ -283,7 +339,6 @@ impl Extractor<'_> {
             Gid::from_raw(gid.unwrap_or(e.gid)),
         )
     }
-
     /// Sets ownership, mode, xattrs and times through an open descriptor.
     fn apply_fd(&self, fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
         if self.opts.same_owner {
@@ -297,7 +352,6 @@ impl Extractor<'_> {
         }
         Ok(())
     }
-
     /// Sets ownership, optionally the mode, and times by name in `parent`,
     /// for what cannot be opened (symlinks, device nodes). Ownership and times
     /// do not follow a symlink; the mode is only set on device nodes, just
@@ -317,7 +371,6 @@ impl Extractor<'_> {
         }
         Ok(())
     }
-
     fn apply_xattrs(&self, fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
         if e.xattrs.is_empty() || !(self.opts.xattrs || self.opts.acls) {
             return Ok(());
@@ -349,7 +402,6 @@ impl Extractor<'_> {
         }
         Ok(())
     }
-
     /// Makes room for a new entry at `name`. A directory in the way is an
     /// error; anything else is removed unless the policy keeps it. Returns
     /// false when the entry must be skipped.
@@ -381,7 +433,6 @@ impl Extractor<'_> {
         rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)?;
         Ok(true)
     }
-
     fn make_dir(&self, parent: &OwnedFd, name: &[u8]) -> std::io::Result<OwnedFd> {
         match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(Errno::EXIST) => {}
@@ -399,66 +450,6 @@ impl Extractor<'_> {
             Err(e) => Err(errno(e)),
         }
     }
-
-    fn write_file(&mut self, dir: &OwnedFd, e: &Entry, rel: &[u8]) -> Result<bool> {
-        let Payload::File(content) = &e.payload else {
-            unreachable!("checked by the caller")
-        };
-        let extents = read_extents(self.store, content, e.size)?;
-        if e.size > self.budget {
-            return Err(Error::InvalidInput(format!(
-                "writing {} more bytes would exceed the output budget (what the snapshot declares, or --max-output)",
-                e.size
-            )));
-        }
-        if !self.make_room(dir, &e.name, e, rel)? {
-            return Ok(false);
-        }
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600))
-            .map_err(errno)?;
-        let mut file = File::from(fd);
-        if let Err(err) = self.fill(&mut file, &extents, e.size) {
-            drop(file);
-            let _ = rustix::fs::unlinkat(dir, e.name.as_slice(), AtFlags::empty());
-            return Err(err);
-        }
-        self.budget -= e.size;
-        let fd = OwnedFd::from(file);
-        self.apply_fd(&fd, e)?;
-        Ok(true)
-    }
-
-    fn fill(&mut self, file: &mut File, extents: &[Extent], size: u64) -> Result<()> {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        for ext in extents {
-            match ext {
-                Extent::Data { len, id } => {
-                    let data = self.store.read_blob(id, Kind::Chunk)?;
-                    if data.len() != *len as usize {
-                        return Err(Error::corrupt(
-                            Region::Blob {
-                                id: id.short(),
-                                kind: "chunk",
-                            },
-                            "chunk length differs from the extent",
-                        ));
-                    }
-                    w.write_all(&data)?;
-                    self.out.bytes += data.len() as u64;
-                    self.progress.bytes(data.len() as u64);
-                }
-                Extent::Hole { len } => {
-                    w.seek(SeekFrom::Current(*len as i64))?;
-                }
-            }
-        }
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.set_len(size)?;
-        Ok(())
-    }
-
     fn link_target_dir(&self, target: &[u8]) -> Result<(OwnedFd, Vec<u8>)> {
         let (dir, base) = match target.iter().rposition(|&b| b == b'/') {
             Some(i) => (&target[..i], &target[i + 1..]),
@@ -475,33 +466,124 @@ impl Extractor<'_> {
         Ok((dfd, base.to_vec()))
     }
 
-    /// Extracts one entry; a directory returns its frame.
-    fn extract_entry(
+    fn write_file(
         &mut self,
-        parent: &OwnedFd,
-        rel: &[u8],
-        out_path: &[u8],
+        dir: &OwnedFd,
         e: &Entry,
-    ) -> Result<Option<DirFrame>> {
-        match (&e.kind, &e.payload) {
-            (EntryType::Dir, Payload::Dir(id)) => {
-                let fd = self.make_dir(parent, &e.name)?;
-                let mut todo = read_directory(self.store, id)?;
-                todo.reverse();
-                self.out.dirs += 1;
-                return Ok(Some(DirFrame {
-                    fd,
-                    rel: rel.to_vec(),
-                    todo,
-                    own: Some(e.clone()),
-                }));
-            }
-            (EntryType::File, Payload::File(_)) => {
-                if self.write_file(parent, e, rel)? {
-                    self.files_done.insert(out_path.to_vec());
-                    self.out.files += 1;
+        rel: &[u8],
+        content: &mut FileContent<'_>,
+    ) -> Result<bool> {
+        content.extents()?;
+        if e.size > self.budget {
+            return Err(Error::InvalidInput(format!(
+                "writing {} more bytes would exceed the output budget (what the snapshot declares, or --max-output)",
+                e.size
+            )));
+        }
+        if !self.make_room(dir, &e.name, e, rel)? {
+            return Ok(false);
+        }
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600))
+            .map_err(errno)?;
+        let mut file = File::from(fd);
+        if let Err(err) = self.fill(&mut file, content, e.size) {
+            drop(file);
+            let _ = rustix::fs::unlinkat(dir, e.name.as_slice(), AtFlags::empty());
+            return Err(err);
+        }
+        self.budget -= e.size;
+        let fd = OwnedFd::from(file);
+        self.apply_fd(&fd, e)?;
+        Ok(true)
+    }
+
+    /// Writes the data extents and seeks over holes, then sets the length so
+    /// trailing holes exist.
+    fn fill(&mut self, file: &mut File, content: &mut FileContent<'_>, size: u64) -> Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let extents = content.extents()?.to_vec();
+        for ext in extents {
+            match ext {
+                Extent::Data { len, id } => {
+                    let data = content.chunk(&id, len)?;
+                    w.write_all(&data)?;
+                    self.out.bytes += data.len() as u64;
+                    self.progress.bytes(data.len() as u64);
+                }
+                Extent::Hole { len } => {
+                    w.seek(SeekFrom::Current(len as i64))?;
                 }
             }
+        }
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.set_len(size)?;
+        Ok(())
+    }
+}
+
+impl EntrySink for FsSink<'_> {
+    fn enter_dir(&mut self, path: &[u8], e: &Entry) -> Result<Flow> {
+        let selected = self.selected(path);
+        if !selected && !self.opts.selection.may_hold(path) {
+            return Ok(Flow::Skip);
+        }
+        // --strip-components: directories above the cut are not created;
+        // their entries go into the destination itself.
+        if strip(path, self.opts.strip_components).is_none() {
+            self.frames.push(Frame {
+                fd: self.root.try_clone()?,
+                own: None,
+            });
+            return Ok(Flow::Take);
+        }
+        let fd = self.make_dir(&self.parent()?, &e.name)?;
+        self.out.dirs += 1;
+        // A directory that only leads to selected members gets no metadata of its own.
+        self.frames.push(Frame {
+            fd,
+            own: selected.then(|| e.clone()),
+        });
+        Ok(Flow::Take)
+    }
+
+    fn leave_dir(&mut self, _path: &[u8], _e: &Entry) -> Result<()> {
+        let frame = self.frames.pop().expect("pushed by enter_dir");
+        if let Some(own) = frame.own {
+            self.apply_fd(&frame.fd, &own).map_err(|err| {
+                Error::InvalidInput(format!("cannot set directory metadata: {err}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, path: &[u8], e: &Entry, content: &mut FileContent<'_>) -> Result<Flow> {
+        if !self.selected(path) {
+            return Ok(Flow::Skip);
+        }
+        let Some(out_path) = strip(path, self.opts.strip_components).map(<[u8]>::to_vec) else {
+            return Ok(Flow::Skip);
+        };
+        if !self.write_file(&self.parent()?, e, path, content)? {
+            return Ok(Flow::Skip);
+        }
+        self.files_done.insert(out_path);
+        self.out.files += 1;
+        Ok(Flow::Take)
+    }
+
+    fn other(&mut self, path: &[u8], e: &Entry) -> Result<Flow> {
+        if !self.selected(path) {
+            return Ok(Flow::Skip);
+        }
+        let Some(out_path) = strip(path, self.opts.strip_components).map(<[u8]>::to_vec) else {
+            return Ok(Flow::Skip);
+        };
+        let parent = self.parent()?;
+        let parent = &parent;
+        let rel = path;
+        match (&e.kind, &e.payload) {
             (EntryType::Symlink, Payload::Symlink(target)) => {
                 let depth = out_path.iter().filter(|&&b| b == b'/').count();
                 if !self.opts.allow_outside_links && !target_stays_inside(target, depth) {
@@ -511,7 +593,7 @@ impl Extractor<'_> {
                     )));
                 }
                 if !self.make_room(parent, &e.name, e, rel)? {
-                    return Ok(None);
+                    return Ok(Flow::Skip);
                 }
                 rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice())
                     .map_err(errno)?;
@@ -528,7 +610,7 @@ impl Extractor<'_> {
                 }
                 let (dfd, base) = self.link_target_dir(target)?;
                 if !self.make_room(parent, &e.name, e, rel)? {
-                    return Ok(None);
+                    return Ok(Flow::Skip);
                 }
                 rustix::fs::linkat(
                     &dfd,
@@ -563,10 +645,10 @@ impl Extractor<'_> {
                 if ft != FileType::Fifo && !(self.opts.devices && self.is_root) {
                     self.progress
                         .warning(rel, "device node not created (only root creates devices)");
-                    return Ok(None);
+                    return Ok(Flow::Skip);
                 }
                 if !self.make_room(parent, &e.name, e, rel)? {
-                    return Ok(None);
+                    return Ok(Flow::Skip);
                 }
                 rustix::fs::mknodat(
                     parent,
@@ -584,18 +666,17 @@ impl Extractor<'_> {
                     let fd = rustix::fs::openat(parent, e.name.as_slice(), flags, Mode::empty())
                         .map_err(errno)?;
                     self.apply_fd(&fd, e)?;
-                    self.out.others += 1;
-                    return Ok(None);
+                } else {
+                    // Opening a device node can have side effects: set its
+                    // metadata by name (it was created just now, in a
+                    // directory handle of ours).
+                    self.apply_by_name(parent, e, true)?;
                 }
-                // Opening a device node can have side effects: set its
-                // metadata by name (it was created just now, in a directory
-                // handle of ours; the calls that can, do not follow links).
-                self.apply_by_name(parent, e, true)?;
                 self.out.others += 1;
             }
             (EntryType::Socket, _) => {
                 self.progress.warning(rel, "socket not recreated");
-                return Ok(None);
+                return Ok(Flow::Skip);
             }
             (k, _) => {
                 return Err(Error::corrupt(
@@ -607,7 +688,7 @@ impl Extractor<'_> {
                 ));
             }
         }
-        Ok(None)
+        Ok(Flow::Take)
     }
 }
 
@@ -622,123 +703,11 @@ pub fn extract(
     opts: &ExtractOptions,
     progress: &dyn Progress,
 ) -> Result<ExtractOutcome> {
-    std::fs::create_dir_all(dest).map_err(|e| Error::io_at(dest, e))?;
-    let root_fd = rustix::fs::openat(
-        CWD,
-        dest,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::io_at(dest, errno(e)))?;
-    let mut x = Extractor {
-        store,
-        root: root_fd.try_clone()?,
-        opts,
-        mask: umask(),
-        is_root: rustix::process::geteuid().is_root(),
-        progress,
-        out: ExtractOutcome::default(),
-        files_done: HashSet::new(),
-        budget: opts.max_bytes.unwrap_or(declared),
-        matched: vec![false; opts.selection.patterns.len()],
-    };
-    let mut todo = read_directory(store, root)?;
-    todo.reverse();
-    let mut stack = vec![DirFrame {
-        fd: root_fd,
-        rel: Vec::new(),
-        todo,
-        own: None,
-    }];
-    while let Some(top) = stack.last_mut() {
-        let Some(e) = top.todo.pop() else {
-            let frame = stack.pop().expect("non-empty");
-            if let Some(e) = frame.own {
-                if let Err(err) = x.apply_fd(&frame.fd, &e) {
-                    let msg = format!("cannot set directory metadata: {err}");
-                    progress.warning(&frame.rel, &msg);
-                    x.out.errors.push((frame.rel, msg));
-                }
-            }
-            continue;
-        };
-        let rel = join(&top.rel, &e.name);
-        let parent = top.fd.try_clone()?;
-        if stack.len() > MAX_TREE_DEPTH {
-            return Err(Error::corrupt(
-                Region::Blob {
-                    id: root.short(),
-                    kind: "tree",
-                },
-                "directories nest too deep",
-            ));
-        }
-        let selected = if opts.selection.patterns.is_empty() {
-            true
-        } else if let Some(i) = opts.selection.selects(&rel) {
-            x.matched[i] = true;
-            true
-        } else {
-            false
-        };
-        let is_dir = matches!(e.payload, Payload::Dir(_));
-        if !(selected || is_dir && opts.selection.may_hold(&rel)) {
-            continue;
-        }
-        // --strip-components: entries above the cut are not created; the
-        // directories among them are entered with the destination's handle.
-        let Some(out_path) = strip(&rel, opts.strip_components).map(<[u8]>::to_vec) else {
-            if let (true, Payload::Dir(id)) = (is_dir, &e.payload) {
-                match read_directory(store, id) {
-                    Ok(mut kids) => {
-                        kids.reverse();
-                        stack.push(DirFrame {
-                            fd: x.root.try_clone()?,
-                            rel,
-                            todo: kids,
-                            own: None,
-                        });
-                    }
-                    Err(err) => {
-                        let msg = err.to_string();
-                        progress.warning(&rel, &msg);
-                        x.out.errors.push((rel, msg));
-                    }
-                }
-            }
-            continue;
-        };
-        let parent = if out_path.contains(&b'/') || opts.strip_components == 0 {
-            parent
-        } else {
-            x.root.try_clone()?
-        };
-        match x.extract_entry(&parent, &rel, &out_path, &e) {
-            Ok(Some(mut frame)) => {
-                progress.entry(&rel, &e);
-                if !selected {
-                    // Only a way to selected entries: no metadata of its own.
-                    frame.own = None;
-                }
-                stack.push(frame)
-            }
-            Ok(None) => progress.entry(&rel, &e),
-            Err(err) => {
-                let msg = err.to_string();
-                progress.warning(&rel, &msg);
-                x.out.errors.push((rel, msg));
-            }
-        }
-    }
-    x.out.unmatched = opts
-        .selection
-        .patterns
-        .iter()
-        .zip(&x.matched)
-        .filter(|(_, m)| !**m)
-        .map(|(p, _)| p.clone())
-        .collect();
-    Ok(x.out)
+    let mut sink = FsSink::new(dest, declared, opts, progress)?;
+    let failures = crate::sink::export(store, root, &mut sink, progress)?;
+    let mut out = sink.finish();
+    out.errors = failures;
+    Ok(out)
 }
 
 #[cfg(test)]

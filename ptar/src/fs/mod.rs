@@ -8,4 +8,4 @@ mod owners;
 
 pub use compare::{compare, Difference};
 pub use create::{add_paths, CreateOutcome, CreatePolicy, Source};
-pub use extract::{extract, Existing, ExtractOptions, ExtractOutcome, Selection};
+pub use extract::{extract, Existing, ExtractOptions, ExtractOutcome, FsSink, Selection};
