@@ -6,7 +6,7 @@
 //! [`Writer::create`] or [`Writer::append`], add snapshots with
 //! [`Writer::add_snapshot`], and [`Writer::commit`].
 //!
-//! The byte layout is specified in `spec/ptar-format.md`; the [`format`]
+//! The byte layout is specified in `spec/ptar-format.md`; the [`format`](mod@format)
 //! module holds exactly those layouts and nothing else. The library never
 //! prints: progress and per-file problems reach the caller through
 //! [`progress::Progress`].

@@ -1,7 +1,7 @@
 //! The export side: a snapshot walked as a stream of entries and handed to
 //! an [`EntrySink`].
 //!
-//! Extraction to a directory ([`crate::fs::extract`]) is one sink; writing
+//! Extraction to a directory ([`crate::fs::FsSink`]) is one sink; writing
 //! file contents to a stream (`ptar -O`) is another; a tar exporter is a
 //! third. The walk is depth-first in name order, directories before their
 //! contents, iterative (bounded by [`crate::format::limits::MAX_TREE_DEPTH`]).
@@ -32,7 +32,7 @@ pub enum Flow {
 pub trait EntrySink {
     /// A directory begins.
     fn enter_dir(&mut self, path: &[u8], entry: &Entry) -> Result<Flow>;
-    /// A directory entered with [`Flow::Descend`] ends: all its entries were handed over.
+    /// A directory entered with [`Flow::Take`] ends: all its entries were handed over.
     fn leave_dir(&mut self, path: &[u8], entry: &Entry) -> Result<()>;
     /// A regular file and its content.
     fn file(&mut self, path: &[u8], entry: &Entry, content: &mut FileContent<'_>) -> Result<Flow>;
