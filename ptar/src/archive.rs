@@ -596,18 +596,31 @@ impl<W: Sink> Writer<W> {
         progress: &dyn Progress,
     ) -> Result<(Id, CreateOutcome)> {
         let sources: Vec<crate::fs::Source> = sources.iter().cloned().map(Into::into).collect();
+        let paths: Vec<Vec<u8>> = sources
+            .iter()
+            .map(|s| std::os::unix::ffi::OsStrExt::as_bytes(s.path.as_os_str()).to_vec())
+            .collect();
+        let policy = self.policy.clone();
+        let own = self.own_file.clone();
+        let mut source = crate::fs::FsSource::new(&sources, &policy, &own);
+        self.add_snapshot_from(&mut source, paths, meta, progress)
+    }
+
+    /// Builds a new snapshot from any [`crate::source::EntrySource`] (an
+    /// importer of another format, a generator); `paths` are recorded in the
+    /// snapshot as its sources.
+    pub fn add_snapshot_from(
+        &mut self,
+        source: &mut dyn crate::source::EntrySource,
+        paths: Vec<Vec<u8>>,
+        meta: &SnapshotMeta,
+        progress: &dyn Progress,
+    ) -> Result<(Id, CreateOutcome)> {
         let start = self.clock();
         let t0 = std::time::Instant::now();
         let gen = self.gen.as_mut().expect("live writer");
         let before = gen.stats();
-        let outcome = crate::fs::add_paths(
-            gen,
-            &self.chunker,
-            &sources,
-            &self.policy,
-            &self.own_file,
-            progress,
-        )?;
+        let outcome = crate::source::build(gen, &self.chunker, source, progress)?;
         let after = gen.stats();
         let mut summary = outcome.summary;
         summary.new_blobs = after.blobs - before.blobs;
@@ -626,10 +639,7 @@ impl<W: Sink> Writer<W> {
             name: meta.name.clone(),
             command_line: meta.command_line.clone(),
             tags: meta.tags.clone(),
-            paths: sources
-                .iter()
-                .map(|s| std::os::unix::ffi::OsStrExt::as_bytes(s.path.as_os_str()).to_vec())
-                .collect(),
+            paths,
             root: outcome.root,
             summary,
             errors: outcome.errors.clone(),

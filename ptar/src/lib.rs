@@ -22,6 +22,7 @@ pub mod pattern;
 pub mod progress;
 pub mod signing;
 pub mod sink;
+pub mod source;
 pub mod store;
 pub mod tree;
 pub mod verify;

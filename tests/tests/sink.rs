@@ -96,3 +96,161 @@ fn a_custom_sink_sees_every_entry_in_order() {
         r.events
     );
 }
+
+/// An importer's view: entries and contents from memory.
+struct Memory {
+    items: Vec<Item>,
+    at: usize,
+    data: Option<Bytes>,
+}
+
+enum Item {
+    Enter(&'static str),
+    Leave,
+    File(&'static str, &'static [u8]),
+    Link(&'static str, &'static str),
+}
+
+struct Bytes(std::io::Cursor<Vec<u8>>);
+
+impl ptar::source::FileData for Bytes {
+    fn reader_at(&mut self, start: u64) -> std::io::Result<&mut dyn std::io::Read> {
+        self.0.set_position(start);
+        Ok(&mut self.0)
+    }
+    fn len(&self) -> u64 {
+        self.0.get_ref().len() as u64
+    }
+}
+
+fn mem_entry(
+    path: &str,
+    kind: ptar::format::tree::EntryType,
+    payload: ptar::format::tree::Payload,
+) -> Entry {
+    let name = path.rsplit('/').next().unwrap().as_bytes().to_vec();
+    let mode = if kind == ptar::format::tree::EntryType::Dir {
+        0o755
+    } else {
+        0o644
+    };
+    let t = ptar::format::tree::Timestamp {
+        sec: 1_700_000_000,
+        nsec: 5,
+    };
+    Entry {
+        name,
+        kind,
+        mode,
+        uid: 0,
+        gid: 0,
+        user: vec![],
+        group: vec![],
+        mtime: t,
+        atime: t,
+        ctime: t,
+        dev: 0,
+        ino: 0,
+        nlink: 1,
+        size: 0,
+        xattrs: vec![],
+        payload,
+    }
+}
+
+impl ptar::source::EntrySource for Memory {
+    fn next(&mut self) -> ptar::Result<Option<ptar::source::SourceItem<'_>>> {
+        use ptar::format::tree::{EntryType, Payload};
+        use ptar::source::SourceItem;
+        let Some(item) = self.items.get(self.at) else {
+            return Ok(None);
+        };
+        self.at += 1;
+        Ok(Some(match item {
+            Item::Enter(p) => SourceItem::EnterDir {
+                path: p.as_bytes().to_vec(),
+                entry: mem_entry(p, EntryType::Dir, Payload::Dir(ptar::Id::ZERO)),
+            },
+            Item::Leave => SourceItem::LeaveDir,
+            Item::File(p, body) => {
+                let data = self.data.insert(Bytes(std::io::Cursor::new(body.to_vec())));
+                SourceItem::File {
+                    path: p.as_bytes().to_vec(),
+                    entry: mem_entry(p, EntryType::File, Payload::None),
+                    data,
+                }
+            }
+            Item::Link(p, t) => SourceItem::Other {
+                path: p.as_bytes().to_vec(),
+                entry: mem_entry(
+                    p,
+                    EntryType::Symlink,
+                    Payload::Symlink(t.as_bytes().to_vec()),
+                ),
+            },
+        }))
+    }
+}
+
+#[test]
+fn a_custom_source_builds_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("m.ptar");
+    let mut w = ptar::Writer::create(&archive, CreateOptions::default()).unwrap();
+    // Entries of a directory may come in any order.
+    let items = vec![
+        Item::Enter("imported"),
+        Item::File("imported/z.txt", b"zulu"),
+        Item::Link("imported/a-link", "z.txt"),
+        Item::Enter("imported/sub"),
+        Item::File("imported/sub/big.bin", &[42u8; 300_000]),
+        Item::Leave,
+        Item::Leave,
+    ];
+    let mut src = Memory {
+        items,
+        at: 0,
+        data: None,
+    };
+    let (_, out) = w
+        .add_snapshot_from(
+            &mut src,
+            vec![b"memory".to_vec()],
+            &ptar::SnapshotMeta::default(),
+            &ptar::progress::NoProgress,
+        )
+        .unwrap();
+    assert_eq!(
+        (out.summary.files, out.summary.dirs, out.summary.symlinks),
+        (2, 2, 1)
+    );
+    w.commit().unwrap();
+    let a = Archive::open(&archive, None).unwrap();
+    let s = a.find_snapshot("latest").unwrap();
+    let dest = tmp.path().join("out");
+    let x = a
+        .extract(
+            &s,
+            &dest,
+            &ptar::fs::ExtractOptions::default(),
+            &ptar::progress::NoProgress,
+        )
+        .unwrap();
+    assert!(x.errors.is_empty(), "{:?}", x.errors);
+    assert_eq!(std::fs::read(dest.join("imported/z.txt")).unwrap(), b"zulu");
+    assert_eq!(
+        std::fs::read(dest.join("imported/sub/big.bin")).unwrap(),
+        vec![42u8; 300_000]
+    );
+    assert_eq!(
+        std::fs::read_link(dest.join("imported/a-link")).unwrap(),
+        std::path::Path::new("z.txt")
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(dest.join("imported/z.txt"))
+            .unwrap()
+            .mtime(),
+        1_700_000_000
+    );
+}

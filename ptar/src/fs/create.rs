@@ -17,15 +17,11 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 
-use crate::chunker::{ChunkStream, Chunker};
 use crate::format::limits::{MAX_XATTR_NAME_LEN, MAX_XATTR_VALUE_LEN};
-use crate::format::snapshot::Summary;
-use crate::format::tree::{Entry, EntryType, Extent, Payload, Timestamp};
-use crate::format::{Id, Kind};
+use crate::format::tree::{Content, Entry, EntryType, Payload, Timestamp};
+use crate::format::Id;
 use crate::pattern::{exclude_match, CACHEDIR_SIGNATURE, VCS_NAMES};
-use crate::progress::Progress;
-use crate::store::{GenerationWriter, Sink};
-use crate::tree::{write_content, write_directory};
+use crate::source::{EntrySource, FileData, SourceItem};
 use crate::Result;
 
 use super::owners;
@@ -89,17 +85,7 @@ pub struct CreatePolicy {
 }
 
 /// What reading the sources produced.
-#[derive(Debug, Default)]
-pub struct CreateOutcome {
-    /// Root tree id.
-    pub root: Id,
-    /// Counts.
-    pub summary: Summary,
-    /// Per-entry problems: (path, message). They are also kept in the snapshot.
-    pub errors: Vec<(Vec<u8>, String)>,
-    /// Whether some file changed while it was read.
-    pub changed: bool,
-}
+pub type CreateOutcome = crate::source::BuildOutcome;
 
 /// The message recorded for a file that changed while it was read.
 pub const CHANGED: &str = "file changed as we read it";
@@ -324,26 +310,14 @@ fn synthetic_dir(name: Vec<u8>) -> Entry {
 type Todo = (Vec<u8>, Loc, Option<VNode>);
 
 struct Frame {
-    /// The directory's own entry (payload filled in when done); `None` for the root.
-    entry: Option<Entry>,
     /// Path from the snapshot root.
     rel: Vec<u8>,
     /// (device, inode) of the directory, to stop symlink loops under `-h`.
     id: (u64, u64),
+    /// The device below which --one-file-system keeps the walk.
+    dev: Option<u64>,
     /// Children still to visit, reversed so `pop` yields name order.
     todo: Vec<Todo>,
-    built: Vec<Entry>,
-}
-
-struct Walker<'a, 'p, W: Sink> {
-    w: &'a mut GenerationWriter<W>,
-    chunker: &'a Chunker,
-    policy: &'a CreatePolicy,
-    progress: &'p dyn Progress,
-    out: CreateOutcome,
-    /// (device, inode) → (path of the first stored name, its size).
-    links: HashMap<(u64, u64), (Vec<u8>, u64)>,
-    skip: &'a [(u64, u64)],
 }
 
 fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -357,23 +331,132 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A regular file being read by the builder.
+struct FsFile {
+    file: File,
+    meta: Meta,
+    /// Set when the builder stored the content whole.
+    stored: Option<u64>,
+    /// (device, inode, member path) when other names may link to it.
+    link: Option<((u64, u64), Vec<u8>)>,
+}
+
+impl FileData for FsFile {
+    fn data_ranges(&mut self) -> Option<Vec<(u64, u64)>> {
+        // A file with fewer allocated blocks than its length has holes.
+        if self.meta.blocks().saturating_mul(512) < self.meta.len() {
+            FsSource::data_ranges(&self.file, self.meta.len()).ok()
+        } else {
+            None
+        }
+    }
+
+    fn reader_at(&mut self, start: u64) -> std::io::Result<&mut dyn Read> {
+        self.file.seek(SeekFrom::Start(start))?;
+        Ok(&mut self.file)
+    }
+
+    fn len(&self) -> u64 {
+        self.meta.len()
+    }
+
+    fn finish(&mut self, total: u64) -> Option<String> {
+        self.stored = Some(total);
+        let md = &self.meta;
+        match self.file.metadata() {
+            Ok(after)
+                if after.len() != md.len()
+                    || after.mtime() != md.mtime()
+                    || after.mtime_nsec() != md.mtime_nsec()
+                    || total != md.len() =>
+            {
+                Some(CHANGED.into())
+            }
+            _ => None,
+        }
+    }
+}
+
 enum Visit {
-    Dir(Frame),
-    Entry(Vec<u8>, Entry),
+    Dir(Frame, Entry),
+    File(Vec<u8>, Entry, FsFile),
+    Other(Vec<u8>, Entry),
     Skip,
 }
 
-impl<W: Sink> Walker<'_, '_, W> {
+/// The file system as an [`EntrySource`]: the operands, walked through
+/// directory handles.
+pub struct FsSource<'a> {
+    policy: &'a CreatePolicy,
+    /// (device, inode) → (path of the first stored name, its size).
+    links: HashMap<(u64, u64), (Vec<u8>, u64)>,
+    skip: &'a [(u64, u64)],
+    stack: Vec<Frame>,
+    /// Problems and notices found while visiting, handed out first.
+    pending: std::collections::VecDeque<(Vec<u8>, String, bool)>,
+    current: Option<FsFile>,
+}
+
+impl<'a> FsSource<'a> {
+    /// A source for `sources`, leaving out files whose (device, inode) is in
+    /// `skip` (the archive being written).
+    pub fn new(
+        sources: &[Source],
+        policy: &'a CreatePolicy,
+        skip: &'a [(u64, u64)],
+    ) -> FsSource<'a> {
+        let (mut root, root_sources) = operand_tree(sources);
+        let mut me = FsSource {
+            policy,
+            links: HashMap::new(),
+            skip,
+            stack: Vec::new(),
+            pending: Default::default(),
+            current: None,
+        };
+        let mut merged: BTreeMap<Vec<u8>, (Loc, Option<VNode>)> = BTreeMap::new();
+        for src in &root_sources {
+            for (n, p, v) in me.children(
+                b"",
+                &Loc::Path(src.clone()),
+                !policy.no_recursion,
+                true,
+                BTreeMap::new(),
+            ) {
+                merged.insert(n, (p, v));
+            }
+        }
+        for (n, v) in std::mem::take(&mut root.children) {
+            let p = Loc::Path(v.fs_path.clone());
+            merged.insert(n, (p, Some(v)));
+        }
+        let todo = merged
+            .into_iter()
+            .rev()
+            .map(|(n, (p, v))| (n, p, v))
+            .collect();
+        me.stack.push(Frame {
+            rel: Vec::new(),
+            id: (0, 0),
+            dev: None,
+            todo,
+        });
+        me
+    }
+
     fn error(&mut self, path: &[u8], msg: String) {
-        self.progress.warning(path, &msg);
-        self.out.errors.push((path.to_vec(), msg));
+        self.pending.push_back((path.to_vec(), msg, true));
+    }
+
+    fn notice(&mut self, path: &[u8], msg: &str) {
+        self.pending
+            .push_back((path.to_vec(), msg.to_string(), false));
     }
 
     fn excluded(&self, rel: &[u8], name: &[u8]) -> bool {
         (self.policy.exclude_vcs && VCS_NAMES.iter().any(|v| v.as_bytes() == name))
             || self.policy.exclude.iter().any(|p| exclude_match(p, rel))
     }
-
     fn is_cache_dir(dir: &OwnedFd) -> bool {
         let mut buf = [0u8; 43];
         rustix::fs::openat(
@@ -388,7 +471,6 @@ impl<W: Sink> Walker<'_, '_, W> {
         .is_ok()
             && buf[..] == *CACHEDIR_SIGNATURE
     }
-
     /// Lists a directory's children, sorted by name, merged with operand nodes.
     fn children(
         &mut self,
@@ -405,7 +487,7 @@ impl<W: Sink> Walker<'_, '_, W> {
                 .and_then(|fd| Ok((rustix::fs::Dir::read_from(&fd)?, fd)))
             {
                 Ok((listing, fd)) => {
-                    let caches = self.policy.exclude_caches && Walker::<W>::is_cache_dir(&fd);
+                    let caches = self.policy.exclude_caches && FsSource::is_cache_dir(&fd);
                     let fd = Arc::new(fd);
                     for de in listing {
                         match de {
@@ -443,7 +525,6 @@ impl<W: Sink> Walker<'_, '_, W> {
         }
         map.into_iter().rev().map(|(n, (p, v))| (n, p, v)).collect()
     }
-
     fn xattrs(&mut self, rel: &[u8], loc: &Loc, follow: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
         if self.policy.no_xattrs {
             return Vec::new();
@@ -500,7 +581,6 @@ impl<W: Sink> Walker<'_, '_, W> {
         out.sort();
         out
     }
-
     /// Data ranges of a sparse file, by SEEK_DATA / SEEK_HOLE.
     fn data_ranges(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
         let mut out = Vec::new();
@@ -522,76 +602,7 @@ impl<W: Sink> Walker<'_, '_, W> {
         Ok(out)
     }
 
-    fn read_file(
-        &mut self,
-        rel: &[u8],
-        loc: &Loc,
-        md: &Meta,
-        follow: bool,
-    ) -> Result<Option<(Vec<Extent>, u64)>> {
-        let mut file = match loc.open_file(follow) {
-            Ok(f) => f,
-            Err(e) => {
-                self.error(rel, format!("cannot open: {e}"));
-                return Ok(None);
-            }
-        };
-        // A file with fewer allocated blocks than its length has holes.
-        let sparse = md.blocks().saturating_mul(512) < md.len();
-        let ranges = if sparse {
-            Walker::<W>::data_ranges(&file, md.len()).ok()
-        } else {
-            None
-        };
-        let ranges = ranges.unwrap_or_else(|| vec![(0, u64::MAX)]);
-        let mut extents = Vec::new();
-        let mut total = 0u64;
-        for (start, end) in ranges {
-            if start > total {
-                extents.push(Extent::Hole { len: start - total });
-                total = start;
-            }
-            if let Err(e) = file.seek(SeekFrom::Start(start)) {
-                self.error(rel, format!("seek error: {e}"));
-                return Ok(None);
-            }
-            let mut stream = ChunkStream::new(self.chunker, (&file).take(end - start));
-            loop {
-                let chunk = match stream.next_chunk() {
-                    Ok(Some(c)) => c,
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.error(rel, format!("read error: {e}"));
-                        return Ok(None);
-                    }
-                };
-                let len = chunk.len() as u32;
-                let id = self.w.put_blob(Kind::Chunk, chunk)?;
-                self.progress.bytes(len as u64);
-                total += len as u64;
-                extents.push(Extent::Data { len, id });
-            }
-        }
-        if sparse && total < md.len() {
-            extents.push(Extent::Hole {
-                len: md.len() - total,
-            });
-            total = md.len();
-        }
-        if let Ok(after) = file.metadata() {
-            if after.len() != md.len()
-                || after.mtime() != md.mtime()
-                || after.mtime_nsec() != md.mtime_nsec()
-                || total != md.len()
-            {
-                self.out.changed = true;
-                self.error(rel, CHANGED.into());
-            }
-        }
-        Ok(Some((extents, total)))
-    }
-
-    /// Builds the entry for one child; directories return a new frame instead.
+    /// Looks at one child; directories become a new frame.
     fn visit(
         &mut self,
         rel: Vec<u8>,
@@ -600,14 +611,15 @@ impl<W: Sink> Walker<'_, '_, W> {
         node: Option<VNode>,
         dev: Option<u64>,
         ancestors: &[(u64, u64)],
-    ) -> Result<Visit> {
+    ) -> Visit {
         // Operands and the directories that lead to them are filtered too.
         if node.is_some() && self.excluded(&rel, &name) {
-            return Ok(Visit::Skip);
+            return Visit::Skip;
         }
         // A directory that only leads to an operand (`/proc/self` in
         // `/proc/self/stat`) is followed like the operand's path is.
         let leads_to_operand = node.as_ref().is_some_and(|n| !n.operand);
+        let is_operand = node.as_ref().is_some_and(|n| n.operand);
         let follow = self.policy.follow_symlinks || leads_to_operand;
         let stat = if follow {
             loc.stat(true).or_else(|_| loc.stat(false))
@@ -620,22 +632,23 @@ impl<W: Sink> Walker<'_, '_, W> {
                 if let Some(n) = node.filter(|n| !n.operand) {
                     // An intermediate directory of an operand we cannot stat.
                     let todo = self.children(&rel, &loc, false, true, n.children);
-                    return Ok(Visit::Dir(Frame {
-                        entry: Some(synthetic_dir(name)),
-                        rel,
-                        id: (0, 0),
-                        todo,
-                        built: Vec::new(),
-                    }));
+                    return Visit::Dir(
+                        Frame {
+                            rel,
+                            id: (0, 0),
+                            dev,
+                            todo,
+                        },
+                        synthetic_dir(name),
+                    );
                 }
                 self.error(&rel, format!("cannot stat: {e}"));
-                return Ok(Visit::Skip);
+                return Visit::Skip;
             }
         };
         if self.skip.contains(&(md.dev(), md.ino())) {
-            self.progress
-                .warning(&rel, "file is the archive; not dumped");
-            return Ok(Visit::Skip);
+            self.notice(&rel, "file is the archive; not dumped");
+            return Visit::Skip;
         }
         let ft = md.file_type();
         let xattrs = self.xattrs(&rel, &loc, follow);
@@ -646,7 +659,7 @@ impl<W: Sink> Walker<'_, '_, W> {
                     &rel,
                     "directory loop through a followed symlink; not descended".into(),
                 );
-                return Ok(Visit::Skip);
+                return Visit::Skip;
             }
             // Operands always descend unless --no-recursion; below them,
             // --one-file-system stops at other devices.
@@ -659,13 +672,21 @@ impl<W: Sink> Walker<'_, '_, W> {
             let todo = self.children(&rel, &loc, recurse, follow, virt);
             let mut e = entry_from(name, EntryType::Dir, &md, Payload::Dir(Id::ZERO));
             e.xattrs = xattrs;
-            return Ok(Visit::Dir(Frame {
-                entry: Some(e),
-                rel,
-                id,
-                todo,
-                built: Vec::new(),
-            }));
+            // The device an operand lives on bounds --one-file-system below it.
+            let frame_dev = if is_operand || dev.is_none() {
+                Some(md.dev())
+            } else {
+                dev
+            };
+            return Visit::Dir(
+                Frame {
+                    rel,
+                    id,
+                    dev: frame_dev,
+                    todo,
+                },
+                e,
+            );
         }
         let mut entry = if ft.is_file() {
             if md.nlink() > 1 {
@@ -677,44 +698,53 @@ impl<W: Sink> Walker<'_, '_, W> {
                         Payload::Hardlink(first.clone()),
                     );
                     e.size = *size;
-                    self.out.summary.hardlinks += 1;
-                    return Ok(Visit::Entry(rel, e));
+                    e.xattrs = xattrs;
+                    return Visit::Other(rel, e);
                 }
             }
-            let Some((extents, total)) = self.read_file(&rel, &loc, &md, follow)? else {
-                return Ok(Visit::Skip);
+            let file = match loc.open_file(follow) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.error(&rel, format!("cannot open: {e}"));
+                    return Visit::Skip;
+                }
             };
-            // Only a name whose content was stored can be linked to.
-            if md.nlink() > 1 {
-                self.links
-                    .insert((md.dev(), md.ino()), (rel.clone(), total));
-            }
-            let content = write_content(self.w, extents)?;
-            let mut e = entry_from(name, EntryType::File, &md, Payload::File(content));
-            e.size = total;
-            self.out.summary.files += 1;
-            self.out.summary.total_size += total;
-            e
+            let link = (md.nlink() > 1).then(|| ((md.dev(), md.ino()), rel.clone()));
+            let mut e = entry_from(
+                name,
+                EntryType::File,
+                &md,
+                Payload::File(Content::Inline(Vec::new())),
+            );
+            e.xattrs = xattrs;
+            return Visit::File(
+                rel,
+                e,
+                FsFile {
+                    file,
+                    meta: md,
+                    stored: None,
+                    link,
+                },
+            );
         } else if ft.is_symlink() {
             match loc.read_link() {
                 Ok(t) if !t.is_empty() => {
-                    self.out.summary.symlinks += 1;
                     entry_from(name, EntryType::Symlink, &md, Payload::Symlink(t))
                 }
                 Ok(_) => {
                     self.error(&rel, "symlink with an empty target".into());
-                    return Ok(Visit::Skip);
+                    return Visit::Skip;
                 }
                 Err(e) => {
                     self.error(&rel, format!("cannot read link: {e}"));
-                    return Ok(Visit::Skip);
+                    return Visit::Skip;
                 }
             }
         } else if ft.is_socket() {
-            self.progress.warning(&rel, "socket ignored");
-            return Ok(Visit::Skip);
+            self.notice(&rel, "socket ignored");
+            return Visit::Skip;
         } else {
-            self.out.summary.others += 1;
             let dev = Payload::Device {
                 major: rustix::fs::major(md.rdev()),
                 minor: rustix::fs::minor(md.rdev()),
@@ -728,7 +758,55 @@ impl<W: Sink> Walker<'_, '_, W> {
             }
         };
         entry.xattrs = xattrs;
-        Ok(Visit::Entry(rel, entry))
+        Visit::Other(rel, entry)
+    }
+}
+
+impl EntrySource for FsSource<'_> {
+    fn next(&mut self) -> Result<Option<SourceItem<'_>>> {
+        // A file the builder stored whole can now be the target of hard links.
+        if let Some(f) = self.current.take() {
+            if let (Some(total), Some((key, path))) = (f.stored, f.link) {
+                self.links.insert(key, (path, total));
+            }
+        }
+        loop {
+            if let Some((path, message, recorded)) = self.pending.pop_front() {
+                return Ok(Some(if recorded {
+                    SourceItem::Problem { path, message }
+                } else {
+                    SourceItem::Notice { path, message }
+                }));
+            }
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            let Some((name, loc, node)) = top.todo.pop() else {
+                let frame = self.stack.pop().expect("non-empty");
+                if self.stack.is_empty() {
+                    debug_assert!(frame.rel.is_empty(), "the root is the last frame");
+                    return Ok(None);
+                }
+                return Ok(Some(SourceItem::LeaveDir));
+            };
+            let rel = join(&top.rel, &name);
+            let dev = top.dev;
+            let ancestors: Vec<(u64, u64)> = self.stack.iter().map(|f| f.id).collect();
+            match self.visit(rel, name, loc, node, dev, &ancestors) {
+                Visit::Dir(frame, entry) => {
+                    let path = frame.rel.clone();
+                    self.stack.push(frame);
+                    // Problems found while listing come after the entry.
+                    return Ok(Some(SourceItem::EnterDir { path, entry }));
+                }
+                Visit::File(path, entry, file) => {
+                    let data = self.current.insert(file);
+                    return Ok(Some(SourceItem::File { path, entry, data }));
+                }
+                Visit::Other(path, entry) => return Ok(Some(SourceItem::Other { path, entry })),
+                Visit::Skip => {}
+            }
+        }
     }
 }
 
@@ -775,109 +853,6 @@ fn operand_tree(sources: &[Source]) -> (VNode, Vec<PathBuf>) {
         }
     }
     (root, root_sources)
-}
-
-/// Reads `sources` into a tree stored through `w`, returning its root id and
-/// what was seen. Files whose (device, inode) is in `skip` (the archive being
-/// written) are left out with a warning.
-pub fn add_paths<W: Sink>(
-    w: &mut GenerationWriter<W>,
-    chunker: &Chunker,
-    sources: &[Source],
-    policy: &CreatePolicy,
-    skip: &[(u64, u64)],
-    progress: &dyn Progress,
-) -> Result<CreateOutcome> {
-    let (mut root, root_sources) = operand_tree(sources);
-    let mut walker = Walker {
-        w,
-        chunker,
-        policy,
-        progress,
-        out: CreateOutcome::default(),
-        links: HashMap::new(),
-        skip,
-    };
-    let mut merged: BTreeMap<Vec<u8>, (Loc, Option<VNode>)> = BTreeMap::new();
-    for src in &root_sources {
-        for (n, p, v) in walker.children(
-            b"",
-            &Loc::Path(src.clone()),
-            !policy.no_recursion,
-            true,
-            BTreeMap::new(),
-        ) {
-            merged.insert(n, (p, v));
-        }
-    }
-    for (n, v) in std::mem::take(&mut root.children) {
-        let p = Loc::Path(v.fs_path.clone());
-        merged.insert(n, (p, Some(v)));
-    }
-    let todo = merged
-        .into_iter()
-        .rev()
-        .map(|(n, (p, v))| (n, p, v))
-        .collect();
-    let mut stack = vec![Frame {
-        entry: None,
-        rel: Vec::new(),
-        id: (0, 0),
-        todo,
-        built: Vec::new(),
-    }];
-    // The device each operand lives on, for --one-file-system.
-    let mut devs: Vec<Option<u64>> = vec![None];
-    loop {
-        let top = stack.last_mut().expect("root frame stays until the end");
-        if let Some((name, path, node)) = top.todo.pop() {
-            let rel = join(&top.rel, &name);
-            let dev = *devs.last().expect("one per frame");
-            let ancestors: Vec<(u64, u64)> = stack.iter().map(|f| f.id).collect();
-            let is_operand = node.as_ref().is_some_and(|n| n.operand);
-            match walker.visit(rel, name, path, node, dev, &ancestors)? {
-                Visit::Dir(f) => {
-                    if let Some(e) = &f.entry {
-                        walker.progress.entry(&f.rel, e);
-                    }
-                    devs.push(if is_operand || dev.is_none() && f.id != (0, 0) {
-                        Some(f.id.0)
-                    } else {
-                        dev
-                    });
-                    stack.push(f)
-                }
-                Visit::Entry(rel, e) => {
-                    walker.progress.entry(&rel, &e);
-                    stack.last_mut().expect("frame").built.push(e);
-                }
-                Visit::Skip => {}
-            }
-            continue;
-        }
-        let frame = stack.pop().expect("frame");
-        devs.pop();
-        let mut built = frame.built;
-        built.sort_by(|a, b| a.name.cmp(&b.name));
-        built.dedup_by(|a, b| a.name == b.name);
-        let id = write_directory(walker.w, built)?;
-        match frame.entry {
-            Some(mut e) => {
-                e.payload = Payload::Dir(id);
-                walker.out.summary.dirs += 1;
-                stack
-                    .last_mut()
-                    .expect("a directory frame has a parent")
-                    .built
-                    .push(e);
-            }
-            None => {
-                walker.out.root = id;
-                break;
-            }
-        }
-    }
-    Ok(walker.out)
 }
 
 #[cfg(test)]

@@ -7,5 +7,5 @@ pub mod extract;
 mod owners;
 
 pub use compare::{compare, Difference};
-pub use create::{add_paths, CreateOutcome, CreatePolicy, Source};
+pub use create::{CreateOutcome, CreatePolicy, FsSource, Source};
 pub use extract::{extract, Existing, ExtractOptions, ExtractOutcome, FsSink, Selection};

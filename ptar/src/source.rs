@@ -1,0 +1,235 @@
+//! The import side: a tree of entries read from somewhere (the file system,
+//! a tar stream, another archive) and built into a snapshot.
+//!
+//! An [`EntrySource`] yields the tree depth-first: `EnterDir`, the
+//! directory's entries, `LeaveDir`. [`build`] turns the stream into stored
+//! chunks, file maps and tree pages, and returns the root tree id. Entries
+//! of one directory may come in any order (they are sorted); a name that
+//! comes twice keeps its first entry.
+
+use std::io::Read;
+
+use crate::chunker::{ChunkStream, Chunker};
+use crate::format::snapshot::Summary;
+use crate::format::tree::{Entry, EntryType, Extent, Payload};
+use crate::format::{Id, Kind};
+use crate::progress::Progress;
+use crate::store::{GenerationWriter, Sink};
+use crate::tree::{write_content, write_directory};
+use crate::Result;
+
+/// A file's content as a source offers it.
+pub trait FileData {
+    /// The ranges `[start, end)` that hold data, in order, when the source
+    /// knows where the holes are: what lies between and after them (up to
+    /// [`FileData::len`]) is a hole. `None` (the default): all data, read to
+    /// the end.
+    fn data_ranges(&mut self) -> Option<Vec<(u64, u64)>> {
+        None
+    }
+    /// A reader positioned at `start`.
+    fn reader_at(&mut self, start: u64) -> std::io::Result<&mut dyn Read>;
+    /// The length the source expects (used to place a trailing hole).
+    fn len(&self) -> u64;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Called once the content was read whole and stored (`total` bytes,
+    /// holes included). Returns a message when the file changed meanwhile.
+    fn finish(&mut self, _total: u64) -> Option<String> {
+        None
+    }
+}
+
+/// One step of a source's walk.
+pub enum SourceItem<'a> {
+    /// A directory begins. Its entry's payload is filled in by the builder.
+    EnterDir {
+        /// Member path.
+        path: Vec<u8>,
+        /// The directory's entry.
+        entry: Entry,
+    },
+    /// The directory entered last ends.
+    LeaveDir,
+    /// A regular file; its size and content are filled in by the builder.
+    File {
+        /// Member path.
+        path: Vec<u8>,
+        /// The file's entry.
+        entry: Entry,
+        /// The content.
+        data: &'a mut dyn FileData,
+    },
+    /// Anything else, complete (symlink, hard link, device, fifo).
+    Other {
+        /// Member path.
+        path: Vec<u8>,
+        /// The entry.
+        entry: Entry,
+    },
+    /// A problem with one path, kept in the snapshot's error list.
+    Problem {
+        /// Member path.
+        path: Vec<u8>,
+        /// What went wrong.
+        message: String,
+    },
+    /// A notice about one path, reported but not kept ("socket ignored").
+    Notice {
+        /// Member path.
+        path: Vec<u8>,
+        /// The notice.
+        message: String,
+    },
+}
+
+/// Yields a tree of entries, depth-first.
+pub trait EntrySource {
+    /// The next step, or `None` at the end of the root directory.
+    fn next(&mut self) -> Result<Option<SourceItem<'_>>>;
+}
+
+/// What building a tree produced.
+#[derive(Debug, Default)]
+pub struct BuildOutcome {
+    /// Root tree id.
+    pub root: Id,
+    /// Counts.
+    pub summary: Summary,
+    /// Problems: (path, message). They are also kept in the snapshot.
+    pub errors: Vec<(Vec<u8>, String)>,
+    /// Whether some file changed while it was read.
+    pub changed: bool,
+}
+
+fn read_content<W: Sink>(
+    w: &mut GenerationWriter<W>,
+    chunker: &Chunker,
+    data: &mut dyn FileData,
+    progress: &dyn Progress,
+) -> Result<std::result::Result<(Vec<Extent>, u64), String>> {
+    let mut extents = Vec::new();
+    let mut total = 0u64;
+    let ranges = data.data_ranges();
+    let sparse = ranges.is_some();
+    for (start, end) in ranges.unwrap_or_else(|| vec![(0, u64::MAX)]) {
+        if start > total {
+            extents.push(Extent::Hole { len: start - total });
+            total = start;
+        }
+        let reader = match data.reader_at(start) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(format!("read error: {e}"))),
+        };
+        let mut stream = ChunkStream::new(chunker, reader.take(end - start));
+        loop {
+            let chunk = match stream.next_chunk() {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Ok(Err(format!("read error: {e}"))),
+            };
+            let len = chunk.len() as u32;
+            let id = w.put_blob(Kind::Chunk, chunk)?;
+            progress.bytes(len as u64);
+            total += len as u64;
+            extents.push(Extent::Data { len, id });
+        }
+    }
+    let expected = data.len();
+    if sparse && total < expected {
+        extents.push(Extent::Hole {
+            len: expected - total,
+        });
+        total = expected;
+    }
+    Ok(Ok((extents, total)))
+}
+
+/// Builds the tree `source` yields, storing its blobs through `w`.
+pub fn build<W: Sink>(
+    w: &mut GenerationWriter<W>,
+    chunker: &Chunker,
+    source: &mut dyn EntrySource,
+    progress: &dyn Progress,
+) -> Result<BuildOutcome> {
+    let mut out = BuildOutcome::default();
+    // (the directory's entry, its path, its entries so far); the root has no entry.
+    let mut stack: Vec<(Option<Entry>, Vec<u8>, Vec<Entry>)> = vec![(None, Vec::new(), Vec::new())];
+    loop {
+        let item = source.next()?;
+        match item {
+            Some(SourceItem::EnterDir { path, entry }) => {
+                progress.entry(&path, &entry);
+                if stack.len() > crate::format::limits::MAX_TREE_DEPTH {
+                    return Err(crate::Error::InvalidInput(format!(
+                        "'{}' nests deeper than the format allows",
+                        String::from_utf8_lossy(&path)
+                    )));
+                }
+                stack.push((Some(entry), path, Vec::new()));
+            }
+            Some(SourceItem::LeaveDir) | None => {
+                let done = item.is_none();
+                let (entry, _, mut built) = stack.pop().expect("a frame per directory");
+                built.sort_by(|a, b| a.name.cmp(&b.name));
+                built.dedup_by(|a, b| a.name == b.name);
+                let id = write_directory(w, built)?;
+                match (entry, stack.last_mut()) {
+                    (Some(mut e), Some(parent)) => {
+                        e.payload = Payload::Dir(id);
+                        out.summary.dirs += 1;
+                        parent.2.push(e);
+                    }
+                    (None, None) if done => {
+                        out.root = id;
+                        return Ok(out);
+                    }
+                    _ => {
+                        return Err(crate::Error::InvalidInput(
+                            "the source's directories do not nest".into(),
+                        ))
+                    }
+                }
+            }
+            Some(SourceItem::File {
+                path,
+                mut entry,
+                data,
+            }) => match read_content(w, chunker, data, progress)? {
+                Ok((extents, total)) => {
+                    if let Some(message) = data.finish(total) {
+                        out.changed = true;
+                        progress.warning(&path, &message);
+                        out.errors.push((path.clone(), message));
+                    }
+                    entry.payload = Payload::File(write_content(w, extents)?);
+                    entry.size = total;
+                    out.summary.files += 1;
+                    out.summary.total_size += total;
+                    progress.entry(&path, &entry);
+                    stack.last_mut().expect("frame").2.push(entry);
+                }
+                Err(message) => {
+                    progress.warning(&path, &message);
+                    out.errors.push((path, message));
+                }
+            },
+            Some(SourceItem::Other { path, entry }) => {
+                match entry.kind {
+                    EntryType::Symlink => out.summary.symlinks += 1,
+                    EntryType::Hardlink => out.summary.hardlinks += 1,
+                    _ => out.summary.others += 1,
+                }
+                progress.entry(&path, &entry);
+                stack.last_mut().expect("frame").2.push(entry);
+            }
+            Some(SourceItem::Problem { path, message }) => {
+                progress.warning(&path, &message);
+                out.errors.push((path, message));
+            }
+            Some(SourceItem::Notice { path, message }) => progress.warning(&path, &message),
+        }
+    }
+}
