@@ -146,6 +146,9 @@ pub struct TarArgs {
     /// Stop extracting after SIZE bytes of content (default: what the snapshot declares).
     #[arg(long = "max-output", value_name = "BYTES", help_heading = "Extraction")]
     pub max_output: Option<u64>,
+    /// Stop extracting after N entries (default: what the snapshot declares).
+    #[arg(long = "max-entries", value_name = "N", help_heading = "Extraction")]
+    pub max_entries: Option<u64>,
 
     /// Rejected: ptar compresses by itself.
     #[arg(short = 'z', long = "gzip", hide = true)]

@@ -511,6 +511,7 @@ fn extract_options(t: &TarArgs) -> ExtractOptions {
     o.allow_outside_links = t.absolute_names;
     o.strip_components = t.strip_components;
     o.max_bytes = t.max_output;
+    o.max_entries = t.max_entries;
     o.existing = if t.keep_old_files {
         Existing::KeepOld
     } else if t.keep_newer_files {

@@ -215,10 +215,12 @@ impl Archive {
         opts: &crate::fs::ExtractOptions,
         progress: &dyn Progress,
     ) -> Result<crate::fs::ExtractOutcome> {
+        let s = &snapshot.record.summary;
+        let entries = s.files + s.dirs + s.symlinks + s.hardlinks + s.others;
         crate::fs::extract(
             &self.store,
             &snapshot.record.root,
-            snapshot.record.summary.total_size,
+            (s.total_size, entries),
             dest,
             opts,
             progress,

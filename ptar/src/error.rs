@@ -79,6 +79,10 @@ pub enum Error {
     /// Another process holds the archive's write lock.
     #[error("{}: archive is busy (another ptar is writing to it)", .0.display())]
     Busy(PathBuf),
+    /// An extraction would write more than its budget allows (entries or
+    /// bytes): the archive describes far more than it declares.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
     /// A snapshot, path or blob asked for does not exist.
     #[error("not found: {0}")]
     NotFound(String),

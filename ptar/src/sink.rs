@@ -135,6 +135,7 @@ pub type Failures = Vec<(Vec<u8>, String)>;
 
 /// Walks the tree `root` and hands every entry to `sink`. Entries the sink
 /// accepts are reported to `progress`; failures are reported and returned.
+/// A sink's [`Error::LimitExceeded`] ends the walk at once.
 pub fn export(
     store: &Store,
     root: &Id,
@@ -142,10 +143,14 @@ pub fn export(
     progress: &dyn Progress,
 ) -> Result<Failures> {
     let mut failures = Vec::new();
-    let mut fail = |path: &[u8], err: Error| {
+    let mut fail = |path: &[u8], err: Error| -> Result<()> {
+        if matches!(err, Error::LimitExceeded(_)) {
+            return Err(err);
+        }
         let msg = err.to_string();
         progress.warning(path, &msg);
         failures.push((path.to_vec(), msg));
+        Ok(())
     };
     // (member path of the directory, its entry, entries left)
     type Level = (Vec<u8>, Option<Entry>, std::vec::IntoIter<Entry>);
@@ -155,7 +160,7 @@ pub fn export(
             let (path, own, _) = stack.pop().expect("non-empty");
             if let Some(own) = own {
                 if let Err(err) = sink.leave_dir(&path, &own) {
-                    fail(&path, err);
+                    fail(&path, err)?;
                 }
             }
             continue;
@@ -182,25 +187,25 @@ pub fn export(
                         let kids = match read_directory(store, id) {
                             Ok(k) => k,
                             Err(err) => {
-                                fail(&path, err);
+                                fail(&path, err)?;
                                 Vec::new()
                             }
                         };
                         stack.push((path, Some(e), kids.into_iter()));
                     }
                     Ok(Flow::Skip) => {}
-                    Err(err) => fail(&path, err),
+                    Err(err) => fail(&path, err)?,
                 }
             }
             Payload::File(_) => match sink.file(&path, &e, &mut FileContent::new(store, &e)) {
                 Ok(Flow::Take) => progress.entry(&path, &e),
                 Ok(Flow::Skip) => {}
-                Err(err) => fail(&path, err),
+                Err(err) => fail(&path, err)?,
             },
             _ => match sink.other(&path, &e) {
                 Ok(Flow::Take) => progress.entry(&path, &e),
                 Ok(Flow::Skip) => {}
-                Err(err) => fail(&path, err),
+                Err(err) => fail(&path, err)?,
             },
         }
     }

@@ -75,7 +75,9 @@ pub fn forge_with(
         root: root_id,
         ..SnapshotRecord::default()
     };
+    // Generous declared budgets; the tests of the budgets override them.
     rec.summary.total_size = 1 << 20;
+    rec.summary.files = 1 << 20;
     let sid = w.put_blob(Kind::Snapshot, &rec.to_bytes()).unwrap();
     let (bytes, _) = w
         .finish(

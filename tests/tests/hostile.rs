@@ -181,14 +181,68 @@ fn a_chunk_referenced_100000_times_stops_at_the_output_budget() {
     });
     assert!(bytes.len() < 8 << 20);
     let dest = tmp.path().join("dest");
-    let out = try_extract(bytes, &dest).unwrap();
-    assert_eq!(out.errors.len(), 1);
-    assert!(
-        out.errors[0].1.contains("output budget"),
-        "{:?}",
-        out.errors
-    );
+    let err = try_extract(bytes, &dest).unwrap_err();
+    assert!(matches!(err, Error::LimitExceeded(_)), "{err}");
+    assert!(err.to_string().contains("output budget"), "{err}");
     assert!(!dest.join("bomb").exists());
+}
+
+#[test]
+fn a_subtree_referenced_thousands_of_times_stops_at_the_entry_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One leaf directory of 20 empty files, referenced 20 times by a middle
+    // directory, which is referenced 20 times by the root: 8,000 files from
+    // three tree pages. The snapshot declares 20 entries.
+    let bytes = forge_with(&header(None), None, |w| {
+        let empty = Payload::File(Content::Inline(vec![]));
+        let leaf: Vec<_> = (0..20)
+            .map(|i| {
+                entry(
+                    format!("f{i:02}").as_bytes(),
+                    EntryType::File,
+                    empty.clone(),
+                    0,
+                )
+            })
+            .collect();
+        let leaf_id = w
+            .put_blob(Kind::Tree, &TreePage::Leaf(leaf).to_bytes())
+            .unwrap();
+        let dir = |name: String, id| {
+            let mut d = entry(name.as_bytes(), EntryType::Dir, Payload::Dir(id), 0);
+            d.mode = 0o755;
+            d
+        };
+        let mid: Vec<_> = (0..20).map(|i| dir(format!("m{i:02}"), leaf_id)).collect();
+        let mid_id = w
+            .put_blob(Kind::Tree, &TreePage::Leaf(mid).to_bytes())
+            .unwrap();
+        (0..20).map(|i| dir(format!("r{i:02}"), mid_id)).collect()
+    });
+    let a = Archive::from_vec(bytes, None).unwrap();
+    let mut s = a.find_snapshot("latest").unwrap();
+    s.record.summary.files = 15;
+    s.record.summary.dirs = 5;
+    let dest = tmp.path().join("dest");
+    let err = a
+        .extract(&s, &dest, &ExtractOptions::default(), &NoProgress)
+        .unwrap_err();
+    assert!(matches!(err, Error::LimitExceeded(_)), "{err}");
+    let mut made = 0;
+    let mut stack = vec![dest.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            made += 1;
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert_eq!(
+        made, 20,
+        "exactly the declared number of entries was created"
+    );
 }
 
 #[test]

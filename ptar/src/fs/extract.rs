@@ -114,6 +114,8 @@ pub struct ExtractOptions {
     pub selection: Selection,
     /// Most content bytes to write; by default what the snapshot declares.
     pub max_bytes: Option<u64>,
+    /// Most entries to create; by default what the snapshot declares.
+    pub max_entries: Option<u64>,
 }
 
 impl Default for ExtractOptions {
@@ -132,6 +134,7 @@ impl Default for ExtractOptions {
             strip_components: 0,
             selection: Selection::default(),
             max_bytes: None,
+            max_entries: None,
         }
     }
 }
@@ -231,16 +234,18 @@ pub struct FsSink<'a> {
     /// Stripped paths of regular files written in this run.
     files_done: HashSet<Vec<u8>>,
     budget: u64,
+    entries_left: u64,
     matched: Vec<bool>,
     frames: Vec<Frame>,
 }
 
 impl<'a> FsSink<'a> {
     /// A sink writing below `dest` (created if missing). `declared` is the
-    /// default output budget: the content size the snapshot declares.
+    /// default output budget: the content size and the number of entries the
+    /// snapshot declares.
     pub fn new(
         dest: &Path,
-        declared: u64,
+        declared: (u64, u64),
         opts: &'a ExtractOptions,
         progress: &'a dyn Progress,
     ) -> Result<FsSink<'a>> {
@@ -264,7 +269,8 @@ impl<'a> FsSink<'a> {
             progress,
             out: ExtractOutcome::default(),
             files_done: HashSet::new(),
-            budget: opts.max_bytes.unwrap_or(declared),
+            budget: opts.max_bytes.unwrap_or(declared.0),
+            entries_left: opts.max_entries.unwrap_or(declared.1),
             matched: vec![false; opts.selection.patterns.len()],
             frames,
         })
@@ -295,6 +301,17 @@ impl<'a> FsSink<'a> {
             }
             None => false,
         }
+    }
+
+    /// Takes one entry from the entry budget.
+    fn count_entry(&mut self) -> Result<()> {
+        if self.entries_left == 0 {
+            return Err(Error::LimitExceeded(
+                "more entries than the snapshot declares (--max-entries sets another limit); extraction stopped".into(),
+            ));
+        }
+        self.entries_left -= 1;
+        Ok(())
     }
 
     fn parent(&self) -> std::io::Result<OwnedFd> {
@@ -475,8 +492,8 @@ impl<'a> FsSink<'a> {
     ) -> Result<bool> {
         content.extents()?;
         if e.size > self.budget {
-            return Err(Error::InvalidInput(format!(
-                "writing {} more bytes would exceed the output budget (what the snapshot declares, or --max-output)",
+            return Err(Error::LimitExceeded(format!(
+                "writing {} more bytes would exceed the output budget (what the snapshot declares, or --max-output); extraction stopped",
                 e.size
             )));
         }
@@ -538,6 +555,7 @@ impl EntrySink for FsSink<'_> {
             });
             return Ok(Flow::Take);
         }
+        self.count_entry()?;
         let fd = self.make_dir(&self.parent()?, &e.name)?;
         self.out.dirs += 1;
         // A directory that only leads to selected members gets no metadata of its own.
@@ -565,6 +583,7 @@ impl EntrySink for FsSink<'_> {
         let Some(out_path) = strip(path, self.opts.strip_components).map(<[u8]>::to_vec) else {
             return Ok(Flow::Skip);
         };
+        self.count_entry()?;
         if !self.write_file(&self.parent()?, e, path, content)? {
             return Ok(Flow::Skip);
         }
@@ -580,6 +599,7 @@ impl EntrySink for FsSink<'_> {
         let Some(out_path) = strip(path, self.opts.strip_components).map(<[u8]>::to_vec) else {
             return Ok(Flow::Skip);
         };
+        self.count_entry()?;
         let parent = self.parent()?;
         let parent = &parent;
         let rel = path;
@@ -693,12 +713,14 @@ impl EntrySink for FsSink<'_> {
 }
 
 /// Extracts the tree `root` of `store` into `dest` (created if missing).
-/// `declared` is the content size the snapshot declares: the default output
-/// budget, against archives that reference one chunk a million times.
+/// `declared` is the content size and the number of entries the snapshot
+/// declares: the default output budgets, against archives that reference one
+/// chunk or one subtree a million times. Running out of either stops the
+/// extraction with [`Error::LimitExceeded`].
 pub fn extract(
     store: &Store,
     root: &Id,
-    declared: u64,
+    declared: (u64, u64),
     dest: &Path,
     opts: &ExtractOptions,
     progress: &dyn Progress,
