@@ -24,7 +24,7 @@
 //! | 18 truncation, trailing garbage | `torn_append.rs`, `tamper.rs` |
 //! | 19 hostile KDF parameters | `hostile.rs`: `hostile_kdf_parameters_are_refused_at_once` |
 //! | 20 malformed LZ4 | `c20_malformed_lz4_is_an_error` |
-//! | 21 archive changed while read | reader design: the tail is read with `pread`, only committed bytes are mapped (spec §15.3); not testable without a racing writer |
+//! | 21 archive changed while read | `c21_a_reader_survives_an_append_that_truncates_the_tail_it_saw` |
 //! | 22 planted files in the destination | `hostile.rs`: `preplanted_symlinks_are_replaced_not_followed` |
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -463,5 +463,51 @@ fn c20_malformed_lz4_is_an_error() {
     assert!(
         !tmp.path().join("d/f").exists(),
         "a file with wrong bytes was left"
+    );
+}
+
+#[test]
+fn c21_a_reader_survives_an_append_that_truncates_the_tail_it_saw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), ptar_tests::random_bytes(b"c21", 300_000)).unwrap();
+    let archive = tmp.path().join("a.ptar");
+    ptar_tests::create_snapshot(&archive, &src, ptar::CreateOptions::default());
+    // A torn tail of an interrupted append: 1 MiB of garbage.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&archive)
+        .unwrap()
+        .write_all(&vec![0x55u8; 1 << 20])
+        .unwrap();
+    let reader = Archive::open(&archive, None).unwrap();
+    assert_eq!(reader.store().tail().map(|t| t.len), Some(1 << 20));
+    // An appender truncates that tail and commits a generation while the reader is open.
+    std::fs::write(src.join("g"), "more").unwrap();
+    ptar_tests::append_snapshot(&archive, &src, None);
+    assert!(std::fs::metadata(&archive).unwrap().len() < 2 << 20);
+    // The reader still reads everything it saw (it mapped committed bytes only).
+    let s = reader.find_snapshot("latest").unwrap();
+    let dest = tmp.path().join("out");
+    let out = reader
+        .extract(&s, &dest, &ExtractOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(reader
+        .verify(&ptar::VerifyOptions {
+            full: true,
+            trusted_key: None
+        })
+        .ok());
+    // A new reader sees both generations.
+    assert_eq!(
+        Archive::open(&archive, None)
+            .unwrap()
+            .snapshots()
+            .unwrap()
+            .len(),
+        2
     );
 }
