@@ -264,3 +264,52 @@ fn paths_longer_than_path_max_round_trip() {
     let n = rustix::io::read(&f, &mut buf).unwrap();
     assert_eq!(&buf[..n], b"deep\n");
 }
+
+#[test]
+fn a_progress_bar_only_on_a_terminal_and_not_with_q() {
+    let Ok(script) = which("script") else {
+        eprintln!("no `script` here to give ptar a terminal; not checked");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("d")).unwrap();
+    std::fs::write(
+        tmp.path().join("d/f"),
+        ptar_tests::random_bytes(b"bar", 64 << 20),
+    )
+    .unwrap();
+    let on_tty = |args: &str| {
+        let log = tmp.path().join("typescript");
+        let cmd = format!("{} {args}", ptar_bin().display());
+        let status = Command::new(&script)
+            .args(["-qfc", &cmd])
+            .arg(&log)
+            .current_dir(tmp.path())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned()
+    };
+    assert!(
+        on_tty("-cf a.ptar d").contains("archiving"),
+        "no bar on a terminal"
+    );
+    assert!(
+        !on_tty("-cqf b.ptar d").contains("archiving"),
+        "-q still drew a bar"
+    );
+    // Not a terminal: no bar.
+    let out = run_in(tmp.path(), &["-cf", "c.ptar", "d"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("archiving"));
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}
