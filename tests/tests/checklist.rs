@@ -10,7 +10,7 @@
 //! | 4 escaping symlink targets | `extract_options.rs`: `escaping_symlinks_need_absolute_names` |
 //! | 5 hard links outside or to symlinks | `hostile.rs`: `a_hard_link_to_something_not_extracted_is_refused`, `c05_hard_link_to_a_symlink_is_refused` |
 //! | 6 metadata through a symlink | `c06_metadata_never_goes_through_a_symlink` |
-//! | 7 name collisions | `c07_names_that_differ_only_in_case_stay_apart` |
+//! | 7 name collisions | `c07_names_that_differ_only_in_case_stay_apart`, `c07_names_the_file_system_folds_together_are_refused` |
 //! | 8 an entry naming the root | `hostile.rs`: `hostile_names_never_leave_the_destination` (`.` and the empty name) |
 //! | 9 devices and fifos | `c09_devices_only_when_allowed` |
 //! | 10 special bits and foreign owners | `c10_special_bits_cleared_without_p` |
@@ -509,5 +509,41 @@ fn c21_a_reader_survives_an_append_that_truncates_the_tail_it_saw() {
             .unwrap()
             .len(),
         2
+    );
+}
+
+#[test]
+fn c07_names_the_file_system_folds_together_are_refused() {
+    // No case-insensitive file system is at hand, so the test shows the sink
+    // what one would: after "Readme" is written, the name "README" resolves
+    // to the same inode (here, through a hard link planted between the calls).
+    use ptar::sink::{EntrySink, FileContent};
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = forge_with(&header(None), None, |w| {
+        // Tree pages list names in byte order: "README" sorts first.
+        vec![
+            data_file(w, b"README", b"second"),
+            data_file(w, b"Readme", b"first"),
+        ]
+    });
+    let a = Archive::from_vec(bytes, None).unwrap();
+    let s = a.find_snapshot("latest").unwrap();
+    let entries = a.read_dir(&s.record.root).unwrap();
+    let dest = tmp.path().join("d");
+    let opts = ExtractOptions::default();
+    let mut sink = ptar::fs::FsSink::new(&dest, (1 << 20, 100), &opts, &NoProgress).unwrap();
+    let readme = entries.iter().find(|e| e.name == b"Readme").unwrap();
+    let upper = entries.iter().find(|e| e.name == b"README").unwrap();
+    sink.file(b"Readme", readme, &mut FileContent::new(a.store(), readme))
+        .unwrap();
+    std::fs::hard_link(dest.join("Readme"), dest.join("README")).unwrap();
+    let err = sink
+        .file(b"README", upper, &mut FileContent::new(a.store(), upper))
+        .unwrap_err();
+    assert!(err.to_string().contains("collides with 'Readme'"), "{err}");
+    assert_eq!(
+        std::fs::read(dest.join("Readme")).unwrap(),
+        b"first",
+        "the first entry was not overwritten"
     );
 }

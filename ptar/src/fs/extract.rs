@@ -9,7 +9,7 @@
 //! can name a place outside the destination, and the destination root itself
 //! cannot be named by any entry.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
@@ -221,6 +221,9 @@ struct Frame {
     /// destination, for directories removed by --strip-components, and for
     /// directories that only lead to selected members.
     own: Option<Entry>,
+    /// (device, inode) → name of what this extraction created here, to catch
+    /// names the file system folds together (case, Unicode normalization).
+    created: HashMap<(u64, u64), Vec<u8>>,
 }
 
 /// The file-system sink: writes entries below a destination directory.
@@ -260,6 +263,7 @@ impl<'a> FsSink<'a> {
         let frames = vec![Frame {
             fd: root.try_clone()?,
             own: None,
+            created: HashMap::new(),
         }];
         Ok(FsSink {
             root,
@@ -428,6 +432,7 @@ impl<'a> FsSink<'a> {
             Err(Errno::NOENT) => return Ok(true),
             Err(err) => return Err(errno(err).into()),
         };
+        self.check_collision(name, &st)?;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             return Err(Error::InvalidInput("a directory is in the way".into()));
         }
@@ -450,6 +455,32 @@ impl<'a> FsSink<'a> {
         rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)?;
         Ok(true)
     }
+    /// Refuses a name that the file system resolves to something this
+    /// extraction already created in the same directory under another name
+    /// (a case-insensitive or normalizing file system folding two entries).
+    fn check_collision(&self, name: &[u8], st: &rustix::fs::Stat) -> Result<()> {
+        let created = &self
+            .frames
+            .last()
+            .expect("the destination frame stays")
+            .created;
+        match created.get(&(st.st_dev, st.st_ino)) {
+            Some(other) if other.as_slice() != name => Err(Error::InvalidInput(format!(
+                "collides with '{}' on this file system (names folded together); not extracted",
+                String::from_utf8_lossy(other)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Remembers what was just created as `name` in the current directory.
+    fn record(&mut self, parent: &OwnedFd, name: &[u8]) {
+        if let Ok(st) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            let frame = self.frames.last_mut().expect("the destination frame stays");
+            frame.created.insert((st.st_dev, st.st_ino), name.to_vec());
+        }
+    }
+
     fn make_dir(&self, parent: &OwnedFd, name: &[u8]) -> std::io::Result<OwnedFd> {
         match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(Errno::EXIST) => {}
@@ -552,16 +583,23 @@ impl EntrySink for FsSink<'_> {
             self.frames.push(Frame {
                 fd: self.root.try_clone()?,
                 own: None,
+                created: HashMap::new(),
             });
             return Ok(Flow::Take);
         }
         self.count_entry()?;
-        let fd = self.make_dir(&self.parent()?, &e.name)?;
+        let parent = self.parent()?;
+        if let Ok(st) = rustix::fs::statat(&parent, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+            self.check_collision(&e.name, &st)?;
+        }
+        let fd = self.make_dir(&parent, &e.name)?;
+        self.record(&parent, &e.name);
         self.out.dirs += 1;
         // A directory that only leads to selected members gets no metadata of its own.
         self.frames.push(Frame {
             fd,
             own: selected.then(|| e.clone()),
+            created: HashMap::new(),
         });
         Ok(Flow::Take)
     }
@@ -584,9 +622,11 @@ impl EntrySink for FsSink<'_> {
             return Ok(Flow::Skip);
         };
         self.count_entry()?;
-        if !self.write_file(&self.parent()?, e, path, content)? {
+        let parent = self.parent()?;
+        if !self.write_file(&parent, e, path, content)? {
             return Ok(Flow::Skip);
         }
+        self.record(&parent, &e.name);
         self.files_done.insert(out_path);
         self.out.files += 1;
         Ok(Flow::Take)
@@ -617,6 +657,7 @@ impl EntrySink for FsSink<'_> {
                 }
                 rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice())
                     .map_err(errno)?;
+                self.record(parent, &e.name);
                 self.apply_by_name(parent, e, false)?;
                 self.out.symlinks += 1;
             }
@@ -678,6 +719,7 @@ impl EntrySink for FsSink<'_> {
                     dev,
                 )
                 .map_err(errno)?;
+                self.record(parent, &e.name);
                 if ft == FileType::Fifo {
                     // A fifo opens without blocking and without following;
                     // its metadata is then set through the descriptor.
