@@ -748,10 +748,26 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let report = archive.verify(&VerifyOptions {
-        full: t.full,
-        trusted_key,
-    });
+    let packed: u64 = archive
+        .store()
+        .generations()
+        .iter()
+        .map(|g| g.footer.index_offset - g.footer.packfile_offset)
+        .sum();
+    let progress = CliProgress::new(0);
+    let progress = if t.full {
+        progress.with_bar(t, Some(packed), "verifying")
+    } else {
+        progress
+    };
+    let report = archive.verify_with_progress(
+        &VerifyOptions {
+            full: t.full,
+            trusted_key,
+        },
+        &progress,
+    );
+    progress.finish();
     if t.json {
         let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
         let line = json::Obj::new("verify")

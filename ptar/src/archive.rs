@@ -253,6 +253,15 @@ impl Archive {
     pub fn verify(&self, opts: &crate::verify::VerifyOptions) -> crate::verify::VerifyReport {
         crate::verify::verify(self, opts)
     }
+
+    /// [`Archive::verify`] with progress (record bytes read by a full check).
+    pub fn verify_with_progress(
+        &self,
+        opts: &crate::verify::VerifyOptions,
+        progress: &dyn Progress,
+    ) -> crate::verify::VerifyReport {
+        crate::verify::verify_with_progress(self, opts, progress)
+    }
 }
 
 /// How to encrypt a new archive.

@@ -58,6 +58,7 @@ const MAX_PROBLEMS: usize = 1000;
 
 struct Checker<'a> {
     store: &'a Store,
+    progress: &'a dyn crate::progress::Progress,
     report: VerifyReport,
     /// The previous generation's snapshot table, once read.
     prev_table: Option<Vec<table::TableEntry>>,
@@ -212,6 +213,7 @@ impl Checker<'_> {
                 match self.store.read_record(e, g) {
                     Ok(raw) => {
                         self.report.bytes_checked += e.record_len as u64;
+                        self.progress.bytes(e.record_len as u64);
                         cached = Some((e.record_offset, raw));
                     }
                     Err(err) => {
@@ -325,9 +327,19 @@ impl Checker<'_> {
 
 /// Checks `archive` as `opts` says.
 pub fn verify(archive: &Archive, opts: &VerifyOptions) -> VerifyReport {
+    verify_with_progress(archive, opts, &crate::progress::NoProgress)
+}
+
+/// [`verify`], reporting the record bytes a full check reads to `progress`.
+pub fn verify_with_progress(
+    archive: &Archive,
+    opts: &VerifyOptions,
+    progress: &dyn crate::progress::Progress,
+) -> VerifyReport {
     let store = archive.store();
     let mut c = Checker {
         store,
+        progress,
         report: VerifyReport::default(),
         prev_table: None,
     };
