@@ -299,6 +299,14 @@ fn a_progress_bar_only_on_a_terminal_and_not_with_q() {
         !on_tty("-cqf b.ptar d").contains("archiving"),
         "-q still drew a bar"
     );
+    assert!(
+        on_tty("--verify --full -f a.ptar").contains("verifying"),
+        "no bar for verify --full"
+    );
+    assert!(
+        on_tty("-xf a.ptar -C out").contains("extracting"),
+        "no bar for extract"
+    );
     // Not a terminal: no bar.
     let out = run_in(tmp.path(), &["-cf", "c.ptar", "d"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("archiving"));
