@@ -307,6 +307,21 @@ impl<'a> FsSink<'a> {
         }
     }
 
+    /// Whether a non-directory at `path` is extracted: selected, not above
+    /// the --strip-components cut, and within the entry budget. Returns the
+    /// path it gets in the destination.
+    fn admit(&mut self, path: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.selected(path) {
+            return Ok(None);
+        }
+        let Some(out_path) = strip(path, self.opts.strip_components) else {
+            return Ok(None);
+        };
+        let out_path = out_path.to_vec();
+        self.count_entry()?;
+        Ok(Some(out_path))
+    }
+
     /// Takes one entry from the entry budget.
     fn count_entry(&mut self) -> Result<()> {
         if self.entries_left == 0 {
@@ -615,13 +630,9 @@ impl EntrySink for FsSink<'_> {
     }
 
     fn file(&mut self, path: &[u8], e: &Entry, content: &mut FileContent<'_>) -> Result<Flow> {
-        if !self.selected(path) {
-            return Ok(Flow::Skip);
-        }
-        let Some(out_path) = strip(path, self.opts.strip_components).map(<[u8]>::to_vec) else {
+        let Some(out_path) = self.admit(path)? else {
             return Ok(Flow::Skip);
         };
-        self.count_entry()?;
         let parent = self.parent()?;
         if !self.write_file(&parent, e, path, content)? {
             return Ok(Flow::Skip);
@@ -633,13 +644,9 @@ impl EntrySink for FsSink<'_> {
     }
 
     fn other(&mut self, path: &[u8], e: &Entry) -> Result<Flow> {
-        if !self.selected(path) {
-            return Ok(Flow::Skip);
-        }
-        let Some(out_path) = strip(path, self.opts.strip_components).map(<[u8]>::to_vec) else {
+        let Some(out_path) = self.admit(path)? else {
             return Ok(Flow::Skip);
         };
-        self.count_entry()?;
         let parent = self.parent()?;
         let parent = &parent;
         let rel = path;
