@@ -154,6 +154,25 @@ impl<'a> IndexView<'a> {
     /// Checks the prefix, the length and the fan-out table (which bounds every
     /// later search). Entry order is checked by [`IndexView::check_entries`].
     pub fn new(buf: &'a [u8]) -> Result<IndexView<'a>, Malformed> {
+        let view = IndexView::for_lookup(buf)?;
+        let mut prev = 0;
+        for b in 0..256 {
+            let f = view.fan(b);
+            if f < prev || f > view.count {
+                return malformed("fan-out table is not monotonic");
+            }
+            prev = f;
+        }
+        if prev != view.count {
+            return malformed("fan-out total differs from the entry count");
+        }
+        Ok(view)
+    }
+
+    /// Checks the prefix and the length only: for lookups in an index whose
+    /// fan-out table was checked with [`IndexView::new`] when it was opened.
+    /// [`IndexView::find`] stays within the entries whatever the table holds.
+    pub fn for_lookup(buf: &'a [u8]) -> Result<IndexView<'a>, Malformed> {
         let mut r = Reader::new(buf);
         if r.take(8, "magic")? != MAGIC {
             return malformed("bad index magic");
@@ -172,23 +191,11 @@ impl<'a> IndexView<'a> {
                 r.remaining()
             ));
         }
-        let view = IndexView {
+        Ok(IndexView {
             fanout,
             entries: &buf[PREFIX_LEN..],
             count: count as usize,
-        };
-        let mut prev = 0;
-        for b in 0..256 {
-            let f = view.fan(b);
-            if f < prev || f > view.count {
-                return malformed("fan-out table is not monotonic");
-            }
-            prev = f;
-        }
-        if prev != view.count {
-            return malformed("fan-out total differs from the entry count");
-        }
-        Ok(view)
+        })
     }
 
     fn fan(&self, b: usize) -> usize {
@@ -217,8 +224,8 @@ impl<'a> IndexView<'a> {
     /// Finds `id` by fan-out and binary search.
     pub fn find(&self, id: &Id) -> Result<Option<IndexEntry>, Malformed> {
         let first = id.0[0] as usize;
-        let mut lo = if first == 0 { 0 } else { self.fan(first - 1) };
-        let mut hi = self.fan(first);
+        let mut hi = self.fan(first).min(self.count);
+        let mut lo = if first == 0 { 0 } else { self.fan(first - 1) }.min(hi);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.id_at(mid).cmp(&id.0[..]) {
@@ -307,5 +314,20 @@ mod tests {
         let (a, c) = b[PREFIX_LEN..].split_at_mut(ENTRY_LEN);
         a.swap_with_slice(c);
         assert!(IndexView::new(&b).unwrap().check_entries().is_err());
+    }
+
+    #[test]
+    fn lookups_stay_in_bounds_on_a_hostile_fanout() {
+        let es = vec![entry(1, 1), entry(2, 2)];
+        let mut b = to_bytes(&es);
+        // fanout[1] far past the count, fanout[0] above fanout[1]'s real value.
+        b[16..20].copy_from_slice(&5u32.to_le_bytes());
+        b[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(IndexView::new(&b).is_err(), "open refuses it");
+        let v = IndexView::for_lookup(&b).unwrap();
+        for e in &es {
+            let _ = v.find(&e.id); // no panic, whatever it answers
+        }
+        assert_eq!(v.find(&Id([0xff; 32])).unwrap(), None);
     }
 }

@@ -610,7 +610,6 @@ impl<'a> FsSource<'a> {
         loc: Loc,
         node: Option<VNode>,
         dev: Option<u64>,
-        ancestors: &[(u64, u64)],
     ) -> Visit {
         // Operands and the directories that lead to them are filtered too.
         if node.is_some() && self.excluded(&rel, &name) {
@@ -654,7 +653,7 @@ impl<'a> FsSource<'a> {
         let xattrs = self.xattrs(&rel, &loc, follow);
         if ft.is_dir() {
             let id = (md.dev(), md.ino());
-            if follow && ancestors.contains(&id) {
+            if follow && self.stack.iter().any(|f| f.id == id) {
                 self.error(
                     &rel,
                     "directory loop through a followed symlink; not descended".into(),
@@ -791,8 +790,7 @@ impl EntrySource for FsSource<'_> {
             };
             let rel = join(&top.rel, &name);
             let dev = top.dev;
-            let ancestors: Vec<(u64, u64)> = self.stack.iter().map(|f| f.id).collect();
-            match self.visit(rel, name, loc, node, dev, &ancestors) {
+            match self.visit(rel, name, loc, node, dev) {
                 Visit::Dir(frame, entry) => {
                     let path = frame.rel.clone();
                     self.stack.push(frame);

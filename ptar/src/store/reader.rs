@@ -330,7 +330,14 @@ impl Store {
     /// Finds a blob: newest generation first.
     pub fn find(&self, id: &Id) -> Result<Option<(IndexEntry, &Generation)>> {
         for g in self.generations.iter().rev() {
-            let view = self.index(g)?;
+            // Every index's fan-out table was checked when the archive was opened.
+            let f = &g.footer;
+            let view =
+                IndexView::for_lookup(self.slice(f.index_offset, f.index_len)).map_err(|m| {
+                    m.at(Region::Index {
+                        generation: f.generation,
+                    })
+                })?;
             if let Some(e) = view.find(id).map_err(|m| {
                 m.at(Region::Index {
                     generation: g.footer.generation,
@@ -406,8 +413,11 @@ impl Store {
                 format!("indexed as a {} blob", e.kind.name()),
             ));
         }
-        let raw = self.read_record(&e, g)?;
-        let blob = raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec();
+        let mut blob = self.read_record(&e, g)?;
+        if e.blob_offset != 0 || e.blob_len != e.raw_len {
+            // A record holding several blobs: keep this one's range.
+            blob = blob[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec();
+        }
         if crypto::content_id(self.keys.as_deref(), kind, &blob) != *id {
             return Err(Error::corrupt(
                 Region::Packfile {
