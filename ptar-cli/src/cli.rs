@@ -187,6 +187,31 @@ pub struct TarArgs {
     #[arg(long = "tag", value_name = "TAG", help_heading = "Snapshots")]
     pub tags: Vec<String>,
 
+    /// Compress with LZ4: the fastest, about half again larger than the default zstd.
+    #[arg(long = "fast", help_heading = "Compression and speed", conflicts_with_all = ["best", "level"])]
+    pub fast: bool,
+    /// Compress with zstd level 19: slow, for archives written once and shipped.
+    #[arg(
+        long = "best",
+        help_heading = "Compression and speed",
+        conflicts_with = "level"
+    )]
+    pub best: bool,
+    /// Compress with this zstd level (1 to 22; the default is 3).
+    #[arg(long = "level", value_name = "N", help_heading = "Compression and speed",
+          value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: Option<i32>,
+    /// Threads that compress while files are read (default: one per core; 0: none).
+    #[arg(
+        long = "threads",
+        value_name = "N",
+        help_heading = "Compression and speed"
+    )]
+    pub threads: Option<usize>,
+    /// On append, read every file even when its size, times and inode say it is unchanged.
+    #[arg(long = "force-read", help_heading = "Compression and speed")]
+    pub force_read: bool,
+
     /// Encrypt the new archive with a passphrase (asked twice, or PTAR_PASSPHRASE, or --passphrase-file).
     #[arg(long = "encrypt", help_heading = "Encryption and signatures")]
     pub encrypt: bool,

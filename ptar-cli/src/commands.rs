@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
+use ptar::codec::Compression;
 use ptar::format::tree::Entry;
 use ptar::format::tree::Payload;
 use ptar::fs::{CreatePolicy, Existing, ExtractOptions, Selection, Source};
 use ptar::progress::Progress;
 use ptar::sink::{EntrySink, FileContent, Flow};
+use ptar::store::writer::PackOptions;
 use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
 
 use crate::cli::{Command, Sub, TarArgs};
@@ -412,9 +414,28 @@ fn create_policy(t: &TarArgs) -> Result<CreatePolicy> {
     })
 }
 
+/// Codec, level and threads from the command line.
+fn pack_options(t: &TarArgs) -> PackOptions {
+    let mut p = PackOptions::default();
+    if t.fast {
+        p.compression = Compression::Lz4;
+    } else if t.best {
+        p.compression = Compression::BEST;
+    } else if let Some(level) = t.level {
+        p.compression = Compression::Zstd(level);
+    }
+    if let Some(n) = t.threads {
+        p.threads = n;
+    }
+    p
+}
+
 fn create(t: &TarArgs) -> Result<ExitCode> {
     let archive = absolute(&t.file)?;
-    let mut opts = CreateOptions::default();
+    let mut opts = CreateOptions {
+        pack: pack_options(t),
+        ..CreateOptions::default()
+    };
     if t.encrypt {
         let kdf = kdf_params(t.kdf_params.as_deref())?;
         opts.encryption = Some(Encryption {
@@ -458,8 +479,9 @@ fn append(t: &TarArgs) -> Result<ExitCode> {
         None
     };
     let key = load_signing_key(t.sign.as_deref())?;
-    let w = Writer::append(&archive, pass.as_deref().map(|p| p.as_slice()))
+    let mut w = Writer::append(&archive, pass.as_deref().map(|p| p.as_slice()))
         .with_context(|| archive.display().to_string())?;
+    w.set_pack_options(pack_options(t))?;
     let paths = operands(t)?;
     add_and_commit(w, t, key, &paths)
 }

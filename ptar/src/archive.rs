@@ -16,7 +16,7 @@ use crate::format::tree::{Content, Entry, Extent};
 use crate::format::{Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use crate::fs::CreateOutcome;
 use crate::progress::Progress;
-use crate::store::writer::{ArchiveContext, WriteStats};
+use crate::store::writer::{ArchiveContext, PackOptions, WriteStats};
 use crate::store::{GenerationWriter, Sink, Store};
 use crate::{Error, Region, Result};
 
@@ -282,6 +282,8 @@ pub struct CreateOptions {
     pub entropy: Box<dyn Entropy>,
     /// Clock override in ns since the epoch, for reproducible vectors.
     pub time_ns: Option<i64>,
+    /// Codec, solid-record size and compression threads.
+    pub pack: PackOptions,
 }
 
 impl Default for CreateOptions {
@@ -291,6 +293,7 @@ impl Default for CreateOptions {
             chunker: ChunkerParams::DEFAULT,
             entropy: Box::new(OsEntropy),
             time_ns: None,
+            pack: PackOptions::default(),
         }
     }
 }
@@ -363,7 +366,11 @@ fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
         flags: 0,
         uuid,
         chunker: opts.chunker,
-        default_codec: 1,
+        default_codec: match opts.pack.compression {
+            crate::codec::Compression::None => 0,
+            crate::codec::Compression::Lz4 => 1,
+            crate::codec::Compression::Zstd(_) => 2,
+        },
         created,
         key_check: [0; 32],
         key_slots: Vec::new(),
@@ -508,7 +515,8 @@ impl<W: Sink> Writer<W> {
             existing: None,
         };
         let chunker = Chunker::new(header.chunker, keys.as_deref().map(|k| k.gear_key()));
-        let gen = GenerationWriter::new(out, hb.len() as u64, ctx, opts.entropy);
+        let gen =
+            GenerationWriter::with_options(out, hb.len() as u64, ctx, opts.entropy, opts.pack);
         Ok(Writer {
             gen: Some(gen),
             chunker,
@@ -520,6 +528,16 @@ impl<W: Sink> Writer<W> {
             own_file: Vec::new(),
             policy: Default::default(),
         })
+    }
+
+    /// Sets the codec, solid-record size and compression threads for the
+    /// blobs stored from now on (on append, the archive's records so far keep
+    /// theirs).
+    pub fn set_pack_options(&mut self, opts: PackOptions) -> Result<()> {
+        self.gen
+            .as_mut()
+            .expect("live writer")
+            .set_pack_options(opts)
     }
 
     /// Signs the footer of this generation with `key`.
@@ -632,6 +650,8 @@ impl<W: Sink> Writer<W> {
         let gen = self.gen.as_mut().expect("live writer");
         let before = gen.stats();
         let outcome = crate::source::build(gen, &self.chunker, source, progress)?;
+        // Write what is still being packed, so the counts below are whole.
+        gen.flush()?;
         let after = gen.stats();
         let mut summary = outcome.summary;
         summary.new_blobs = after.blobs - before.blobs;

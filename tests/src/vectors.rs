@@ -9,11 +9,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ptar::chunker::{Chunker, CONTEXT_PUBLIC_GEAR};
+use ptar::codec::Compression;
 use ptar::crypto::{self, Entropy, Keys, RecordContext, SeededEntropy};
 use ptar::format::header::{ChunkerParams, KdfParams};
 use ptar::format::snapshot::{SnapshotRecord, Summary};
 use ptar::format::tree::{Entry, EntryType, Extent, Payload, Timestamp};
 use ptar::format::{hex, Id, Kind, FORMAT_MINOR};
+use ptar::store::writer::PackOptions;
 use ptar::{codec, CreateOptions, Encryption, Writer};
 use zeroize::Zeroizing;
 
@@ -112,7 +114,7 @@ const BLOB_TEXT: &[u8] =
     b"ptar test vector blob. ptar test vector blob. ptar test vector blob. The end.\n";
 
 fn blob_vectors(files: &mut Files) {
-    let (codec, payload) = codec::compress(BLOB_TEXT);
+    let (codec, payload) = codec::compress(Compression::Lz4, BLOB_TEXT);
     let id = crypto::content_id(None, Kind::Chunk, BLOB_TEXT);
     let mut d = Doc::new("ptar blob vector: one chunk blob in a plain archive");
     d.kv("kind", Kind::Chunk as u8)
@@ -156,6 +158,39 @@ fn blob_vectors(files: &mut Files) {
         .kv("associated-data", hex(&ctx.ad()))
         .kv("record", hex(&record));
     files.insert("vectors/blob-encrypted.txt".into(), d.bytes());
+}
+
+/// The blobs of the solid-record vector: three chunks of one record.
+pub const SOLID_BLOBS: [&[u8]; 3] = [
+    b"#include <stdio.h>\nint main(void) { puts(\"one\"); return 0; }\n",
+    b"#include <stdio.h>\nint main(void) { puts(\"two\"); return 0; }\n",
+    b"#include <stdio.h>\nint main(void) { puts(\"three\"); return 0; }\n",
+];
+
+/// A zstd record holding several chunk blobs (spec §8.1, §8.2).
+fn solid_vector(files: &mut Files) {
+    let mut plaintext = Vec::new();
+    let mut d =
+        Doc::new("ptar record vector: a zstd record holding three chunk blobs (plain archive)");
+    let mut blobs = Vec::new();
+    for b in SOLID_BLOBS {
+        blobs.push((
+            plaintext.len(),
+            b.len(),
+            crypto::content_id(None, Kind::Chunk, b),
+        ));
+        plaintext.extend_from_slice(b);
+    }
+    let (codec, payload) = codec::compress(Compression::Zstd(3), &plaintext);
+    assert_eq!(codec as u8, 2, "the vector is meant to be zstd");
+    d.kv("kind", Kind::Chunk as u8)
+        .kv("codec", codec as u8)
+        .kv("plaintext-length", plaintext.len())
+        .kv("record", hex(&payload));
+    for (off, len, id) in blobs {
+        d.kv("blob", format!("{off} {len} {}", id.to_hex()));
+    }
+    files.insert("vectors/record-solid-zstd.txt".into(), d.bytes());
 }
 
 /// The chunking vector's input: 8 MiB of BLAKE3 XOF output.
@@ -409,6 +444,12 @@ fn tiny_archive(files: &mut Files, encrypted: bool) {
             format!("{name} generation 1").as_bytes(),
         )),
         time_ns: Some(T0 * 1_000_000_000),
+        // Solid zstd records, small enough that each kind spans several.
+        pack: PackOptions {
+            compression: Compression::Zstd(3),
+            record_target: 2048,
+            threads: 0,
+        },
     };
     let mut w = Writer::create(&path, opts).expect("create");
     let (id1, exp1) = tiny_snapshot(&mut w, 1);
@@ -419,6 +460,13 @@ fn tiny_archive(files: &mut Files, encrypted: bool) {
     ));
     let mut w = Writer::append_with(&path, pass, entropy, Some((T0 + 7200) * 1_000_000_000))
         .expect("append");
+    // The second generation packs with LZ4: one archive, both codecs.
+    w.set_pack_options(PackOptions {
+        compression: Compression::Lz4,
+        record_target: 2048,
+        threads: 0,
+    })
+    .expect("pack options");
     let (id2, exp2) = tiny_snapshot(&mut w, 2);
     w.commit().expect("commit 2");
     let bytes = std::fs::read(&path).expect("read back");
@@ -453,6 +501,7 @@ pub fn generate() -> Files {
     let mut files = Files::new();
     keys_vector(&mut files);
     blob_vectors(&mut files);
+    solid_vector(&mut files);
     chunk_vector(&mut files);
     tiny_archive(&mut files, false);
     tiny_archive(&mut files, true);

@@ -142,6 +142,26 @@ fn blob_vectors_decode() {
 }
 
 #[test]
+fn solid_record_vector_decodes_to_its_blobs() {
+    let m = parse("vectors/record-solid-zstd.txt");
+    let codec = Codec::from_u8(one(&m, "codec").parse().unwrap()).unwrap();
+    assert_eq!(codec, Codec::Zstd);
+    let len: u32 = one(&m, "plaintext-length").parse().unwrap();
+    let plaintext = ptar::codec::decompress(codec, &h(&m, "record"), len).unwrap();
+    let blobs = &m["blob"];
+    assert_eq!(blobs.len(), 3);
+    for line in blobs {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (off, n): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+        let blob = &plaintext[off..off + n];
+        assert_eq!(crypto::content_id(None, Kind::Chunk, blob).to_hex(), f[2]);
+    }
+    // Any other plaintext length is refused.
+    assert!(ptar::codec::decompress(codec, &h(&m, "record"), len - 1).is_err());
+    assert!(ptar::codec::decompress(codec, &h(&m, "record"), len + 1).is_err());
+}
+
+#[test]
 fn chunk_vector_cuts_as_stated() {
     let m = parse("vectors/chunks.txt");
     let input = vectors::chunk_input();

@@ -181,6 +181,8 @@ pub enum Codec {
     Stored = 0,
     /// LZ4 block format (no frame, no size prefix).
     Lz4 = 1,
+    /// One Zstandard frame (RFC 8878).
+    Zstd = 2,
 }
 
 impl Codec {
@@ -189,6 +191,7 @@ impl Codec {
         match b {
             0 => Some(Codec::Stored),
             1 => Some(Codec::Lz4),
+            2 => Some(Codec::Zstd),
             _ => None,
         }
     }

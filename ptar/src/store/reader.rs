@@ -1,8 +1,9 @@
 //! Opening an archive: header, footer chain, keys, snapshot table, blob reads.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
@@ -67,6 +68,65 @@ pub struct Store {
     snapshots: Vec<TableEntry>,
     committed_end: u64,
     tail: Option<Tail>,
+    /// Plaintexts of the solid records read last.
+    records: Mutex<RecordCache>,
+}
+
+/// Everything an index entry says about its record: two entries that differ
+/// in any of it (a damaged index) never share a cached plaintext.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RecordKey {
+    offset: u64,
+    stored_len: u32,
+    raw_len: u32,
+    kind: Kind,
+    codec: crate::format::Codec,
+}
+
+impl RecordKey {
+    fn of(e: &IndexEntry) -> RecordKey {
+        RecordKey {
+            offset: e.record_offset,
+            stored_len: e.record_len,
+            raw_len: e.raw_len,
+            kind: e.kind,
+            codec: e.codec,
+        }
+    }
+}
+
+/// The last few decoded records that hold several blobs, so that reading
+/// their blobs one after another decodes each record once.
+#[derive(Default)]
+struct RecordCache {
+    /// (record, plaintext), most recently used last.
+    entries: VecDeque<(RecordKey, Arc<Vec<u8>>)>,
+}
+
+impl RecordCache {
+    /// Records kept: four of the reference writer's 4 MiB solid records, or
+    /// one of the largest a record may be (the most recent is always kept).
+    const RECORDS_KEPT: usize = 4;
+    const BYTES_KEPT: usize = 16 * 1024 * 1024;
+
+    fn get(&mut self, key: &RecordKey) -> Option<Arc<Vec<u8>>> {
+        let i = self.entries.iter().position(|e| e.0 == *key)?;
+        let e = self.entries.remove(i).expect("found");
+        let v = e.1.clone();
+        self.entries.push_back(e);
+        Some(v)
+    }
+
+    fn put(&mut self, key: RecordKey, plaintext: Arc<Vec<u8>>) {
+        self.entries.push_back((key, plaintext));
+        let mut total: usize = self.entries.iter().map(|e| e.1.len()).sum();
+        while self.entries.len() > 1
+            && (self.entries.len() > Self::RECORDS_KEPT || total > Self::BYTES_KEPT)
+        {
+            let (_, old) = self.entries.pop_front().expect("non-empty");
+            total -= old.len();
+        }
+    }
 }
 
 fn header_error(e: HeaderError) -> Error {
@@ -177,6 +237,7 @@ impl Store {
             committed_end,
             tail,
             bytes,
+            records: Mutex::default(),
         };
         if store.header.encrypted() {
             let Some(pass) = passphrase else {
@@ -413,11 +474,24 @@ impl Store {
                 format!("indexed as a {} blob", e.kind.name()),
             ));
         }
-        let mut blob = self.read_record(&e, g)?;
-        if e.blob_offset != 0 || e.blob_len != e.raw_len {
-            // A record holding several blobs: keep this one's range.
-            blob = blob[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec();
-        }
+        let blob = if e.blob_offset == 0 && e.blob_len == e.raw_len {
+            self.read_record(&e, g)?
+        } else {
+            // A record holding several blobs: decode it once for all of them.
+            let key = RecordKey::of(&e);
+            let cached = self.records.lock().ok().and_then(|mut c| c.get(&key));
+            let plaintext = match cached {
+                Some(p) => p,
+                None => {
+                    let p = Arc::new(self.read_record(&e, g)?);
+                    if let Ok(mut c) = self.records.lock() {
+                        c.put(key, p.clone());
+                    }
+                    p
+                }
+            };
+            plaintext[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec()
+        };
         if crypto::content_id(self.keys.as_deref(), kind, &blob) != *id {
             return Err(Error::corrupt(
                 Region::Packfile {

@@ -1,18 +1,18 @@
 //! Writing one generation: records, then index, snapshot table, optional
 //! key-slot table, and the footer (spec §15).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
-use crate::codec;
+use crate::codec::{Compression, Compressor};
 use crate::crypto::{self, Entropy, Keys, RecordContext};
 use crate::format::footer::{Footer, FLAG_MAC, FLAG_SIGNED, FOOTER_LEN};
 use crate::format::header::{keyslots_to_bytes, KeySlot};
 use crate::format::index::{self, IndexEntry};
 use crate::format::limits::MAX_BLOB_LEN;
 use crate::format::table::{self, TableEntry};
-use crate::format::{Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::format::{Codec, Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use crate::store::reader::Store;
 use crate::{Error, Result};
 
@@ -50,6 +50,34 @@ pub struct ArchiveContext {
     pub existing: Option<Arc<Store>>,
 }
 
+/// How a generation writer packs and compresses blobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackOptions {
+    /// The codec family and level for records.
+    pub compression: Compression,
+    /// Blobs shorter than this are packed, in the order they come, into solid
+    /// records of about this many bytes (spec §8.1); longer ones get a record
+    /// each. 0 or 1 gives every blob its own record.
+    pub record_target: u32,
+    /// Threads that compress records while the caller goes on reading; 0
+    /// compresses on the caller's thread. The bytes written are the same
+    /// either way.
+    pub threads: usize,
+}
+
+/// The solid-record size writers use by default (spec §8.1, Appendix A).
+pub const DEFAULT_RECORD_TARGET: u32 = 4 * 1024 * 1024;
+
+impl Default for PackOptions {
+    fn default() -> PackOptions {
+        PackOptions {
+            compression: Compression::DEFAULT,
+            record_target: DEFAULT_RECORD_TARGET,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
 /// Counters for one generation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
@@ -59,6 +87,77 @@ pub struct WriteStats {
     pub bytes: u64,
     /// Blobs not written because the archive already had them.
     pub deduplicated: u64,
+}
+
+/// A blob's place in a record being filled: id, offset, length.
+type Slot = (Id, u32, u32);
+
+/// A record being filled with blobs of one kind.
+#[derive(Default)]
+struct OpenRecord {
+    plaintext: Vec<u8>,
+    blobs: Vec<Slot>,
+}
+
+/// A record handed to compression, waiting for its turn to be written.
+struct Queued {
+    kind: Kind,
+    raw_len: u32,
+    blobs: Vec<Slot>,
+    /// (codec, payload) once compressed.
+    packed: Option<(Codec, Vec<u8>)>,
+}
+
+/// Compression workers: records go in numbered, come out in any order.
+struct Workers {
+    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
+    results: mpsc::Receiver<(u64, Codec, Vec<u8>)>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(n: usize, compression: Compression) -> Workers {
+        let (jobs, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(n * 2);
+        let (res_tx, results) = mpsc::channel();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let handles = (0..n)
+            .map(|_| {
+                let rx = job_rx.clone();
+                let tx = res_tx.clone();
+                std::thread::spawn(move || {
+                    let mut c = Compressor::new(compression);
+                    loop {
+                        let job = rx.lock().map(|r| r.recv());
+                        let Ok(Ok((seq, plaintext))) = job else {
+                            return;
+                        };
+                        let (codec, payload) = c.compress(&plaintext);
+                        if tx.send((seq, codec, payload)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Workers {
+            jobs: Some(jobs),
+            results,
+            handles,
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn stopped() -> Error {
+    std::io::Error::other("a compression thread stopped").into()
 }
 
 /// Appends one generation to a sink positioned at the end of the archive.
@@ -73,16 +172,36 @@ pub struct GenerationWriter<W: Sink> {
     written: HashSet<Id>,
     entropy: Box<dyn Entropy>,
     stats: WriteStats,
+    opts: PackOptions,
+    /// One record being filled per kind.
+    open: [OpenRecord; 4],
+    /// Records sealed but not yet written, in write order; the first has
+    /// sequence number `next_seq - queue.len()`.
+    queue: VecDeque<Queued>,
+    next_seq: u64,
+    compressor: Compressor,
+    workers: Option<Workers>,
 }
 
 impl<W: Sink> GenerationWriter<W> {
     /// Starts a generation at byte `pos` (the header's end when creating, the
-    /// last footer's end when appending).
+    /// last footer's end when appending), packing as [`PackOptions::default`].
     pub fn new(
         out: W,
         pos: u64,
         ctx: ArchiveContext,
         entropy: Box<dyn Entropy>,
+    ) -> GenerationWriter<W> {
+        GenerationWriter::with_options(out, pos, ctx, entropy, PackOptions::default())
+    }
+
+    /// [`GenerationWriter::new`] with packing options.
+    pub fn with_options(
+        out: W,
+        pos: u64,
+        ctx: ArchiveContext,
+        entropy: Box<dyn Entropy>,
+        opts: PackOptions,
     ) -> GenerationWriter<W> {
         let generation = ctx
             .existing
@@ -100,7 +219,22 @@ impl<W: Sink> GenerationWriter<W> {
             written: HashSet::new(),
             entropy,
             stats: WriteStats::default(),
+            opts,
+            open: Default::default(),
+            queue: VecDeque::new(),
+            next_seq: 0,
+            compressor: Compressor::new(opts.compression),
+            workers: None,
         }
+    }
+
+    /// Changes how blobs stored from now on are packed and compressed.
+    pub fn set_pack_options(&mut self, opts: PackOptions) -> Result<()> {
+        self.flush()?;
+        self.workers = None;
+        self.compressor = Compressor::new(opts.compression);
+        self.opts = opts;
+        Ok(())
     }
 
     /// The generation number being written.
@@ -108,7 +242,8 @@ impl<W: Sink> GenerationWriter<W> {
         self.generation
     }
 
-    /// Counters so far.
+    /// Counters so far (record bytes count once a record is written; see
+    /// [`GenerationWriter::flush`]).
     pub fn stats(&self) -> WriteStats {
         self.stats
     }
@@ -123,7 +258,8 @@ impl<W: Sink> GenerationWriter<W> {
         self.ctx.uuid
     }
 
-    /// Byte offset the next record will be written at.
+    /// Byte offset the next record will be written at, once the records
+    /// still being filled or compressed are written.
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -175,8 +311,99 @@ impl<W: Sink> GenerationWriter<W> {
             self.stats.deduplicated += 1;
             return Ok(id);
         }
-        let (codec, payload) = codec::compress(data);
-        let raw_len = data.len() as u32;
+        self.written.insert(id);
+        self.stats.blobs += 1;
+        let len = data.len() as u32;
+        if len >= self.opts.record_target {
+            self.seal(kind, data.to_vec(), vec![(id, 0, len)])?;
+            return Ok(id);
+        }
+        let slot = kind as usize - 1;
+        if self.open[slot].plaintext.len() + data.len() > MAX_BLOB_LEN as usize {
+            self.seal_open(slot, kind)?;
+        }
+        let open = &mut self.open[slot];
+        if open.plaintext.capacity() == 0 {
+            open.plaintext
+                .reserve(self.opts.record_target as usize + 256 * 1024);
+        }
+        open.blobs.push((id, open.plaintext.len() as u32, len));
+        open.plaintext.extend_from_slice(data);
+        if open.plaintext.len() >= self.opts.record_target as usize {
+            self.seal_open(slot, kind)?;
+        }
+        Ok(id)
+    }
+
+    fn seal_open(&mut self, slot: usize, kind: Kind) -> Result<()> {
+        let open = std::mem::take(&mut self.open[slot]);
+        if open.blobs.is_empty() {
+            return Ok(());
+        }
+        self.seal(kind, open.plaintext, open.blobs)
+    }
+
+    /// Hands a full record to compression and writes whatever is ready.
+    fn seal(&mut self, kind: Kind, plaintext: Vec<u8>, blobs: Vec<Slot>) -> Result<()> {
+        let raw_len = plaintext.len() as u32;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let packed = if self.opts.threads == 0 {
+            Some(self.compressor.compress(&plaintext))
+        } else {
+            let threads = self.opts.threads;
+            let compression = self.opts.compression;
+            let w = self
+                .workers
+                .get_or_insert_with(|| Workers::start(threads, compression));
+            let jobs = w.jobs.as_ref().expect("running workers");
+            if jobs.send((seq, plaintext)).is_err() {
+                return Err(stopped());
+            }
+            None
+        };
+        self.queue.push_back(Queued {
+            kind,
+            raw_len,
+            blobs,
+            packed,
+        });
+        // Bound the records in flight (and so memory) to a few per thread.
+        let limit = 2 * self.opts.threads + 2;
+        self.drain(limit)
+    }
+
+    /// Writes queued records in order until at most `keep` remain, waiting
+    /// for compression where needed.
+    fn drain(&mut self, keep: usize) -> Result<()> {
+        loop {
+            if let Some(w) = &self.workers {
+                let first = self.next_seq - self.queue.len() as u64;
+                let queue = &mut self.queue;
+                let take = |queue: &mut VecDeque<Queued>, r: (u64, Codec, Vec<u8>)| {
+                    queue[(r.0 - first) as usize].packed = Some((r.1, r.2));
+                };
+                if queue.len() > keep && queue.front().is_some_and(|q| q.packed.is_none()) {
+                    take(queue, w.results.recv().map_err(|_| stopped())?);
+                }
+                while let Ok(r) = w.results.try_recv() {
+                    take(queue, r);
+                }
+            }
+            while self.queue.front().is_some_and(|q| q.packed.is_some()) {
+                let q = self.queue.pop_front().expect("front");
+                self.write_record(q)?;
+            }
+            if self.queue.len() <= keep {
+                return Ok(());
+            }
+        }
+    }
+
+    fn write_record(&mut self, q: Queued) -> Result<()> {
+        let (codec, payload) = q.packed.expect("compressed");
+        let kind = q.kind;
+        let raw_len = q.raw_len;
         let record = match self.ctx.keys.as_deref() {
             Some(keys) => {
                 let mut nonce = [0u8; 24];
@@ -193,21 +420,33 @@ impl<W: Sink> GenerationWriter<W> {
             }
             None => payload,
         };
+        let record_offset = self.pos;
         self.write_raw(&record)?;
-        self.entries.push(IndexEntry {
-            id,
-            record_offset: self.pos - record.len() as u64,
-            record_len: record.len() as u32,
-            raw_len,
-            blob_offset: 0,
-            blob_len: raw_len,
-            kind,
-            codec,
-        });
-        self.written.insert(id);
-        self.stats.blobs += 1;
+        for (id, blob_offset, blob_len) in q.blobs {
+            self.entries.push(IndexEntry {
+                id,
+                record_offset,
+                record_len: record.len() as u32,
+                raw_len,
+                blob_offset,
+                blob_len,
+                kind,
+                codec,
+            });
+        }
         self.stats.bytes += record.len() as u64;
-        Ok(id)
+        Ok(())
+    }
+
+    /// Seals the records being filled and writes every record still queued.
+    pub fn flush(&mut self) -> Result<()> {
+        for (slot, kind) in [Kind::Chunk, Kind::FileMap, Kind::Tree, Kind::Snapshot]
+            .into_iter()
+            .enumerate()
+        {
+            self.seal_open(slot, kind)?;
+        }
+        self.drain(0)
     }
 
     fn write_raw(&mut self, b: &[u8]) -> Result<()> {
@@ -234,6 +473,8 @@ impl<W: Sink> GenerationWriter<W> {
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
     ) -> Result<(W, Footer)> {
+        self.flush()?;
+        self.workers = None;
         let index_offset = self.pos;
         let packfile_hash = *self.packfile_hash.finalize().as_bytes();
         let mut entries = std::mem::take(&mut self.entries);
