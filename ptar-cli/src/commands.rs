@@ -411,6 +411,7 @@ fn create_policy(t: &TarArgs) -> Result<CreatePolicy> {
         one_file_system: t.one_file_system,
         follow_symlinks: t.dereference,
         no_xattrs: t.no_xattrs,
+        force_read: t.force_read,
     })
 }
 

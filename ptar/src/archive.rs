@@ -632,7 +632,16 @@ impl<W: Sink> Writer<W> {
         let policy = self.policy.clone();
         let own = self.own_file.clone();
         let mut source = crate::fs::FsSource::new(&sources, &policy, &own);
-        self.add_snapshot_from(&mut source, paths, meta, progress)
+        let existing = self.gen.as_ref().and_then(|g| g.existing().cloned());
+        let parent = match &existing {
+            Some(store) if !policy.force_read => parent_snapshot(store, &paths),
+            _ => None,
+        };
+        let parent = parent.map(|root| crate::source::Parent {
+            store: existing.as_deref().expect("parent from a store"),
+            root,
+        });
+        self.add_snapshot_with_parent(&mut source, paths, meta, parent, progress)
     }
 
     /// Builds a new snapshot from any [`crate::source::EntrySource`] (an
@@ -645,11 +654,23 @@ impl<W: Sink> Writer<W> {
         meta: &SnapshotMeta,
         progress: &dyn Progress,
     ) -> Result<(Id, CreateOutcome)> {
+        self.add_snapshot_with_parent(source, paths, meta, None, progress)
+    }
+
+    fn add_snapshot_with_parent(
+        &mut self,
+        source: &mut dyn crate::source::EntrySource,
+        paths: Vec<Vec<u8>>,
+        meta: &SnapshotMeta,
+        parent: Option<crate::source::Parent<'_>>,
+        progress: &dyn Progress,
+    ) -> Result<(Id, CreateOutcome)> {
         let start = self.clock();
         let t0 = std::time::Instant::now();
         let gen = self.gen.as_mut().expect("live writer");
         let before = gen.stats();
-        let outcome = crate::source::build(gen, &self.chunker, source, progress)?;
+        let outcome =
+            crate::source::build_with_parent(gen, &self.chunker, source, parent, progress)?;
         // Write what is still being packed, so the counts below are whole.
         gen.flush()?;
         let after = gen.stats();
@@ -727,6 +748,27 @@ impl<W: Sink> Drop for Writer<W> {
             Target::Stream => {}
         }
     }
+}
+
+/// The root tree of the snapshot an append compares files with: the latest
+/// one of the same source paths, else the latest one. Unchanged files are
+/// recognised by device, inode, size and times, never by name alone, so a
+/// parent of other paths can only cost the shortcut, not correctness.
+fn parent_snapshot(store: &Store, paths: &[Vec<u8>]) -> Option<Id> {
+    let mut latest = None;
+    for t in store.snapshot_table().iter().rev() {
+        let Ok(b) = store.read_blob(&t.id, Kind::Snapshot) else {
+            continue;
+        };
+        let Ok(r) = SnapshotRecord::parse(&b) else {
+            continue;
+        };
+        if r.paths == paths {
+            return Some(r.root);
+        }
+        latest.get_or_insert(r.root);
+    }
+    latest
 }
 
 fn file_id(f: &File) -> Option<(u64, u64)> {

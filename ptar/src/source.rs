@@ -14,8 +14,8 @@ use crate::format::snapshot::Summary;
 use crate::format::tree::{Entry, EntryType, Extent, Payload};
 use crate::format::{Id, Kind};
 use crate::progress::Progress;
-use crate::store::{GenerationWriter, Sink};
-use crate::tree::{write_content, write_directory};
+use crate::store::{GenerationWriter, Sink, Store};
+use crate::tree::{read_directory, write_content, write_directory};
 use crate::Result;
 
 /// A file's content as a source offers it.
@@ -40,6 +40,9 @@ pub trait FileData {
     fn finish(&mut self, _total: u64) -> Option<String> {
         None
     }
+    /// Called instead of reading when the builder reuses the content the
+    /// parent snapshot stored for this file (`total` bytes, holes included).
+    fn reused(&mut self, _total: u64) {}
 }
 
 /// One step of a source's walk.
@@ -102,6 +105,8 @@ pub struct BuildOutcome {
     pub errors: Vec<(Vec<u8>, String)>,
     /// Whether some file changed while it was read.
     pub changed: bool,
+    /// Files whose content was taken over from the parent snapshot unread.
+    pub reused: u64,
 }
 
 fn read_content<W: Sink>(
@@ -121,6 +126,8 @@ fn read_content<W: Sink>(
         }
         let reader = match data.reader_at(start) {
             Ok(r) => r,
+            // A source's own message ("cannot open: ...") stands as it is.
+            Err(e) if e.get_ref().is_some() => return Ok(Err(e.to_string())),
             Err(e) => return Ok(Err(format!("read error: {e}"))),
         };
         let mut stream = ChunkStream::new(chunker, reader.take(end - start));
@@ -147,6 +154,54 @@ fn read_content<W: Sink>(
     Ok(Ok((extents, total)))
 }
 
+/// A snapshot already in the archive whose unchanged files are taken over
+/// without reading them (restic's parent snapshot).
+#[derive(Clone, Copy)]
+pub struct Parent<'a> {
+    /// The archive holding it.
+    pub store: &'a Store,
+    /// Its root tree.
+    pub root: Id,
+}
+
+impl Parent<'_> {
+    /// A directory of the parent, sorted by name; empty when it cannot be
+    /// read (a damaged parent only costs the shortcut, never the backup).
+    fn listing(&self, tree: &Id) -> Vec<Entry> {
+        read_directory(self.store, tree).unwrap_or_default()
+    }
+}
+
+/// The parent's entry for `name` in a listing sorted by name.
+fn find_old<'e>(old: &'e [Entry], name: &[u8]) -> Option<&'e Entry> {
+    old.binary_search_by(|e| e.name.as_slice().cmp(name))
+        .ok()
+        .map(|i| &old[i])
+}
+
+/// Whether `old` describes the same unchanged file as `new` (of `len`
+/// bytes): same device and inode, size, and modification and change times.
+/// The change time catches a file whose modification time was set back, the
+/// inode a file replaced by another.
+fn unchanged(old: &Entry, new: &Entry, len: u64) -> bool {
+    old.kind == EntryType::File
+        && new.ino != 0
+        && old.ino == new.ino
+        && old.dev == new.dev
+        && old.size == len
+        && old.mtime == new.mtime
+        && old.ctime == new.ctime
+}
+
+/// One directory being built: its entry (none for the root), the entries
+/// built so far, and the parent snapshot's entries of the same
+/// directory.
+struct Frame {
+    entry: Option<Entry>,
+    built: Vec<Entry>,
+    old: Vec<Entry>,
+}
+
 /// Builds the tree `source` yields, storing its blobs through `w`.
 pub fn build<W: Sink>(
     w: &mut GenerationWriter<W>,
@@ -154,9 +209,25 @@ pub fn build<W: Sink>(
     source: &mut dyn EntrySource,
     progress: &dyn Progress,
 ) -> Result<BuildOutcome> {
+    build_with_parent(w, chunker, source, None, progress)
+}
+
+/// [`build`], taking over from `parent` the content of every regular file
+/// whose device, inode, size, modification time and change time are those
+/// the parent recorded for the same path.
+pub fn build_with_parent<W: Sink>(
+    w: &mut GenerationWriter<W>,
+    chunker: &Chunker,
+    source: &mut dyn EntrySource,
+    parent: Option<Parent<'_>>,
+    progress: &dyn Progress,
+) -> Result<BuildOutcome> {
     let mut out = BuildOutcome::default();
-    // (the directory's entry, its path, its entries so far); the root has no entry.
-    let mut stack: Vec<(Option<Entry>, Vec<u8>, Vec<Entry>)> = vec![(None, Vec::new(), Vec::new())];
+    let mut stack: Vec<Frame> = vec![Frame {
+        entry: None,
+        built: Vec::new(),
+        old: parent.map(|p| p.listing(&p.root)).unwrap_or_default(),
+    }];
     loop {
         let item = source.next()?;
         match item {
@@ -168,19 +239,38 @@ pub fn build<W: Sink>(
                         String::from_utf8_lossy(&path)
                     )));
                 }
-                stack.push((Some(entry), path, Vec::new()));
+                let old = match (
+                    parent,
+                    stack.last().and_then(|f| find_old(&f.old, &entry.name)),
+                ) {
+                    (
+                        Some(p),
+                        Some(Entry {
+                            payload: Payload::Dir(id),
+                            ..
+                        }),
+                    ) => p.listing(id),
+                    _ => Vec::new(),
+                };
+                stack.push(Frame {
+                    entry: Some(entry),
+                    built: Vec::new(),
+                    old,
+                });
             }
             Some(SourceItem::LeaveDir) | None => {
                 let done = item.is_none();
-                let (entry, _, mut built) = stack.pop().expect("a frame per directory");
+                let Frame {
+                    entry, mut built, ..
+                } = stack.pop().expect("a frame per directory");
                 built.sort_by(|a, b| a.name.cmp(&b.name));
                 built.dedup_by(|a, b| a.name == b.name);
                 let id = write_directory(w, built)?;
                 match (entry, stack.last_mut()) {
-                    (Some(mut e), Some(parent)) => {
+                    (Some(mut e), Some(up)) => {
                         e.payload = Payload::Dir(id);
                         out.summary.dirs += 1;
-                        parent.2.push(e);
+                        up.built.push(e);
                     }
                     (None, None) if done => {
                         out.root = id;
@@ -197,25 +287,42 @@ pub fn build<W: Sink>(
                 path,
                 mut entry,
                 data,
-            }) => match read_content(w, chunker, data, progress)? {
-                Ok((extents, total)) => {
-                    if let Some(message) = data.finish(total) {
-                        out.changed = true;
-                        progress.warning(&path, &message);
-                        out.errors.push((path.clone(), message));
-                    }
-                    entry.payload = Payload::File(write_content(w, extents)?);
-                    entry.size = total;
+            }) => {
+                let frame = stack.last_mut().expect("frame");
+                let len = data.len();
+                if let Some(old) =
+                    find_old(&frame.old, &entry.name).filter(|o| unchanged(o, &entry, len))
+                {
+                    data.reused(old.size);
+                    entry.payload = old.payload.clone();
+                    entry.size = old.size;
                     out.summary.files += 1;
-                    out.summary.total_size += total;
+                    out.summary.total_size += old.size;
+                    out.reused += 1;
                     progress.entry(&path, &entry);
-                    stack.last_mut().expect("frame").2.push(entry);
+                    frame.built.push(entry);
+                    continue;
                 }
-                Err(message) => {
-                    progress.warning(&path, &message);
-                    out.errors.push((path, message));
+                match read_content(w, chunker, data, progress)? {
+                    Ok((extents, total)) => {
+                        if let Some(message) = data.finish(total) {
+                            out.changed = true;
+                            progress.warning(&path, &message);
+                            out.errors.push((path.clone(), message));
+                        }
+                        entry.payload = Payload::File(write_content(w, extents)?);
+                        entry.size = total;
+                        out.summary.files += 1;
+                        out.summary.total_size += total;
+                        progress.entry(&path, &entry);
+                        stack.last_mut().expect("frame").built.push(entry);
+                    }
+                    Err(message) => {
+                        progress.warning(&path, &message);
+                        out.errors.push((path, message));
+                    }
                 }
-            },
+            }
             Some(SourceItem::Other { path, entry }) => {
                 match entry.kind {
                     EntryType::Symlink => out.summary.symlinks += 1,
@@ -223,7 +330,7 @@ pub fn build<W: Sink>(
                     _ => out.summary.others += 1,
                 }
                 progress.entry(&path, &entry);
-                stack.last_mut().expect("frame").2.push(entry);
+                stack.last_mut().expect("frame").built.push(entry);
             }
             Some(SourceItem::Problem { path, message }) => {
                 progress.warning(&path, &message);

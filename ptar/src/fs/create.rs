@@ -82,6 +82,9 @@ pub struct CreatePolicy {
     pub follow_symlinks: bool,
     /// Do not record extended attributes (and so ACLs) (`--no-xattrs`).
     pub no_xattrs: bool,
+    /// On append, read every file, even those the parent snapshot says are
+    /// unchanged (`--force-read`).
+    pub force_read: bool,
 }
 
 /// What reading the sources produced.
@@ -331,9 +334,12 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A regular file being read by the builder.
+/// A regular file being read by the builder, opened only when its content
+/// is read (an unchanged file taken over from the parent snapshot never is).
 struct FsFile {
-    file: File,
+    loc: Loc,
+    follow: bool,
+    file: Option<File>,
     meta: Meta,
     /// Set when the builder stored the content whole.
     stored: Option<u64>,
@@ -341,19 +347,38 @@ struct FsFile {
     link: Option<((u64, u64), Vec<u8>)>,
 }
 
+impl FsFile {
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        if self.file.is_none() {
+            let f = self
+                .loc
+                .open_file(self.follow)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open: {e}")))?;
+            self.file = Some(f);
+        }
+        Ok(self.file.as_mut().expect("just opened"))
+    }
+}
+
 impl FileData for FsFile {
     fn data_ranges(&mut self) -> Option<Vec<(u64, u64)>> {
         // A file with fewer allocated blocks than its length has holes.
         if self.meta.blocks().saturating_mul(512) < self.meta.len() {
-            FsSource::data_ranges(&self.file, self.meta.len()).ok()
+            let len = self.meta.len();
+            FsSource::data_ranges(self.file().ok()?, len).ok()
         } else {
             None
         }
     }
 
     fn reader_at(&mut self, start: u64) -> std::io::Result<&mut dyn Read> {
-        self.file.seek(SeekFrom::Start(start))?;
-        Ok(&mut self.file)
+        let f = self.file()?;
+        f.seek(SeekFrom::Start(start))?;
+        Ok(f)
+    }
+
+    fn reused(&mut self, total: u64) {
+        self.stored = Some(total);
     }
 
     fn len(&self) -> u64 {
@@ -363,7 +388,10 @@ impl FileData for FsFile {
     fn finish(&mut self, total: u64) -> Option<String> {
         self.stored = Some(total);
         let md = &self.meta;
-        match self.file.metadata() {
+        let Some(file) = &self.file else {
+            return None;
+        };
+        match file.metadata() {
             Ok(after)
                 if after.len() != md.len()
                     || after.mtime() != md.mtime()
@@ -701,13 +729,6 @@ impl<'a> FsSource<'a> {
                     return Visit::Other(rel, e);
                 }
             }
-            let file = match loc.open_file(follow) {
-                Ok(f) => f,
-                Err(e) => {
-                    self.error(&rel, format!("cannot open: {e}"));
-                    return Visit::Skip;
-                }
-            };
             let link = (md.nlink() > 1).then(|| ((md.dev(), md.ino()), rel.clone()));
             let mut e = entry_from(
                 name,
@@ -720,7 +741,9 @@ impl<'a> FsSource<'a> {
                 rel,
                 e,
                 FsFile {
-                    file,
+                    loc,
+                    follow,
+                    file: None,
                     meta: md,
                     stored: None,
                     link,

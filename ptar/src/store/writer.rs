@@ -253,6 +253,11 @@ impl<W: Sink> GenerationWriter<W> {
         self.ctx.keys.as_deref()
     }
 
+    /// The archive as committed before this generation (when appending).
+    pub fn existing(&self) -> Option<&Arc<Store>> {
+        self.ctx.existing.as_ref()
+    }
+
     /// The archive UUID.
     pub fn uuid(&self) -> [u8; 16] {
         self.ctx.uuid
