@@ -104,15 +104,30 @@ pub struct ChunkStream<'c, R> {
 impl<'c, R: Read> ChunkStream<'c, R> {
     /// Chunks `reader`.
     pub fn new(chunker: &'c Chunker, reader: R) -> ChunkStream<'c, R> {
+        ChunkStream::with_buffer(chunker, reader, Vec::new())
+    }
+
+    /// Chunks `reader` in `buf`, a buffer from an earlier stream's
+    /// [`ChunkStream::into_buffer`]: chunking many small files then costs no
+    /// allocation and no zeroing per file.
+    pub fn with_buffer(chunker: &'c Chunker, reader: R, mut buf: Vec<u8>) -> ChunkStream<'c, R> {
         let cap = (chunker.params.max as usize * 4).max(1 << 20);
+        if buf.len() != cap {
+            buf.resize(cap, 0);
+        }
         ChunkStream {
             chunker,
             reader,
-            buf: vec![0; cap],
+            buf,
             start: 0,
             end: 0,
             eof: false,
         }
+    }
+
+    /// The buffer, for the next stream.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     fn fill(&mut self) -> std::io::Result<()> {

@@ -113,6 +113,7 @@ fn read_content<W: Sink>(
     w: &mut GenerationWriter<W>,
     chunker: &Chunker,
     data: &mut dyn FileData,
+    buf: &mut Vec<u8>,
     progress: &dyn Progress,
 ) -> Result<std::result::Result<(Vec<Extent>, u64), String>> {
     let mut extents = Vec::new();
@@ -130,18 +131,29 @@ fn read_content<W: Sink>(
             Err(e) if e.get_ref().is_some() => return Ok(Err(e.to_string())),
             Err(e) => return Ok(Err(format!("read error: {e}"))),
         };
-        let mut stream = ChunkStream::new(chunker, reader.take(end - start));
-        loop {
+        let mut stream =
+            ChunkStream::with_buffer(chunker, reader.take(end - start), std::mem::take(buf));
+        let done = loop {
             let chunk = match stream.next_chunk() {
                 Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(e) => return Ok(Err(format!("read error: {e}"))),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("read error: {e}")),
             };
             let len = chunk.len() as u32;
-            let id = w.put_blob(Kind::Chunk, chunk)?;
+            let id = match w.put_blob(Kind::Chunk, chunk) {
+                Ok(id) => id,
+                Err(e) => {
+                    *buf = stream.into_buffer();
+                    return Err(e);
+                }
+            };
             progress.bytes(len as u64);
             total += len as u64;
             extents.push(Extent::Data { len, id });
+        };
+        *buf = stream.into_buffer();
+        if let Err(message) = done {
+            return Ok(Err(message));
         }
     }
     let expected = data.len();
@@ -223,6 +235,7 @@ pub fn build_with_parent<W: Sink>(
     progress: &dyn Progress,
 ) -> Result<BuildOutcome> {
     let mut out = BuildOutcome::default();
+    let mut buf = Vec::new();
     let mut stack: Vec<Frame> = vec![Frame {
         entry: None,
         built: Vec::new(),
@@ -303,7 +316,7 @@ pub fn build_with_parent<W: Sink>(
                     frame.built.push(entry);
                     continue;
                 }
-                match read_content(w, chunker, data, progress)? {
+                match read_content(w, chunker, data, &mut buf, progress)? {
                     Ok((extents, total)) => {
                         if let Some(message) = data.finish(total) {
                             out.changed = true;
