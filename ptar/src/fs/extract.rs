@@ -638,7 +638,12 @@ impl EntrySink for FsSink<'_> {
             return Ok(Flow::Skip);
         }
         self.record(&parent, &e.name);
-        self.files_done.insert(out_path);
+        // Only a file with other names can be a hard link's target (the
+        // writer stores a hard link to the first name of a file whose link
+        // count is above 1); remembering just those keeps memory flat.
+        if e.nlink > 1 {
+            self.files_done.insert(out_path);
+        }
         self.out.files += 1;
         Ok(Flow::Take)
     }

@@ -19,8 +19,8 @@ use crate::{Error, Region, Result};
 
 /// The bytes of an archive: a read-only memory map or an owned buffer.
 pub enum Bytes {
-    /// A mapped file.
-    Map(memmap2::Mmap),
+    /// A mapped file, and the file for positional reads of records.
+    Map(memmap2::Mmap, File),
     /// Bytes in memory.
     Owned(Vec<u8>),
 }
@@ -28,7 +28,7 @@ pub enum Bytes {
 impl Bytes {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Bytes::Map(m) => m,
+            Bytes::Map(m, _) => m,
             Bytes::Owned(v) => v,
         }
     }
@@ -104,9 +104,10 @@ struct RecordCache {
 }
 
 impl RecordCache {
-    /// Records kept: four of the reference writer's 4 MiB solid records, or
-    /// one of the largest a record may be (the most recent is always kept).
-    const RECORDS_KEPT: usize = 4;
+    /// Records kept, within a bound on their bytes: a few of the reference
+    /// writer's 4 MiB chunk records and 256 KiB metadata records, or one of
+    /// the largest a record may be (the most recent is always kept).
+    const RECORDS_KEPT: usize = 8;
     const BYTES_KEPT: usize = 16 * 1024 * 1024;
 
     fn get(&mut self, key: &RecordKey) -> Option<Arc<Vec<u8>>> {
@@ -182,7 +183,7 @@ impl Store {
         let map = unsafe { memmap2::MmapOptions::new().len(found.1 as usize).map(&file) }
             .map_err(|e| Error::io_at(path, e))?;
         Store::assemble(
-            Bytes::Map(map),
+            Bytes::Map(map, file),
             header,
             header_len,
             header_hash,
@@ -333,6 +334,23 @@ impl Store {
         &self.bytes.as_slice()[offset as usize..(offset + len) as usize]
     }
 
+    /// Committed bytes read with a positional read rather than through the
+    /// map, for data read once (records, the packfile hash): the pages then
+    /// stay in the page cache instead of adding to the process's resident
+    /// memory as an archive is read from end to end.
+    pub(crate) fn read_at(&self, offset: u64, len: u64) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match &self.bytes {
+            Bytes::Map(_, file) => {
+                use std::os::unix::fs::FileExt;
+                debug_assert!(offset + len <= self.committed_end);
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, offset)?;
+                Ok(std::borrow::Cow::Owned(buf))
+            }
+            Bytes::Owned(_) => Ok(std::borrow::Cow::Borrowed(self.slice(offset, len))),
+        }
+    }
+
     /// The header.
     pub fn header(&self) -> &Header {
         &self.header
@@ -431,7 +449,8 @@ impl Store {
                 "an entry points outside its packfile",
             ));
         }
-        let stored = self.slice(e.record_offset, e.record_len as u64);
+        let stored = self.read_at(e.record_offset, e.record_len as u64)?;
+        let stored = &stored[..];
         let payload;
         let body: &[u8] = match &self.keys {
             Some(keys) => {

@@ -68,6 +68,9 @@ pub struct PackOptions {
 /// The solid-record size writers use by default (spec §8.1, Appendix A).
 pub const DEFAULT_RECORD_TARGET: u32 = 4 * 1024 * 1024;
 
+/// The largest record target for file maps, tree pages and snapshots.
+pub const METADATA_RECORD_TARGET: u32 = 256 * 1024;
+
 impl Default for PackOptions {
     fn default() -> PackOptions {
         PackOptions {
@@ -319,7 +322,8 @@ impl<W: Sink> GenerationWriter<W> {
         self.written.insert(id);
         self.stats.blobs += 1;
         let len = data.len() as u32;
-        if len >= self.opts.record_target {
+        let target = self.target(kind);
+        if len >= target {
             self.seal(kind, data.to_vec(), vec![(id, 0, len)])?;
             return Ok(id);
         }
@@ -329,15 +333,24 @@ impl<W: Sink> GenerationWriter<W> {
         }
         let open = &mut self.open[slot];
         if open.plaintext.capacity() == 0 {
-            open.plaintext
-                .reserve(self.opts.record_target as usize + 256 * 1024);
+            open.plaintext.reserve(target as usize + 256 * 1024);
         }
         open.blobs.push((id, open.plaintext.len() as u32, len));
         open.plaintext.extend_from_slice(data);
-        if open.plaintext.len() >= self.opts.record_target as usize {
+        if open.plaintext.len() >= target as usize {
             self.seal_open(slot, kind)?;
         }
         Ok(id)
+    }
+
+    /// The record target for a kind: metadata records are kept small, since
+    /// readers visit directories in another order than they were written
+    /// (parents first) and a small record is cheap to decode again.
+    fn target(&self, kind: Kind) -> u32 {
+        match kind {
+            Kind::Chunk => self.opts.record_target,
+            _ => self.opts.record_target.min(METADATA_RECORD_TARGET),
+        }
     }
 
     fn seal_open(&mut self, slot: usize, kind: Kind) -> Result<()> {
