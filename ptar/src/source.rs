@@ -43,6 +43,18 @@ pub trait FileData {
     /// Called instead of reading when the builder reuses the content the
     /// parent snapshot stored for this file (`total` bytes, holes included).
     fn reused(&mut self, _total: u64) {}
+    /// Whether the entry's extended attributes are left to
+    /// [`FileData::late_xattrs`] (read with the content, or taken over from
+    /// the parent snapshot with it). `false` (the default): the entry
+    /// carries its own.
+    fn defers_xattrs(&self) -> bool {
+        false
+    }
+    /// The extended attributes, read once the content was read, and a
+    /// message for each problem. Called only when [`FileData::defers_xattrs`].
+    fn late_xattrs(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<String>) {
+        (Vec::new(), Vec::new())
+    }
 }
 
 /// One step of a source's walk.
@@ -307,6 +319,10 @@ pub fn build_with_parent<W: Sink>(
                     find_old(&frame.old, &entry.name).filter(|o| unchanged(o, &entry, len))
                 {
                     data.reused(old.size);
+                    if data.defers_xattrs() {
+                        // Setting an attribute changes the change time.
+                        entry.xattrs = old.xattrs.clone();
+                    }
                     entry.payload = old.payload.clone();
                     entry.size = old.size;
                     out.summary.files += 1;
@@ -318,6 +334,14 @@ pub fn build_with_parent<W: Sink>(
                 }
                 match read_content(w, chunker, data, &mut buf, progress)? {
                     Ok((extents, total)) => {
+                        if data.defers_xattrs() {
+                            let (xattrs, problems) = data.late_xattrs();
+                            entry.xattrs = xattrs;
+                            for message in problems {
+                                progress.warning(&path, &message);
+                                out.errors.push((path.clone(), message));
+                            }
+                        }
                         if let Some(message) = data.finish(total) {
                             out.changed = true;
                             progress.warning(&path, &message);

@@ -131,12 +131,25 @@ fn append_takes_over_unchanged_files_and_catches_every_change() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     make_tree(&src);
+    let tagged = src.join("dir0/f0.txt");
+    xattr::set(&tagged, "user.ptar-test", b"first").unwrap();
     let archive = tmp.path().join("a.ptar");
     create_with(&archive, &src, PackOptions::default());
     let files = 6 * 40 + 3;
 
-    // Nothing changed: every file is taken over, none is read.
+    // Nothing changed: every file is taken over, none is read, and the
+    // extended attributes come along.
     assert_eq!(append(&archive, &src, false), files);
+    let out = extract_latest(&archive, &tmp.path().join("out-unchanged"));
+    let got = xattr::get(out.join("src/dir0/f0.txt"), "user.ptar-test").unwrap();
+    assert_eq!(got.as_deref(), Some(&b"first"[..]));
+
+    // A changed attribute changes the change time: the file is read again.
+    xattr::set(&tagged, "user.ptar-test", b"second").unwrap();
+    assert_eq!(append(&archive, &src, false), files - 1);
+    let out = extract_latest(&archive, &tmp.path().join("out-xattr"));
+    let got = xattr::get(out.join("src/dir0/f0.txt"), "user.ptar-test").unwrap();
+    assert_eq!(got.as_deref(), Some(&b"second"[..]));
 
     // Content rewritten in place with the same size, and the modification
     // time set back: only the change time tells.
@@ -181,5 +194,5 @@ fn append_takes_over_unchanged_files_and_catches_every_change() {
 
     // Every snapshot still extracts what it held.
     let a = Archive::open(&archive, None).unwrap();
-    assert_eq!(a.snapshots().unwrap().len(), 4);
+    assert_eq!(a.snapshots().unwrap().len(), 5);
 }

@@ -334,12 +334,61 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Extended attributes from a listing and a getter (by path or by open
+/// file), sorted, with a message for each one that cannot be stored.
+fn read_xattrs<L: Iterator<Item = std::ffi::OsString>>(
+    names: std::io::Result<L>,
+    get: impl Fn(&std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
+) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    let names = match names {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTSUP.raw_os_error()) => {
+            return (out, problems)
+        }
+        Err(e) => {
+            problems.push(format!("cannot list extended attributes: {e}"));
+            return (out, problems);
+        }
+    };
+    for n in names {
+        let name = n.into_vec();
+        match get(std::ffi::OsStr::from_bytes(&name)) {
+            Ok(Some(v))
+                if name.len() <= MAX_XATTR_NAME_LEN
+                    && v.len() <= MAX_XATTR_VALUE_LEN
+                    && !name.is_empty() =>
+            {
+                out.push((name, v))
+            }
+            Ok(Some(_)) => problems.push(format!(
+                "extended attribute {} is too large to store",
+                String::from_utf8_lossy(&name)
+            )),
+            Ok(None) => {}
+            Err(e) => problems.push(format!(
+                "cannot read extended attribute {}: {e}",
+                String::from_utf8_lossy(&name)
+            )),
+        }
+    }
+    out.sort();
+    (out, problems)
+}
+
 /// A regular file being read by the builder, opened only when its content
 /// is read (an unchanged file taken over from the parent snapshot never is).
+/// Its extended attributes are read through the open file, or taken over
+/// with the content.
 struct FsFile {
     loc: Loc,
     follow: bool,
     file: Option<File>,
+    /// Whether the file was just opened (at offset 0, no seek needed).
+    fresh: bool,
+    /// Whether extended attributes are to be read (not `--no-xattrs`).
+    xattrs: bool,
     meta: Meta,
     /// Set when the builder stored the content whole.
     stored: Option<u64>,
@@ -355,6 +404,7 @@ impl FsFile {
                 .open_file(self.follow)
                 .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open: {e}")))?;
             self.file = Some(f);
+            self.fresh = true;
         }
         Ok(self.file.as_mut().expect("just opened"))
     }
@@ -372,9 +422,31 @@ impl FileData for FsFile {
     }
 
     fn reader_at(&mut self, start: u64) -> std::io::Result<&mut dyn Read> {
-        let f = self.file()?;
-        f.seek(SeekFrom::Start(start))?;
+        self.file()?;
+        let fresh = std::mem::take(&mut self.fresh);
+        let f = self.file.as_mut().expect("open");
+        if !(fresh && start == 0) {
+            f.seek(SeekFrom::Start(start))?;
+        }
         Ok(f)
+    }
+
+    fn defers_xattrs(&self) -> bool {
+        self.xattrs
+    }
+
+    fn late_xattrs(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<String>) {
+        if !self.xattrs {
+            return (Vec::new(), Vec::new());
+        }
+        use xattr::FileExt;
+        match self.file() {
+            Ok(f) => {
+                let f: &File = f;
+                read_xattrs(f.list_xattr(), |n| f.get_xattr(n))
+            }
+            Err(e) => (Vec::new(), vec![e.to_string()]),
+        }
     }
 
     fn reused(&mut self, total: u64) {
@@ -558,55 +630,14 @@ impl<'a> FsSource<'a> {
             return Vec::new();
         }
         let path = &loc.path();
-        let names = if follow {
-            xattr::list_deref(path)
+        let (out, problems) = if follow {
+            read_xattrs(xattr::list_deref(path), |n| xattr::get_deref(path, n))
         } else {
-            xattr::list(path)
+            read_xattrs(xattr::list(path), |n| xattr::get(path, n))
         };
-        let names = match names {
-            Ok(n) => n,
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTSUP.raw_os_error()) => {
-                return Vec::new()
-            }
-            Err(e) => {
-                self.error(rel, format!("cannot list extended attributes: {e}"));
-                return Vec::new();
-            }
-        };
-        let mut out = Vec::new();
-        for n in names {
-            let name = n.into_vec();
-            let value = if follow {
-                xattr::get_deref(path, std::ffi::OsStr::from_bytes(&name))
-            } else {
-                xattr::get(path, std::ffi::OsStr::from_bytes(&name))
-            };
-            match value {
-                Ok(Some(v))
-                    if name.len() <= MAX_XATTR_NAME_LEN
-                        && v.len() <= MAX_XATTR_VALUE_LEN
-                        && !name.is_empty() =>
-                {
-                    out.push((name, v))
-                }
-                Ok(Some(_)) => self.error(
-                    rel,
-                    format!(
-                        "extended attribute {} is too large to store",
-                        String::from_utf8_lossy(&name)
-                    ),
-                ),
-                Ok(None) => {}
-                Err(e) => self.error(
-                    rel,
-                    format!(
-                        "cannot read extended attribute {}: {e}",
-                        String::from_utf8_lossy(&name)
-                    ),
-                ),
-            }
+        for p in problems {
+            self.error(rel, p);
         }
-        out.sort();
         out
     }
     /// Data ranges of a sparse file, by SEEK_DATA / SEEK_HOLE.
@@ -678,7 +709,16 @@ impl<'a> FsSource<'a> {
             return Visit::Skip;
         }
         let ft = md.file_type();
-        let xattrs = self.xattrs(&rel, &loc, follow);
+        // A regular file's attributes are read with its content, through the
+        // open file (or taken over with it); a second name of a hard link
+        // has no content to read.
+        let first_name =
+            ft.is_file() && !(md.nlink() > 1 && self.links.contains_key(&(md.dev(), md.ino())));
+        let xattrs = if first_name {
+            Vec::new()
+        } else {
+            self.xattrs(&rel, &loc, follow)
+        };
         if ft.is_dir() {
             let id = (md.dev(), md.ino());
             if follow && self.stack.iter().any(|f| f.id == id) {
@@ -744,6 +784,8 @@ impl<'a> FsSource<'a> {
                     loc,
                     follow,
                     file: None,
+                    fresh: false,
+                    xattrs: !self.policy.no_xattrs,
                     meta: md,
                     stored: None,
                     link,
