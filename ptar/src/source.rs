@@ -18,6 +18,9 @@ use crate::store::{GenerationWriter, Sink, Store};
 use crate::tree::{read_directory, write_content, write_directory};
 use crate::Result;
 
+/// Extended attributes: (name, value), sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A file's content as a source offers it.
 pub trait FileData {
     /// The ranges `[start, end)` that hold data, in order, when the source
@@ -52,7 +55,7 @@ pub trait FileData {
     }
     /// The extended attributes, read once the content was read, and a
     /// message for each problem. Called only when [`FileData::defers_xattrs`].
-    fn late_xattrs(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<String>) {
+    fn late_xattrs(&mut self) -> (Xattrs, Vec<String>) {
         (Vec::new(), Vec::new())
     }
 }

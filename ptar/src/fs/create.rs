@@ -21,7 +21,7 @@ use crate::format::limits::{MAX_XATTR_NAME_LEN, MAX_XATTR_VALUE_LEN};
 use crate::format::tree::{Content, Entry, EntryType, Payload, Timestamp};
 use crate::format::Id;
 use crate::pattern::{exclude_match, CACHEDIR_SIGNATURE, VCS_NAMES};
-use crate::source::{EntrySource, FileData, SourceItem};
+use crate::source::{EntrySource, FileData, SourceItem, Xattrs};
 use crate::Result;
 
 use super::owners;
@@ -339,7 +339,7 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
 fn read_xattrs<L: Iterator<Item = std::ffi::OsString>>(
     names: std::io::Result<L>,
     get: impl Fn(&std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<String>) {
+) -> (Xattrs, Vec<String>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     let names = match names {
@@ -435,7 +435,7 @@ impl FileData for FsFile {
         self.xattrs
     }
 
-    fn late_xattrs(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<String>) {
+    fn late_xattrs(&mut self) -> (Xattrs, Vec<String>) {
         if !self.xattrs {
             return (Vec::new(), Vec::new());
         }
