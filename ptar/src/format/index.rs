@@ -114,22 +114,28 @@ impl IndexEntry {
 }
 
 /// Serializes a whole index. `entries` must be sorted by id with no duplicates.
-pub fn to_bytes(entries: &[IndexEntry]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(PREFIX_LEN + ENTRY_LEN * entries.len());
+/// The magic, entry count and fan-out that precede `count` entries, of
+/// which `first[b]` have an id starting with byte `b`; the sorted entries
+/// follow (see [`IndexEntry::write`]).
+pub fn prefix_bytes(count: u64, first: &[u32; 256]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(PREFIX_LEN);
     b.put(&MAGIC);
-    b.put_u64(entries.len() as u64);
-    let mut fanout = [0u32; 256];
+    b.put_u64(count);
+    let mut total = 0u32;
+    for f in first {
+        total += f;
+        b.put_u32(total);
+    }
+    b
+}
+
+pub fn to_bytes(entries: &[IndexEntry]) -> Vec<u8> {
+    let mut first = [0u32; 256];
     for e in entries {
-        fanout[e.id.0[0] as usize] += 1;
+        first[e.id.0[0] as usize] += 1;
     }
-    let mut total = 0;
-    for f in fanout.iter_mut() {
-        total += *f;
-        *f = total;
-    }
-    for f in fanout {
-        b.put_u32(f);
-    }
+    let mut b = prefix_bytes(entries.len() as u64, &first);
+    b.reserve(ENTRY_LEN * entries.len());
     for pair in entries.windows(2) {
         debug_assert!(
             pair[0].id < pair[1].id,

@@ -1,7 +1,7 @@
 //! Writing one generation: records, then index, snapshot table, optional
 //! key-slot table, and the footer (spec §15).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -92,21 +92,41 @@ pub struct WriteStats {
     pub deduplicated: u64,
 }
 
-/// A blob's place in a record being filled: id, offset, length.
-type Slot = (Id, u32, u32);
+/// A blob stored in this generation: its id, kind, and range in its record
+/// (`record` indexes [`GenerationWriter::records`], `PENDING` until the
+/// record is written). 48 bytes a blob, the bulk of a writer's memory.
+#[derive(Clone, Copy)]
+struct BlobRow {
+    id: Id,
+    record: u32,
+    offset: u32,
+    len: u32,
+    kind: Kind,
+}
 
-/// A record being filled with blobs of one kind.
+const PENDING: u32 = u32::MAX;
+
+/// A record written in this generation.
+#[derive(Clone, Copy)]
+struct RecordRow {
+    offset: u64,
+    stored_len: u32,
+    raw_len: u32,
+    codec: Codec,
+}
+
+/// A record being filled with blobs of one kind (their rows' positions).
 #[derive(Default)]
 struct OpenRecord {
     plaintext: Vec<u8>,
-    blobs: Vec<Slot>,
+    blobs: Vec<u32>,
 }
 
 /// A record handed to compression, waiting for its turn to be written.
 struct Queued {
     kind: Kind,
     raw_len: u32,
-    blobs: Vec<Slot>,
+    blobs: Vec<u32>,
     /// (codec, payload) once compressed.
     packed: Option<(Codec, Vec<u8>)>,
 }
@@ -171,8 +191,11 @@ pub struct GenerationWriter<W: Sink> {
     generation: u64,
     packfile_offset: u64,
     packfile_hash: blake3::Hasher,
-    entries: Vec<IndexEntry>,
-    written: HashSet<Id>,
+    /// Every blob of this generation, in the order stored.
+    blobs: Vec<BlobRow>,
+    /// Positions in `blobs`, by id.
+    lookup: hashbrown::HashTable<u32>,
+    records: Vec<RecordRow>,
     entropy: Box<dyn Entropy>,
     stats: WriteStats,
     opts: PackOptions,
@@ -218,8 +241,9 @@ impl<W: Sink> GenerationWriter<W> {
             generation,
             packfile_offset: pos,
             packfile_hash: blake3::Hasher::new(),
-            entries: Vec::new(),
-            written: HashSet::new(),
+            blobs: Vec::new(),
+            lookup: hashbrown::HashTable::new(),
+            records: Vec::new(),
             entropy,
             stats: WriteStats::default(),
             opts,
@@ -274,7 +298,7 @@ impl<W: Sink> GenerationWriter<W> {
 
     /// Whether the archive (committed or this generation) holds `id`.
     pub fn has_blob(&self, id: &Id) -> Result<bool> {
-        if self.written.contains(id) {
+        if self.written(id) {
             return Ok(true);
         }
         match &self.ctx.existing {
@@ -313,34 +337,65 @@ impl<W: Sink> GenerationWriter<W> {
         let present = if dedup_committed {
             self.has_blob(&id)?
         } else {
-            self.written.contains(&id)
+            self.written(&id)
         };
         if present {
             self.stats.deduplicated += 1;
             return Ok(id);
         }
-        self.written.insert(id);
         self.stats.blobs += 1;
         let len = data.len() as u32;
         let target = self.target(kind);
         if len >= target {
-            self.seal(kind, data.to_vec(), vec![(id, 0, len)])?;
+            let row = self.add_row(id, kind, 0, len);
+            self.seal(kind, data.to_vec(), vec![row])?;
             return Ok(id);
         }
         let slot = kind as usize - 1;
         if self.open[slot].plaintext.len() + data.len() > MAX_BLOB_LEN as usize {
             self.seal_open(slot, kind)?;
         }
+        let offset = self.open[slot].plaintext.len() as u32;
+        let row = self.add_row(id, kind, offset, len);
         let open = &mut self.open[slot];
         if open.plaintext.capacity() == 0 {
             open.plaintext.reserve(target as usize + 256 * 1024);
         }
-        open.blobs.push((id, open.plaintext.len() as u32, len));
+        open.blobs.push(row);
         open.plaintext.extend_from_slice(data);
         if open.plaintext.len() >= target as usize {
             self.seal_open(slot, kind)?;
         }
         Ok(id)
+    }
+
+    fn id_hash(id: &Id) -> u64 {
+        // Ids are BLAKE3 outputs: any 8 of their bytes are a good hash.
+        u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes"))
+    }
+
+    /// Whether this generation already stored `id`.
+    fn written(&self, id: &Id) -> bool {
+        let blobs = &self.blobs;
+        self.lookup
+            .find(Self::id_hash(id), |&i| blobs[i as usize].id == *id)
+            .is_some()
+    }
+
+    fn add_row(&mut self, id: Id, kind: Kind, offset: u32, len: u32) -> u32 {
+        let i = self.blobs.len() as u32;
+        self.blobs.push(BlobRow {
+            id,
+            record: PENDING,
+            offset,
+            len,
+            kind,
+        });
+        let blobs = &self.blobs;
+        self.lookup.insert_unique(Self::id_hash(&id), i, |&j| {
+            Self::id_hash(&blobs[j as usize].id)
+        });
+        i
     }
 
     /// The record target for a kind: metadata records are kept small, since
@@ -362,7 +417,7 @@ impl<W: Sink> GenerationWriter<W> {
     }
 
     /// Hands a full record to compression and writes whatever is ready.
-    fn seal(&mut self, kind: Kind, plaintext: Vec<u8>, blobs: Vec<Slot>) -> Result<()> {
+    fn seal(&mut self, kind: Kind, plaintext: Vec<u8>, blobs: Vec<u32>) -> Result<()> {
         let raw_len = plaintext.len() as u32;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -387,7 +442,7 @@ impl<W: Sink> GenerationWriter<W> {
             packed,
         });
         // Bound the records in flight (and so memory) to a few per thread.
-        let limit = 2 * self.opts.threads + 2;
+        let limit = self.opts.threads + 1;
         self.drain(limit)
     }
 
@@ -440,17 +495,15 @@ impl<W: Sink> GenerationWriter<W> {
         };
         let record_offset = self.pos;
         self.write_raw(&record)?;
-        for (id, blob_offset, blob_len) in q.blobs {
-            self.entries.push(IndexEntry {
-                id,
-                record_offset,
-                record_len: record.len() as u32,
-                raw_len,
-                blob_offset,
-                blob_len,
-                kind,
-                codec,
-            });
+        let r = self.records.len() as u32;
+        self.records.push(RecordRow {
+            offset: record_offset,
+            stored_len: record.len() as u32,
+            raw_len,
+            codec,
+        });
+        for i in q.blobs {
+            self.blobs[i as usize].record = r;
         }
         self.stats.bytes += record.len() as u64;
         Ok(())
@@ -474,6 +527,44 @@ impl<W: Sink> GenerationWriter<W> {
         Ok(())
     }
 
+    /// Writes the index of this generation's blobs (sorted in place, a few
+    /// thousand entries at a time, so no second copy of it is ever held).
+    fn write_index(&mut self) -> Result<[u8; 32]> {
+        self.lookup = hashbrown::HashTable::new();
+        let mut blobs = std::mem::take(&mut self.blobs);
+        blobs.sort_unstable_by_key(|b| b.id);
+        let mut first = [0u32; 256];
+        for b in &blobs {
+            first[b.id.0[0] as usize] += 1;
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = index::prefix_bytes(blobs.len() as u64, &first);
+        for b in &blobs {
+            let r = self.records[b.record as usize];
+            IndexEntry {
+                id: b.id,
+                record_offset: r.offset,
+                record_len: r.stored_len,
+                raw_len: r.raw_len,
+                blob_offset: b.offset,
+                blob_len: b.len,
+                kind: b.kind,
+                codec: r.codec,
+            }
+            .write(&mut buf);
+            if buf.len() >= 1 << 16 {
+                self.out.write_all(&buf)?;
+                hasher.update(&buf);
+                self.pos += buf.len() as u64;
+                buf.clear();
+            }
+        }
+        self.out.write_all(&buf)?;
+        hasher.update(&buf);
+        self.pos += buf.len() as u64;
+        Ok(*hasher.finalize().as_bytes())
+    }
+
     fn write_section(&mut self, b: &[u8]) -> Result<(u64, [u8; 32])> {
         let off = self.pos;
         self.out.write_all(b)?;
@@ -495,9 +586,7 @@ impl<W: Sink> GenerationWriter<W> {
         self.workers = None;
         let index_offset = self.pos;
         let packfile_hash = *self.packfile_hash.finalize().as_bytes();
-        let mut entries = std::mem::take(&mut self.entries);
-        entries.sort_unstable_by_key(|e| e.id);
-        let (_, index_hash) = self.write_section(&index::to_bytes(&entries))?;
+        let index_hash = self.write_index()?;
         let index_len = self.pos - index_offset;
         let (table_offset, table_hash) = self.write_section(&table::to_bytes(snapshots))?;
         let table_len = self.pos - table_offset;
