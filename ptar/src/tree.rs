@@ -14,8 +14,38 @@ pub const INLINE_EXTENTS: usize = 32;
 pub const TREE_PAGE_BYTES: usize = 256 * 1024;
 /// Hard cap on a tree page's encoded size before a split is forced.
 const TREE_PAGE_MAX_BYTES: usize = 1024 * 1024;
-/// Extents per file-map page.
+/// Most items in a file-map page.
 pub const FILEMAP_PAGE_ITEMS: usize = 16 * 1024;
+/// A level-0 file-map page of at least [`FILEMAP_MIN_EXTENTS`] extents ends
+/// after a data extent whose chunk id's first two bytes, little-endian, are
+/// a multiple of this (about 1 in 1024), so a change inside a large file
+/// rewrites only the pages around it, not every page after it.
+pub const FILEMAP_EXTENT_CUT: u16 = 1024;
+/// Fewest extents in a level-0 page other than the last (which bounds the
+/// pages, and so the levels, whatever the chunk ids).
+pub const FILEMAP_MIN_EXTENTS: usize = 64;
+
+/// Cuts an extent list into level-0 pages (spec §14.2).
+fn split_extents(extents: Vec<Extent>) -> Vec<Vec<Extent>> {
+    let mut pages = Vec::new();
+    let mut cur = Vec::new();
+    for x in extents {
+        let cut = match &x {
+            Extent::Data { id, .. } => {
+                u16::from_le_bytes([id.0[0], id.0[1]]) % FILEMAP_EXTENT_CUT == 0
+            }
+            Extent::Hole { .. } => false,
+        };
+        cur.push(x);
+        if (cut && cur.len() >= FILEMAP_MIN_EXTENTS) || cur.len() >= FILEMAP_PAGE_ITEMS {
+            pages.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        pages.push(cur);
+    }
+    pages
+}
 
 /// Whether a page boundary falls after an item with this name: about one in
 /// 256 names, decided by content so an insertion only changes nearby pages.
@@ -116,8 +146,8 @@ pub fn write_content<W: Sink>(
         return Ok(Content::Inline(extents));
     }
     let mut refs: Vec<(Id, u64)> = Vec::new();
-    for page in extents.chunks(FILEMAP_PAGE_ITEMS) {
-        let p = FileMapPage::Extents(page.to_vec());
+    for page in split_extents(extents) {
+        let p = FileMapPage::Extents(page);
         let covered = p.covered();
         refs.push((w.put_blob(Kind::FileMap, &p.to_bytes())?, covered));
     }
