@@ -166,13 +166,18 @@ impl Loc {
         Ok(File::from(fd))
     }
 
+    /// Opens a directory to list, without updating its access time when the
+    /// kernel allows it: a listing that changed the time would make every
+    /// directory differ from the parent snapshot on the next append.
     fn open_dir(&self, follow: bool) -> std::io::Result<OwnedFd> {
-        let base = OFlags::RDONLY | OFlags::DIRECTORY;
-        Ok(self.open(if follow {
-            base
-        } else {
-            base | OFlags::NOFOLLOW
-        })?)
+        let mut base = OFlags::RDONLY | OFlags::DIRECTORY;
+        if !follow {
+            base |= OFlags::NOFOLLOW;
+        }
+        match self.open(base | OFlags::NOATIME) {
+            Err(rustix::io::Errno::PERM) => Ok(self.open(base)?),
+            other => Ok(other?),
+        }
     }
 
     fn read_link(&self) -> std::io::Result<Vec<u8>> {
