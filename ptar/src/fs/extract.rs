@@ -15,6 +15,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, CWD};
 use rustix::io::Errno;
@@ -216,7 +217,7 @@ fn target_stays_inside(target: &[u8], dir_depth: usize) -> bool {
 
 /// One open directory of the extraction.
 struct Frame {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     /// The directory's own entry, applied when it is done; `None` for the
     /// destination, for directories removed by --strip-components, and for
     /// directories that only lead to selected members.
@@ -261,7 +262,7 @@ impl<'a> FsSink<'a> {
         )
         .map_err(|e| Error::io_at(dest, errno(e)))?;
         let frames = vec![Frame {
-            fd: root.try_clone()?,
+            fd: Arc::new(root.try_clone()?),
             own: None,
             created: HashMap::new(),
         }];
@@ -333,12 +334,13 @@ impl<'a> FsSink<'a> {
         Ok(())
     }
 
-    fn parent(&self) -> std::io::Result<OwnedFd> {
-        self.frames
+    fn parent(&self) -> std::io::Result<Arc<OwnedFd>> {
+        Ok(self
+            .frames
             .last()
             .expect("the destination frame stays")
             .fd
-            .try_clone()
+            .clone())
     }
 
     fn mode_of(&self, e: &Entry) -> Mode {
@@ -543,13 +545,22 @@ impl<'a> FsSink<'a> {
                 e.size
             )));
         }
-        if !self.make_room(dir, &e.name, e, rel)? {
-            return Ok(false);
-        }
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600))
-            .map_err(errno)?;
+        let create =
+            || rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600));
+        // Into an empty place the exclusive create is all it takes; only a
+        // name already there (a file to replace or keep, a directory or a
+        // symlink in the way, or a folded name) goes through make_room.
+        let fd = match create() {
+            Err(Errno::EXIST) => {
+                if !self.make_room(dir, &e.name, e, rel)? {
+                    return Ok(false);
+                }
+                create().map_err(errno)?
+            }
+            other => other.map_err(errno)?,
+        };
         let mut file = File::from(fd);
         if let Err(err) = self.fill(&mut file, content, e.size) {
             drop(file);
@@ -567,6 +578,7 @@ impl<'a> FsSink<'a> {
     fn fill(&mut self, file: &mut File, content: &mut FileContent<'_>, size: u64) -> Result<()> {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         let extents = content.extents()?.to_vec();
+        let extents_end = extents.last().copied();
         for ext in extents {
             match ext {
                 Extent::Data { len, id } => {
@@ -581,7 +593,10 @@ impl<'a> FsSink<'a> {
             }
         }
         let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.set_len(size)?;
+        // A trailing hole needs the length set; data to the end already has it.
+        if !matches!(extents_end, Some(Extent::Data { .. })) {
+            f.set_len(size)?;
+        }
         Ok(())
     }
 }
@@ -596,7 +611,7 @@ impl EntrySink for FsSink<'_> {
         // their entries go into the destination itself.
         if strip(path, self.opts.strip_components).is_none() {
             self.frames.push(Frame {
-                fd: self.root.try_clone()?,
+                fd: Arc::new(self.root.try_clone()?),
                 own: None,
                 created: HashMap::new(),
             });
@@ -612,7 +627,7 @@ impl EntrySink for FsSink<'_> {
         self.out.dirs += 1;
         // A directory that only leads to selected members gets no metadata of its own.
         self.frames.push(Frame {
-            fd,
+            fd: Arc::new(fd),
             own: selected.then(|| e.clone()),
             created: HashMap::new(),
         });
