@@ -201,7 +201,7 @@ pub struct TarArgs {
     #[arg(long = "level", value_name = "N", help_heading = "Compression and speed",
           value_parser = clap::value_parser!(i32).range(1..=22))]
     pub level: Option<i32>,
-    /// Threads that compress while files are read (default: one per core; 0: none).
+    /// Threads that compress while files are read, or write files while the archive is read (default: one per core; 0: none).
     #[arg(
         long = "threads",
         value_name = "N",

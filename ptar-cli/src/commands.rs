@@ -535,6 +535,9 @@ fn extract_options(t: &TarArgs) -> ExtractOptions {
     o.strip_components = t.strip_components;
     o.max_bytes = t.max_output;
     o.max_entries = t.max_entries;
+    if let Some(n) = t.threads {
+        o.threads = n;
+    }
     o.existing = if t.keep_old_files {
         Existing::KeepOld
     } else if t.keep_newer_files {

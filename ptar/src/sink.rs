@@ -67,6 +67,11 @@ impl<'a> FileContent<'a> {
         }
     }
 
+    /// The archive the content is read from.
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
     /// The extents (resolving file maps), for sinks that keep holes as holes.
     pub fn extents(&mut self) -> Result<&[Extent]> {
         if self.extents.is_none() {

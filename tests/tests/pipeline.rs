@@ -196,3 +196,36 @@ fn append_takes_over_unchanged_files_and_catches_every_change() {
     let a = Archive::open(&archive, None).unwrap();
     assert_eq!(a.snapshots().unwrap().len(), 5);
 }
+
+#[test]
+fn writer_threads_extract_the_same_files_and_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src);
+    let archive = tmp.path().join("a.ptar");
+    create_with(&archive, &src, PackOptions::default());
+    let a = Archive::open(&archive, None).unwrap();
+    let snap = a.find_snapshot("latest").unwrap();
+    let mut seen = Vec::new();
+    for threads in [1, 4] {
+        let dest = tmp.path().join(format!("out{threads}"));
+        let opts = ExtractOptions {
+            threads,
+            ..ExtractOptions::default()
+        };
+        let out = a.extract(&snap, &dest, &opts, &NoProgress).unwrap();
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.files, 6 * 40 + 3);
+        seen.push((out.bytes, read_tree(&dest.join("src"))));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "one and four writer threads extract differently"
+    );
+    let (tree, mtimes) = read_tree(&src);
+    assert_eq!(seen[1].1 .0, tree);
+    assert_eq!(
+        seen[1].1 .1, mtimes,
+        "modification times differ from the source"
+    );
+}

@@ -15,7 +15,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, CWD};
 use rustix::io::Errno;
@@ -117,6 +118,9 @@ pub struct ExtractOptions {
     pub max_bytes: Option<u64>,
     /// Most entries to create; by default what the snapshot declares.
     pub max_entries: Option<u64>,
+    /// Threads that write file contents while the snapshot is walked (1 or
+    /// 0: write on the calling thread). Default: one per core.
+    pub threads: usize,
 }
 
 impl Default for ExtractOptions {
@@ -136,6 +140,7 @@ impl Default for ExtractOptions {
             selection: Selection::default(),
             max_bytes: None,
             max_entries: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -227,122 +232,15 @@ struct Frame {
     created: HashMap<(u64, u64), Vec<u8>>,
 }
 
-/// The file-system sink: writes entries below a destination directory.
-pub struct FsSink<'a> {
-    root: OwnedFd,
+/// How metadata is applied: the part of the options a writer thread needs.
+#[derive(Clone, Copy)]
+struct Meta<'a> {
     opts: &'a ExtractOptions,
     mask: u32,
     is_root: bool,
-    progress: &'a dyn Progress,
-    out: ExtractOutcome,
-    /// Stripped paths of regular files written in this run.
-    files_done: HashSet<Vec<u8>>,
-    budget: u64,
-    entries_left: u64,
-    matched: Vec<bool>,
-    frames: Vec<Frame>,
 }
 
-impl<'a> FsSink<'a> {
-    /// A sink writing below `dest` (created if missing). `declared` is the
-    /// default output budget: the content size and the number of entries the
-    /// snapshot declares.
-    pub fn new(
-        dest: &Path,
-        declared: (u64, u64),
-        opts: &'a ExtractOptions,
-        progress: &'a dyn Progress,
-    ) -> Result<FsSink<'a>> {
-        std::fs::create_dir_all(dest).map_err(|e| Error::io_at(dest, e))?;
-        let root = rustix::fs::openat(
-            CWD,
-            dest,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io_at(dest, errno(e)))?;
-        let frames = vec![Frame {
-            fd: Arc::new(root.try_clone()?),
-            own: None,
-            created: HashMap::new(),
-        }];
-        Ok(FsSink {
-            root,
-            opts,
-            mask: umask(),
-            is_root: rustix::process::geteuid().is_root(),
-            progress,
-            out: ExtractOutcome::default(),
-            files_done: HashSet::new(),
-            budget: opts.max_bytes.unwrap_or(declared.0),
-            entries_left: opts.max_entries.unwrap_or(declared.1),
-            matched: vec![false; opts.selection.patterns.len()],
-            frames,
-        })
-    }
-
-    /// What was done; per-entry failures are added by the caller.
-    pub fn finish(mut self) -> ExtractOutcome {
-        self.out.unmatched = self
-            .opts
-            .selection
-            .patterns
-            .iter()
-            .zip(&self.matched)
-            .filter(|(_, m)| !**m)
-            .map(|(p, _)| p.clone())
-            .collect();
-        self.out
-    }
-
-    fn selected(&mut self, path: &[u8]) -> bool {
-        if self.opts.selection.patterns.is_empty() {
-            return true;
-        }
-        match self.opts.selection.selects(path) {
-            Some(i) => {
-                self.matched[i] = true;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Whether a non-directory at `path` is extracted: selected, not above
-    /// the --strip-components cut, and within the entry budget. Returns the
-    /// path it gets in the destination.
-    fn admit(&mut self, path: &[u8]) -> Result<Option<Vec<u8>>> {
-        if !self.selected(path) {
-            return Ok(None);
-        }
-        let Some(out_path) = strip(path, self.opts.strip_components) else {
-            return Ok(None);
-        };
-        let out_path = out_path.to_vec();
-        self.count_entry()?;
-        Ok(Some(out_path))
-    }
-
-    /// Takes one entry from the entry budget.
-    fn count_entry(&mut self) -> Result<()> {
-        if self.entries_left == 0 {
-            return Err(Error::LimitExceeded(
-                "more entries than the snapshot declares (--max-entries sets another limit); extraction stopped".into(),
-            ));
-        }
-        self.entries_left -= 1;
-        Ok(())
-    }
-
-    fn parent(&self) -> std::io::Result<Arc<OwnedFd>> {
-        Ok(self
-            .frames
-            .last()
-            .expect("the destination frame stays")
-            .fd
-            .clone())
-    }
-
+impl Meta<'_> {
     fn mode_of(&self, e: &Entry) -> Mode {
         let m = if self.opts.preserve_permissions {
             if self.is_root {
@@ -440,6 +338,216 @@ impl<'a> FsSink<'a> {
         }
         Ok(())
     }
+}
+
+/// A regular file created by the sink, handed to a writer thread to fill
+/// and finish (content, then ownership, mode, attributes and times).
+struct FileJob {
+    file: File,
+    dir: Arc<OwnedFd>,
+    entry: Entry,
+    path: Vec<u8>,
+    extents: Vec<Extent>,
+}
+
+/// What writer threads report back.
+#[derive(Default)]
+struct Written {
+    files: AtomicU64,
+    bytes: AtomicU64,
+    failures: Mutex<Vec<(Vec<u8>, String)>>,
+}
+
+/// Writes the data extents and seeks over holes, then sets the length if
+/// the file ends in a hole. Returns the bytes written.
+fn fill(
+    file: &mut File,
+    content: &FileContent<'_>,
+    extents: &[Extent],
+    size: u64,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut written = 0;
+    for ext in extents {
+        match *ext {
+            Extent::Data { len, id } => {
+                let data = content.chunk(&id, len)?;
+                w.write_all(&data)?;
+                written += data.len() as u64;
+                progress.bytes(data.len() as u64);
+            }
+            Extent::Hole { len } => {
+                w.seek(SeekFrom::Current(len as i64))?;
+            }
+        }
+    }
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    // A trailing hole needs the length set; data to the end already has it.
+    if !matches!(extents.last(), Some(Extent::Data { .. })) {
+        f.set_len(size)?;
+    }
+    Ok(written)
+}
+
+/// Fills a created file and applies its metadata; a file whose content
+/// cannot be written whole is removed again.
+fn finish_file(
+    store: &Store,
+    meta: Meta<'_>,
+    job: FileJob,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let FileJob {
+        mut file,
+        dir,
+        entry,
+        extents,
+        ..
+    } = job;
+    let content = FileContent::new(store, &entry);
+    let written = match fill(&mut file, &content, &extents, entry.size, progress) {
+        Ok(n) => n,
+        Err(err) => {
+            drop(file);
+            let _ = rustix::fs::unlinkat(&*dir, entry.name.as_slice(), AtFlags::empty());
+            return Err(err);
+        }
+    };
+    meta.apply_fd(&OwnedFd::from(file), &entry)?;
+    Ok(written)
+}
+
+/// The file-system sink: writes entries below a destination directory.
+pub struct FsSink<'a> {
+    root: OwnedFd,
+    opts: &'a ExtractOptions,
+    mask: u32,
+    is_root: bool,
+    progress: &'a dyn Progress,
+    out: ExtractOutcome,
+    /// Stripped paths of regular files written in this run.
+    files_done: HashSet<Vec<u8>>,
+    budget: u64,
+    entries_left: u64,
+    matched: Vec<bool>,
+    frames: Vec<Frame>,
+    /// Writer threads that fill and finish regular files, when extracting
+    /// with more than one thread.
+    jobs: Option<mpsc::SyncSender<FileJob>>,
+}
+
+impl<'a> FsSink<'a> {
+    /// A sink writing below `dest` (created if missing). `declared` is the
+    /// default output budget: the content size and the number of entries the
+    /// snapshot declares.
+    pub fn new(
+        dest: &Path,
+        declared: (u64, u64),
+        opts: &'a ExtractOptions,
+        progress: &'a dyn Progress,
+    ) -> Result<FsSink<'a>> {
+        std::fs::create_dir_all(dest).map_err(|e| Error::io_at(dest, e))?;
+        let root = rustix::fs::openat(
+            CWD,
+            dest,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io_at(dest, errno(e)))?;
+        let frames = vec![Frame {
+            fd: Arc::new(root.try_clone()?),
+            own: None,
+            created: HashMap::new(),
+        }];
+        Ok(FsSink {
+            root,
+            opts,
+            mask: umask(),
+            is_root: rustix::process::geteuid().is_root(),
+            progress,
+            out: ExtractOutcome::default(),
+            files_done: HashSet::new(),
+            budget: opts.max_bytes.unwrap_or(declared.0),
+            entries_left: opts.max_entries.unwrap_or(declared.1),
+            matched: vec![false; opts.selection.patterns.len()],
+            frames,
+            jobs: None,
+        })
+    }
+
+    /// What was done; per-entry failures are added by the caller.
+    pub fn finish(mut self) -> ExtractOutcome {
+        self.jobs = None;
+        self.out.unmatched = self
+            .opts
+            .selection
+            .patterns
+            .iter()
+            .zip(&self.matched)
+            .filter(|(_, m)| !**m)
+            .map(|(p, _)| p.clone())
+            .collect();
+        self.out
+    }
+
+    fn selected(&mut self, path: &[u8]) -> bool {
+        if self.opts.selection.patterns.is_empty() {
+            return true;
+        }
+        match self.opts.selection.selects(path) {
+            Some(i) => {
+                self.matched[i] = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a non-directory at `path` is extracted: selected, not above
+    /// the --strip-components cut, and within the entry budget. Returns the
+    /// path it gets in the destination.
+    fn admit(&mut self, path: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.selected(path) {
+            return Ok(None);
+        }
+        let Some(out_path) = strip(path, self.opts.strip_components) else {
+            return Ok(None);
+        };
+        let out_path = out_path.to_vec();
+        self.count_entry()?;
+        Ok(Some(out_path))
+    }
+
+    /// Takes one entry from the entry budget.
+    fn count_entry(&mut self) -> Result<()> {
+        if self.entries_left == 0 {
+            return Err(Error::LimitExceeded(
+                "more entries than the snapshot declares (--max-entries sets another limit); extraction stopped".into(),
+            ));
+        }
+        self.entries_left -= 1;
+        Ok(())
+    }
+
+    fn parent(&self) -> std::io::Result<Arc<OwnedFd>> {
+        Ok(self
+            .frames
+            .last()
+            .expect("the destination frame stays")
+            .fd
+            .clone())
+    }
+
+    /// The metadata policy, for this thread or a writer thread.
+    fn meta(&self) -> Meta<'a> {
+        Meta {
+            opts: self.opts,
+            mask: self.mask,
+            is_root: self.is_root,
+        }
+    }
+
     /// Makes room for a new entry at `name`. A directory in the way is an
     /// error; anything else is removed unless the policy keeps it. Returns
     /// false when the entry must be skipped.
@@ -533,7 +641,7 @@ impl<'a> FsSink<'a> {
 
     fn write_file(
         &mut self,
-        dir: &OwnedFd,
+        dir: &Arc<OwnedFd>,
         e: &Entry,
         rel: &[u8],
         content: &mut FileContent<'_>,
@@ -561,43 +669,29 @@ impl<'a> FsSink<'a> {
             }
             other => other.map_err(errno)?,
         };
-        let mut file = File::from(fd);
-        if let Err(err) = self.fill(&mut file, content, e.size) {
-            drop(file);
-            let _ = rustix::fs::unlinkat(dir, e.name.as_slice(), AtFlags::empty());
-            return Err(err);
-        }
+        let file = File::from(fd);
         self.budget -= e.size;
-        let fd = OwnedFd::from(file);
-        self.apply_fd(&fd, e)?;
-        Ok(true)
-    }
-
-    /// Writes the data extents and seeks over holes, then sets the length so
-    /// trailing holes exist.
-    fn fill(&mut self, file: &mut File, content: &mut FileContent<'_>, size: u64) -> Result<()> {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        let extents = content.extents()?.to_vec();
-        let extents_end = extents.last().copied();
-        for ext in extents {
-            match ext {
-                Extent::Data { len, id } => {
-                    let data = content.chunk(&id, len)?;
-                    w.write_all(&data)?;
-                    self.out.bytes += data.len() as u64;
-                    self.progress.bytes(data.len() as u64);
-                }
-                Extent::Hole { len } => {
-                    w.seek(SeekFrom::Current(len as i64))?;
-                }
+        let job = FileJob {
+            file,
+            dir: dir.clone(),
+            entry: e.clone(),
+            path: rel.to_vec(),
+            extents: content.extents()?.to_vec(),
+        };
+        match &self.jobs {
+            Some(tx) => {
+                tx.send(job).map_err(|_| Error::Io {
+                    path: None,
+                    source: std::io::Error::other("the extraction's writer threads stopped"),
+                })?;
+            }
+            None => {
+                let n = finish_file(content.store(), self.meta(), job, self.progress)?;
+                self.out.bytes += n;
+                self.out.files += 1;
             }
         }
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        // A trailing hole needs the length set; data to the end already has it.
-        if !matches!(extents_end, Some(Extent::Data { .. })) {
-            f.set_len(size)?;
-        }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -637,7 +731,7 @@ impl EntrySink for FsSink<'_> {
     fn leave_dir(&mut self, _path: &[u8], _e: &Entry) -> Result<()> {
         let frame = self.frames.pop().expect("pushed by enter_dir");
         if let Some(own) = frame.own {
-            self.apply_fd(&frame.fd, &own).map_err(|err| {
+            self.meta().apply_fd(&frame.fd, &own).map_err(|err| {
                 Error::InvalidInput(format!("cannot set directory metadata: {err}"))
             })?;
         }
@@ -659,7 +753,6 @@ impl EntrySink for FsSink<'_> {
         if e.nlink > 1 {
             self.files_done.insert(out_path);
         }
-        self.out.files += 1;
         Ok(Flow::Take)
     }
 
@@ -685,7 +778,7 @@ impl EntrySink for FsSink<'_> {
                 rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice())
                     .map_err(errno)?;
                 self.record(parent, &e.name);
-                self.apply_by_name(parent, e, false)?;
+                self.meta().apply_by_name(parent, e, false)?;
                 self.out.symlinks += 1;
             }
             (EntryType::Hardlink, Payload::Hardlink(target)) => {
@@ -754,12 +847,12 @@ impl EntrySink for FsSink<'_> {
                         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
                     let fd = rustix::fs::openat(parent, e.name.as_slice(), flags, Mode::empty())
                         .map_err(errno)?;
-                    self.apply_fd(&fd, e)?;
+                    self.meta().apply_fd(&fd, e)?;
                 } else {
                     // Opening a device node can have side effects: set its
                     // metadata by name (it was created just now, in a
                     // directory handle of ours).
-                    self.apply_by_name(parent, e, true)?;
+                    self.meta().apply_by_name(parent, e, true)?;
                 }
                 self.out.others += 1;
             }
@@ -795,8 +888,54 @@ pub fn extract(
     progress: &dyn Progress,
 ) -> Result<ExtractOutcome> {
     let mut sink = FsSink::new(dest, declared, opts, progress)?;
-    let failures = crate::sink::export(store, root, &mut sink, progress)?;
-    let mut out = sink.finish();
+    if opts.threads <= 1 {
+        let failures = crate::sink::export(store, root, &mut sink, progress)?;
+        let mut out = sink.finish();
+        out.errors = failures;
+        return Ok(out);
+    }
+    // This thread walks the snapshot and creates every entry (all checks on
+    // names, links and budgets happen here, in order); writer threads fill
+    // the regular files it created and set their metadata. Directories get
+    // their own metadata when this thread leaves them, which writing into a
+    // file already created there does not change.
+    let written = Written::default();
+    let meta = sink.meta();
+    let (tx, rx) = mpsc::sync_channel::<FileJob>(opts.threads * 4);
+    let rx = Mutex::new(rx);
+    let (walked, mut out) = std::thread::scope(|scope| {
+        for _ in 0..opts.threads {
+            scope.spawn(|| loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                let path = job.path.clone();
+                match finish_file(store, meta, job, progress) {
+                    Ok(n) => {
+                        written.bytes.fetch_add(n, Ordering::Relaxed);
+                        written.files.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) => {
+                        let msg = err.to_string();
+                        progress.warning(&path, &msg);
+                        if let Ok(mut f) = written.failures.lock() {
+                            f.push((path, msg));
+                        }
+                    }
+                }
+            });
+        }
+        sink.jobs = Some(tx);
+        let walked = crate::sink::export(store, root, &mut sink, progress);
+        // Dropping the sender lets the writers finish what is queued and stop.
+        (walked, sink.finish())
+    });
+    let mut failures = walked?;
+    out.files += written.files.into_inner();
+    out.bytes += written.bytes.into_inner();
+    failures.extend(written.failures.into_inner().unwrap_or_default());
     out.errors = failures;
     Ok(out)
 }

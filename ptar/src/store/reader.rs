@@ -497,18 +497,23 @@ impl Store {
             self.read_record(&e, g)?
         } else {
             // A record holding several blobs: decode it once for all of them.
+            // The lock is held while a missing record is decoded, so
+            // threads reading neighbouring blobs wait for one decode
+            // instead of each decoding the same record.
             let key = RecordKey::of(&e);
-            let cached = self.records.lock().ok().and_then(|mut c| c.get(&key));
-            let plaintext = match cached {
+            let mut cache = self
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let plaintext = match cache.get(&key) {
                 Some(p) => p,
                 None => {
                     let p = Arc::new(self.read_record(&e, g)?);
-                    if let Ok(mut c) = self.records.lock() {
-                        c.put(key, p.clone());
-                    }
+                    cache.put(key, p.clone());
                     p
                 }
             };
+            drop(cache);
             plaintext[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec()
         };
         if crypto::content_id(self.keys.as_deref(), kind, &blob) != *id {
