@@ -306,6 +306,7 @@ fn add_and_commit<W: ptar::store::Sink>(
             .str("snapshot", &id.to_hex())
             .num("generation", info.generation)
             .num("files", s.files)
+            .num("files_unchanged", outcome.reused)
             .num("dirs", s.dirs)
             .num("symlinks", s.symlinks)
             .num("hardlinks", s.hardlinks)
@@ -326,10 +327,12 @@ fn add_and_commit<W: ptar::store::Sink>(
     }
     if t.totals {
         eprintln!(
-            "Total bytes written: {} ({}) in {} new blobs",
+            "Total bytes written: {} ({}) in {} new blobs; {} of {} files unchanged, not read",
             info.stats.bytes,
             human(info.stats.bytes),
-            info.stats.blobs
+            info.stats.blobs,
+            outcome.reused,
+            outcome.summary.files
         );
     }
     Ok(outcome_code(&progress, &outcome.errors, outcome.changed))

@@ -225,3 +225,32 @@ fn xattrs_can_be_left_out_both_ways() {
         None
     );
 }
+
+#[test]
+fn append_reports_unchanged_files_and_force_read_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("src")).unwrap();
+    for i in 0..5 {
+        std::fs::write(tmp.path().join(format!("src/f{i}")), format!("file {i}")).unwrap();
+    }
+    ok(run_in(tmp.path(), &["-cf", "x.ptar", "src"]));
+    let unchanged = |args: &[&str]| -> u64 {
+        let out = ok(run_in(tmp.path(), args));
+        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        v["files_unchanged"].as_u64().unwrap()
+    };
+    assert_eq!(unchanged(&["-rf", "x.ptar", "--json", "src"]), 5);
+    std::fs::write(tmp.path().join("src/f2"), "changed!").unwrap();
+    assert_eq!(unchanged(&["-rf", "x.ptar", "--json", "src"]), 4);
+    assert_eq!(
+        unchanged(&["-rf", "x.ptar", "--json", "--force-read", "src"]),
+        0
+    );
+    let out = ok(run_in(tmp.path(), &["-xf", "x.ptar", "-C", "o"]));
+    assert!(out.stderr.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("o/src/f2")).unwrap(),
+        "changed!"
+    );
+}
