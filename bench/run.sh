@@ -15,7 +15,7 @@
 # 6. prints bench/report.py's Markdown (also saved as OUT_CSV with .md)
 #
 # SHARED is the shared bench dir (default: ../shared/bench beside the repository).
-# OUT_CSV defaults to SCRATCH_DIR/../bench-YYYYmmdd-HHMMSS.csv; an existing OUT_CSV
+# OUT_CSV defaults to SCRATCH_DIR/results/bench-YYYYmmdd-HHMMSS.csv; an existing OUT_CSV
 # is appended to (report.py keeps the last line of each tool/dataset/scenario).
 # Environment:
 #   DATASETS="kernel"        any of: kernel mixed image (empty: none, e.g. for MEMORY=1)
@@ -51,7 +51,7 @@ SHARED=$(cd "$SHARED" && pwd)
 mkdir -p "$1" "$2"
 C=$(cd "$1" && pwd)
 S=$(cd "$2" && pwd)
-OUT=${3:-$(dirname "$S")/bench-$(date +%Y%m%d-%H%M%S).csv}
+OUT=${3:-$S/results/bench-$(date +%Y%m%d-%H%M%S).csv}
 mkdir -p "$(dirname "$OUT")"; OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
 META="$OUT.meta"
 REPORT="${OUT%.csv}.md"
