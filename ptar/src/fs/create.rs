@@ -420,7 +420,11 @@ impl FileData for FsFile {
         // A file with fewer allocated blocks than its length has holes.
         if self.meta.blocks().saturating_mul(512) < self.meta.len() {
             let len = self.meta.len();
-            FsSource::data_ranges(self.file().ok()?, len).ok()
+            let ranges = FsSource::data_ranges(self.file().ok()?, len).ok();
+            // SEEK_DATA and SEEK_HOLE moved the file offset: the first read
+            // must seek, even to 0.
+            self.fresh = false;
+            ranges
         } else {
             None
         }
