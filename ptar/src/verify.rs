@@ -56,6 +56,55 @@ impl VerifyReport {
 
 const MAX_PROBLEMS: usize = 1000;
 
+/// What checking some records found.
+#[derive(Default)]
+struct RecordsChecked {
+    bytes: u64,
+    blobs: u64,
+    problems: Vec<Error>,
+}
+
+/// Decodes one record and recomputes the ids of the blobs it holds.
+fn check_record(
+    store: &Store,
+    g: &Generation,
+    entries: &[IndexEntry],
+    progress: &dyn crate::progress::Progress,
+    out: &mut RecordsChecked,
+) {
+    let first = &entries[0];
+    let raw = match store.read_record(first, g) {
+        Ok(raw) => raw,
+        Err(err) => {
+            if out.problems.len() < MAX_PROBLEMS {
+                out.problems.push(err);
+            }
+            return;
+        }
+    };
+    out.bytes += first.record_len as u64;
+    progress.bytes(first.record_len as u64);
+    for e in entries {
+        let blob = &raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize];
+        out.blobs += 1;
+        if crypto::content_id(store.keys(), e.kind, blob) != e.id
+            && out.problems.len() < MAX_PROBLEMS
+        {
+            out.problems.push(Error::corrupt(
+                Region::Packfile {
+                    generation: g.footer.generation,
+                    offset: e.record_offset,
+                },
+                format!(
+                    "{} blob {} does not match its id",
+                    e.kind.name(),
+                    e.id.short()
+                ),
+            ));
+        }
+    }
+}
+
 struct Checker<'a> {
     store: &'a Store,
     progress: &'a dyn crate::progress::Progress,
@@ -210,41 +259,46 @@ impl Checker<'_> {
                 "packfile hash does not match the footer",
             ));
         }
-        let mut cached: Option<(u64, Vec<u8>)> = None;
-        let mut bad_records = HashSet::new();
-        for e in &records {
-            if bad_records.contains(&e.record_offset) {
-                continue;
+        // Records (with their entries, sorted by offset) are decoded and
+        // their blob ids recomputed on every core.
+        let mut groups: Vec<&[IndexEntry]> = Vec::new();
+        let mut start = 0;
+        for i in 1..=records.len() {
+            if i == records.len() || records[i].record_offset != records[start].record_offset {
+                groups.push(&records[start..i]);
+                start = i;
             }
-            if cached.as_ref().map(|c| c.0) != Some(e.record_offset) {
-                match self.store.read_record(e, g) {
-                    Ok(raw) => {
-                        self.report.bytes_checked += e.record_len as u64;
-                        self.progress.bytes(e.record_len as u64);
-                        cached = Some((e.record_offset, raw));
-                    }
-                    Err(err) => {
-                        bad_records.insert(e.record_offset);
-                        self.problem(err);
-                        continue;
-                    }
-                }
-            }
-            let raw = &cached.as_ref().expect("decoded").1;
-            let blob = &raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize];
-            self.report.blobs_checked += 1;
-            if crypto::content_id(self.store.keys(), e.kind, blob) != e.id {
-                self.problem(Error::corrupt(
-                    Region::Packfile {
-                        generation: gen,
-                        offset: e.record_offset,
-                    },
-                    format!(
-                        "{} blob {} does not match its id",
-                        e.kind.name(),
-                        e.id.short()
-                    ),
-                ));
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(groups.len().max(1));
+        let (store, progress, groups) = (self.store, self.progress, &groups);
+        let found: Vec<RecordsChecked> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut out = RecordsChecked::default();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(group) = groups.get(i) else {
+                                return out;
+                            };
+                            check_record(store, g, group, progress, &mut out);
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        for f in found {
+            self.report.bytes_checked += f.bytes;
+            self.report.blobs_checked += f.blobs;
+            for e in f.problems {
+                self.problem(e);
             }
         }
     }
