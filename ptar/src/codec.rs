@@ -44,26 +44,49 @@ impl Compressor {
     /// Compresses `data`, or stores it when compression does not make it
     /// strictly smaller (spec §8.2).
     pub fn compress(&mut self, data: &[u8]) -> (Codec, Vec<u8>) {
+        let mut out = Vec::new();
+        let codec = self.compress_into(data, &mut out);
+        (codec, out)
+    }
+
+    /// [`Compressor::compress`] into `out`, replacing what it held and
+    /// reusing its allocation.
+    pub fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Codec {
+        out.clear();
         if data.is_empty() {
-            return (Codec::Stored, Vec::new());
+            return Codec::Stored;
         }
         let packed = match self.choice {
             Compression::None => None,
-            Compression::Lz4 => Some((Codec::Lz4, lz4_flex::block::compress(data))),
+            Compression::Lz4 => {
+                out.resize(lz4_flex::block::get_maximum_output_size(data.len()), 0);
+                match lz4_flex::block::compress_into(data, out) {
+                    Ok(n) => {
+                        out.truncate(n);
+                        Some(Codec::Lz4)
+                    }
+                    Err(_) => None,
+                }
+            }
             Compression::Zstd(level) => {
                 let level = level.clamp(1, 22);
                 if self.zstd.is_none() {
                     self.zstd = zstd::bulk::Compressor::new(level).ok();
                 }
+                out.reserve_exact(zstd::zstd_safe::compress_bound(data.len()));
                 self.zstd
                     .as_mut()
-                    .and_then(|z| z.compress(data).ok())
-                    .map(|c| (Codec::Zstd, c))
+                    .and_then(|z| z.compress_to_buffer(data, out).ok())
+                    .map(|_| Codec::Zstd)
             }
         };
         match packed {
-            Some((codec, c)) if c.len() < data.len() => (codec, c),
-            _ => (Codec::Stored, data.to_vec()),
+            Some(codec) if out.len() < data.len() => codec,
+            _ => {
+                out.clear();
+                out.extend_from_slice(data);
+                Codec::Stored
+            }
         }
     }
 }
@@ -76,6 +99,21 @@ pub fn compress(choice: Compression, data: &[u8]) -> (Codec, Vec<u8>) {
 /// Decompresses into a fresh buffer of exactly `raw_len` bytes; any other
 /// outcome is an error. Only call this on authenticated bytes.
 pub fn decompress(codec: Codec, data: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    decompress_into(codec, data, raw_len, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`] into `out`, replacing what it held and reusing its
+/// allocation: readers decode record after record into the same few buffers,
+/// so memory stays flat however many records an archive has.
+pub fn decompress_into(
+    codec: Codec,
+    data: &[u8],
+    raw_len: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.clear();
     match codec {
         Codec::Stored => {
             if data.len() != raw_len as usize {
@@ -84,26 +122,27 @@ pub fn decompress(codec: Codec, data: &[u8], raw_len: u32) -> Result<Vec<u8>, St
                     data.len()
                 ));
             }
-            Ok(data.to_vec())
+            out.extend_from_slice(data);
+            Ok(())
         }
         Codec::Lz4 => {
-            let mut out = vec![0u8; raw_len as usize];
-            match lz4_flex::block::decompress_into(data, &mut out) {
-                Ok(n) if n == raw_len as usize => Ok(out),
+            out.resize(raw_len as usize, 0);
+            match lz4_flex::block::decompress_into(data, out) {
+                Ok(n) if n == raw_len as usize => Ok(()),
                 Ok(n) => Err(format!(
                     "LZ4 payload decodes to {n} bytes, expected {raw_len}"
                 )),
                 Err(e) => Err(format!("LZ4 payload does not decode: {e}")),
             }
         }
-        Codec::Zstd => zstd_decompress(data, raw_len),
+        Codec::Zstd => zstd_decompress(data, raw_len, out),
     }
 }
 
 /// One zstd frame into exactly `raw_len` bytes. Decoding in one pass into a
 /// buffer of that size bounds memory by the plaintext length, whatever window
 /// size the frame claims.
-fn zstd_decompress(data: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
+fn zstd_decompress(data: &[u8], raw_len: u32, out: &mut Vec<u8>) -> Result<(), String> {
     let raw_len = raw_len as usize;
     // Exactly one frame: its compressed size must be the whole payload.
     match zstd::zstd_safe::find_frame_compressed_size(data) {
@@ -116,11 +155,13 @@ fn zstd_decompress(data: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
         }
         Err(_) => return Err("zstd payload is not one valid frame".into()),
     }
-    let mut out = Vec::with_capacity(raw_len);
+    out.reserve_exact(raw_len);
     let mut d =
         zstd::bulk::Decompressor::new().map_err(|e| format!("zstd decoder unavailable: {e}"))?;
-    match d.decompress_to_buffer(data, &mut out) {
-        Ok(n) if n == raw_len && out.len() == raw_len => Ok(out),
+    // The buffer's capacity may exceed `raw_len` when it is reused; the
+    // frame must still decode to exactly `raw_len` bytes.
+    match d.decompress_to_buffer(data, out) {
+        Ok(n) if n == raw_len && out.len() == raw_len => Ok(()),
         Ok(n) => Err(format!(
             "zstd payload decodes to {n} bytes, expected {raw_len}"
         )),

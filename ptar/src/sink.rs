@@ -85,17 +85,24 @@ impl<'a> FileContent<'a> {
 
     /// One chunk, checked against its id and its extent's length.
     pub fn chunk(&self, id: &Id, len: u32) -> Result<Vec<u8>> {
-        let data = self.store.read_blob(id, Kind::Chunk)?;
-        if data.len() != len as usize {
-            return Err(Error::corrupt(
-                Region::Blob {
-                    id: id.short(),
-                    kind: "chunk",
-                },
-                "chunk length differs from the extent",
-            ));
-        }
-        Ok(data)
+        self.with_chunk(id, len, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` on one chunk, checked against its id and its extent's
+    /// length, without copying it out of its record.
+    pub fn with_chunk<R>(&self, id: &Id, len: u32, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.store.with_blob(id, Kind::Chunk, |data| {
+            if data.len() != len as usize {
+                return Err(Error::corrupt(
+                    Region::Blob {
+                        id: id.short(),
+                        kind: "chunk",
+                    },
+                    "chunk length differs from the extent",
+                ));
+            }
+            Ok(f(data))
+        })?
     }
 }
 

@@ -22,10 +22,21 @@
 //!     58    6  reserved (MUST be 0)
 //! ```
 //!
-//! The layout lets a reader find an id in place (fan-out, then binary search)
-//! without loading the index into memory.
+//! The layout lets a reader find an id in place (fan-out, then interpolation
+//! and binary search) without loading the index into memory.
 
 use super::limits::*;
+
+/// Interpolation steps of a lookup before it falls back to binary search.
+pub const INTERPOLATION_STEPS: usize = 4;
+
+/// Entries read at a time by [`IndexView::find_by_reading`]: one 4 KiB page.
+pub const WINDOW_ENTRIES: usize = 64;
+
+/// The leading 64 bits of an id, as a number.
+fn prefix(id: &[u8]) -> u64 {
+    u64::from_be_bytes(id[..8].try_into().expect("ids are 32 bytes"))
+}
 use super::{malformed, Codec, Id, Kind, Malformed, Put, Reader};
 
 /// Index magic.
@@ -232,6 +243,35 @@ impl<'a> IndexView<'a> {
         let first = id.0[0] as usize;
         let mut hi = self.fan(first).min(self.count);
         let mut lo = if first == 0 { 0 } else { self.fan(first - 1) }.min(hi);
+        // Ids are BLAKE3 outputs, spread evenly: a few interpolation steps on
+        // their leading 64 bits land on or next to the entry, touching one or
+        // two pages of a mapped index where a binary search touches several.
+        // A hostile index can only make the steps useless, never longer:
+        // after INTERPOLATION_STEPS, or on anything unexpected, the binary
+        // search below finishes the job.
+        let key = prefix(&id.0);
+        let mut lo_key = (first as u64) << 56;
+        let mut hi_key = lo_key | ((1u64 << 56) - 1);
+        for _ in 0..INTERPOLATION_STEPS {
+            if hi - lo <= 8 || key < lo_key || key > hi_key {
+                break;
+            }
+            let span = u128::from(hi_key - lo_key) + 1;
+            let off = (u128::from(key - lo_key) * (hi - lo) as u128 / span) as usize;
+            let mid = lo + off.min(hi - lo - 1);
+            let at = self.id_at(mid);
+            match at.cmp(&id.0[..]) {
+                std::cmp::Ordering::Less => {
+                    lo = mid + 1;
+                    lo_key = prefix(at);
+                }
+                std::cmp::Ordering::Greater => {
+                    hi = mid;
+                    hi_key = prefix(at);
+                }
+                std::cmp::Ordering::Equal => return self.entry(mid).map(Some),
+            }
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.id_at(mid).cmp(&id.0[..]) {
@@ -244,6 +284,85 @@ impl<'a> IndexView<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// [`IndexView::find`] for an index whose entries are not to be touched
+    /// in place: `read(first, buf)` fills `buf` with the entries from number
+    /// `first` on (a positional read of the file), a window of at most
+    /// [`WINDOW_ENTRIES`] at a time. Interpolation picks the window; a window
+    /// that misses narrows the range by its whole width, and after
+    /// [`INTERPOLATION_STEPS`] windows are placed by bisection, so a lookup
+    /// reads a bounded number of windows whatever the index holds. Only the
+    /// fan-out table is read in place.
+    pub fn find_by_reading<E>(
+        &self,
+        id: &Id,
+        mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<Option<IndexEntry>, Malformed>, E> {
+        let first = id.0[0] as usize;
+        let mut hi = self.fan(first).min(self.count);
+        let mut lo = if first == 0 { 0 } else { self.fan(first - 1) }.min(hi);
+        let key = prefix(&id.0);
+        let mut lo_key = (first as u64) << 56;
+        let mut hi_key = lo_key | ((1u64 << 56) - 1);
+        let mut buf = [0u8; WINDOW_ENTRIES * ENTRY_LEN];
+        let mut step = 0;
+        while lo < hi {
+            let n = hi - lo;
+            let (start, len) = if n <= WINDOW_ENTRIES {
+                (lo, n)
+            } else {
+                let mid = if step < INTERPOLATION_STEPS && key >= lo_key && key <= hi_key {
+                    let span = u128::from(hi_key - lo_key) + 1;
+                    lo + ((u128::from(key - lo_key) * n as u128 / span) as usize).min(n - 1)
+                } else {
+                    lo + n / 2
+                };
+                let start = mid
+                    .saturating_sub(WINDOW_ENTRIES / 2)
+                    .clamp(lo, hi - WINDOW_ENTRIES);
+                (start, WINDOW_ENTRIES)
+            };
+            step += 1;
+            let window = &mut buf[..len * ENTRY_LEN];
+            read(start, window)?;
+            let id_in = |i: usize| &window[i * ENTRY_LEN..i * ENTRY_LEN + 32];
+            if id.0[..] < *id_in(0) {
+                if start == lo {
+                    break;
+                }
+                hi = start;
+                hi_key = prefix(id_in(0));
+            } else if id.0[..] > *id_in(len - 1) {
+                if start + len == hi {
+                    break;
+                }
+                lo = start + len;
+                lo_key = prefix(id_in(len - 1));
+            } else {
+                let (mut a, mut b) = (0, len);
+                while a < b {
+                    let m = a + (b - a) / 2;
+                    match id_in(m).cmp(&id.0[..]) {
+                        std::cmp::Ordering::Less => a = m + 1,
+                        std::cmp::Ordering::Greater => b = m,
+                        std::cmp::Ordering::Equal => {
+                            return Ok(IndexEntry::parse(
+                                &window[m * ENTRY_LEN..(m + 1) * ENTRY_LEN],
+                            )
+                            .map(Some));
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        Ok(Ok(None))
+    }
+
+    /// Offset of entry `i` from the start of the index.
+    pub fn entry_offset(i: usize) -> u64 {
+        (PREFIX_LEN + i * ENTRY_LEN) as u64
     }
 
     /// Checks that ids strictly increase and agree with the fan-out table,
@@ -300,6 +419,69 @@ mod tests {
             assert_eq!(v.find(&e.id).unwrap(), Some(*e));
         }
         assert_eq!(v.find(&Id([0xee; 32])).unwrap(), None);
+    }
+
+    #[test]
+    fn interpolated_lookups_find_every_id_even_when_ids_cluster() {
+        // Evenly spread ids (what BLAKE3 gives), and clustered ones (what a
+        // hostile index could hold): each present id is found, absent ones
+        // are not.
+        let spread: Vec<Id> = (0..50_000u32)
+            .map(|i| Id(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+            .collect();
+        let clustered: Vec<Id> = (0..5000u32)
+            .map(|i| {
+                let mut id = [0u8; 32];
+                id[0] = 7;
+                id[1] = if i < 4990 { 0 } else { 0xff };
+                id[24..28].copy_from_slice(&i.to_be_bytes());
+                Id(id)
+            })
+            .collect();
+        // Window reads per lookup, on average: evenly spread ids need
+        // about one; clustered ones at most the interpolation steps and a
+        // bisection down to one window.
+        for (ids, average) in [(spread, 1.5), (clustered, 12.0)] {
+            let mut es: Vec<_> = ids
+                .iter()
+                .map(|id| IndexEntry {
+                    id: *id,
+                    ..entry(0, 0)
+                })
+                .collect();
+            es.sort_by_key(|e| e.id);
+            let b = to_bytes(&es);
+            let v = IndexView::new(&b).unwrap();
+            v.check_entries().unwrap();
+            // The same lookups through positional reads of the entries,
+            // counting the windows each one reads.
+            let mut reads = 0usize;
+            let mut by_reading = |id: &Id| {
+                v.find_by_reading(id, |first, buf: &mut [u8]| {
+                    reads += 1;
+                    let at = IndexView::entry_offset(first) as usize;
+                    buf.copy_from_slice(&b[at..at + buf.len()]);
+                    Ok::<(), ()>(())
+                })
+                .unwrap()
+                .unwrap()
+            };
+            for e in &es {
+                assert_eq!(v.find(&e.id).unwrap(), Some(*e));
+                assert_eq!(by_reading(&e.id), Some(*e));
+                let mut absent = e.id;
+                absent.0[31] ^= 0x80;
+                if es.binary_search_by_key(&absent, |e| e.id).is_err() {
+                    assert_eq!(v.find(&absent).unwrap(), None);
+                    assert_eq!(by_reading(&absent), None);
+                }
+            }
+            let lookups = es.len() as f64 * 2.0;
+            assert!(
+                reads as f64 <= average * lookups,
+                "{reads} window reads for about {lookups} lookups"
+            );
+        }
     }
 
     #[test]

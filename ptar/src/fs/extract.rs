@@ -366,29 +366,49 @@ fn fill(
     extents: &[Extent],
     size: u64,
     progress: &dyn Progress,
+    buf: &mut Vec<u8>,
 ) -> Result<u64> {
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    // Chunks are gathered into `buf` (the caller's, reused from file to
+    // file) and written WRITE_BUF at a time; a chunk that large goes
+    // straight from its record to the file.
+    buf.clear();
     let mut written = 0;
     for ext in extents {
         match *ext {
             Extent::Data { len, id } => {
-                let data = content.chunk(&id, len)?;
-                w.write_all(&data)?;
-                written += data.len() as u64;
-                progress.bytes(data.len() as u64);
+                content.with_chunk(&id, len, |data| -> std::io::Result<()> {
+                    if buf.len() + data.len() > WRITE_BUF {
+                        file.write_all(buf)?;
+                        buf.clear();
+                    }
+                    if data.len() >= WRITE_BUF {
+                        file.write_all(data)
+                    } else {
+                        buf.extend_from_slice(data);
+                        Ok(())
+                    }
+                })??;
+                written += len as u64;
+                progress.bytes(len as u64);
             }
             Extent::Hole { len } => {
-                w.seek(SeekFrom::Current(len as i64))?;
+                file.write_all(buf)?;
+                buf.clear();
+                file.seek(SeekFrom::Current(len as i64))?;
             }
         }
     }
-    let f = w.into_inner().map_err(|e| e.into_error())?;
+    file.write_all(buf)?;
+    buf.clear();
     // A trailing hole needs the length set; data to the end already has it.
     if !matches!(extents.last(), Some(Extent::Data { .. })) {
-        f.set_len(size)?;
+        file.set_len(size)?;
     }
     Ok(written)
 }
+
+/// Bytes gathered before a write to an extracted file.
+const WRITE_BUF: usize = 1 << 20;
 
 /// Fills a created file and applies its metadata; a file whose content
 /// cannot be written whole is removed again.
@@ -397,6 +417,7 @@ fn finish_file(
     meta: Meta<'_>,
     job: FileJob,
     progress: &dyn Progress,
+    buf: &mut Vec<u8>,
 ) -> Result<u64> {
     let FileJob {
         mut file,
@@ -406,7 +427,7 @@ fn finish_file(
         ..
     } = job;
     let content = FileContent::new(store, &entry);
-    let written = match fill(&mut file, &content, &extents, entry.size, progress) {
+    let written = match fill(&mut file, &content, &extents, entry.size, progress, buf) {
         Ok(n) => n,
         Err(err) => {
             drop(file);
@@ -435,6 +456,8 @@ pub struct FsSink<'a> {
     /// Writer threads that fill and finish regular files, when extracting
     /// with more than one thread.
     jobs: Option<mpsc::SyncSender<FileJob>>,
+    /// Where this thread gathers a file's chunks before writing them.
+    write_buf: Vec<u8>,
 }
 
 impl<'a> FsSink<'a> {
@@ -473,6 +496,7 @@ impl<'a> FsSink<'a> {
             matched: vec![false; opts.selection.patterns.len()],
             frames,
             jobs: None,
+            write_buf: Vec::new(),
         })
     }
 
@@ -686,7 +710,10 @@ impl<'a> FsSink<'a> {
                 })?;
             }
             None => {
-                let n = finish_file(content.store(), self.meta(), job, self.progress)?;
+                let mut buf = std::mem::take(&mut self.write_buf);
+                let n = finish_file(content.store(), self.meta(), job, self.progress, &mut buf);
+                self.write_buf = buf;
+                let n = n?;
                 self.out.bytes += n;
                 self.out.files += 1;
             }
@@ -905,23 +932,26 @@ pub fn extract(
     let rx = Mutex::new(rx);
     let (walked, mut out) = std::thread::scope(|scope| {
         for _ in 0..opts.threads {
-            scope.spawn(|| loop {
-                let job = match rx.lock() {
-                    Ok(r) => r.recv(),
-                    Err(_) => return,
-                };
-                let Ok(job) = job else { return };
-                let path = job.path.clone();
-                match finish_file(store, meta, job, progress) {
-                    Ok(n) => {
-                        written.bytes.fetch_add(n, Ordering::Relaxed);
-                        written.files.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(err) => {
-                        let msg = err.to_string();
-                        progress.warning(&path, &msg);
-                        if let Ok(mut f) = written.failures.lock() {
-                            f.push((path, msg));
+            scope.spawn(|| {
+                let mut buf = Vec::with_capacity(WRITE_BUF);
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let path = job.path.clone();
+                    match finish_file(store, meta, job, progress, &mut buf) {
+                        Ok(n) => {
+                            written.bytes.fetch_add(n, Ordering::Relaxed);
+                            written.files.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(err) => {
+                            let msg = err.to_string();
+                            progress.warning(&path, &msg);
+                            if let Ok(mut f) = written.failures.lock() {
+                                f.push((path, msg));
+                            }
                         }
                     }
                 }

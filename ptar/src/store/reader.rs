@@ -70,6 +70,57 @@ pub struct Store {
     tail: Option<Tail>,
     /// Plaintexts of the solid records read last.
     records: Mutex<RecordCache>,
+    /// Record-sized buffers to read and decode into.
+    spares: Arc<Spares>,
+    /// Bytes of every generation's index.
+    index_bytes: u64,
+    /// Index size up to which lookups search the map in place.
+    mapped_index_limit: std::sync::atomic::AtomicU64,
+}
+
+/// Indexes up to this size are searched in place, through the map. In
+/// larger ones a lookup reads one or two 4 KiB windows of entries with a
+/// positional read: searched in place, every lookup would leave a page and
+/// the kernel's fault-around neighbours (64 KiB) resident, until looking up
+/// every blob of a large archive had made its whole index resident. Read in
+/// windows, memory stays flat however large the archive grows.
+const MAPPED_INDEX_BYTES: u64 = 8 << 20;
+
+/// Record-sized buffers, handed from one record read to the next. Reading an
+/// archive end to end then allocates its few record buffers once: freeing
+/// them and allocating anew, on several threads, had spread records through
+/// the allocator's per-thread arenas and grown extraction's resident memory
+/// with the archive's size.
+#[derive(Default)]
+struct Spares(Mutex<Vec<Vec<u8>>>);
+
+impl Spares {
+    /// Idle buffers kept: more than the records cached and in flight.
+    const KEPT: usize = 12;
+    /// Larger buffers (from an unusually large record) are freed.
+    const LARGEST: usize = 8 << 20;
+
+    fn take(&self) -> Vec<u8> {
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        v.pop().unwrap_or_default()
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > Self::LARGEST {
+            return;
+        }
+        buf.clear();
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if v.len() < Self::KEPT {
+            v.push(buf);
+        }
+    }
 }
 
 /// Everything an index entry says about its record: two entries that differ
@@ -95,22 +146,35 @@ impl RecordKey {
     }
 }
 
+/// A cached record's plaintext; its buffer goes back to the spares when the
+/// last reader lets go of it, on whichever thread that is.
+struct Plaintext {
+    buf: Vec<u8>,
+    spares: Arc<Spares>,
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        self.spares.give(std::mem::take(&mut self.buf));
+    }
+}
+
 /// The last few decoded records that hold several blobs, so that reading
 /// their blobs one after another decodes each record once.
 #[derive(Default)]
 struct RecordCache {
     /// (record, plaintext), most recently used last.
-    entries: VecDeque<(RecordKey, Arc<Vec<u8>>)>,
+    entries: VecDeque<(RecordKey, Arc<Plaintext>)>,
 }
 
 impl RecordCache {
     /// Records kept, within a bound on their bytes: a few of the reference
     /// writer's 4 MiB chunk records and 256 KiB metadata records, or one of
     /// the largest a record may be (the most recent is always kept).
-    const RECORDS_KEPT: usize = 8;
-    const BYTES_KEPT: usize = 16 * 1024 * 1024;
+    const RECORDS_KEPT: usize = 6;
+    const BYTES_KEPT: usize = 12 * 1024 * 1024;
 
-    fn get(&mut self, key: &RecordKey) -> Option<Arc<Vec<u8>>> {
+    fn get(&mut self, key: &RecordKey) -> Option<Arc<Plaintext>> {
         let i = self.entries.iter().position(|e| e.0 == *key)?;
         let e = self.entries.remove(i).expect("found");
         let v = e.1.clone();
@@ -118,15 +182,20 @@ impl RecordCache {
         Some(v)
     }
 
-    fn put(&mut self, key: RecordKey, plaintext: Arc<Vec<u8>>) {
+    /// Adds a record, returning the plaintexts it pushed out (to be
+    /// dropped once the lock is released).
+    fn put(&mut self, key: RecordKey, plaintext: Arc<Plaintext>) -> Vec<Arc<Plaintext>> {
         self.entries.push_back((key, plaintext));
-        let mut total: usize = self.entries.iter().map(|e| e.1.len()).sum();
+        let mut total: usize = self.entries.iter().map(|e| e.1.buf.len()).sum();
+        let mut evicted = Vec::new();
         while self.entries.len() > 1
             && (self.entries.len() > Self::RECORDS_KEPT || total > Self::BYTES_KEPT)
         {
             let (_, old) = self.entries.pop_front().expect("non-empty");
-            total -= old.len();
+            total -= old.buf.len();
+            evicted.push(old);
         }
+        evicted
     }
 }
 
@@ -228,6 +297,7 @@ impl Store {
     ) -> Result<Store> {
         let (last, committed_end, tail) = found;
         let generations = walk_chain(bytes.as_slice(), last, header_len, &header, &header_hash)?;
+        let index_bytes = generations.iter().map(|g| g.footer.index_len).sum();
         let mut store = Store {
             header,
             header_len,
@@ -239,6 +309,9 @@ impl Store {
             tail,
             bytes,
             records: Mutex::default(),
+            spares: Arc::default(),
+            index_bytes,
+            mapped_index_limit: MAPPED_INDEX_BYTES.into(),
         };
         if store.header.encrypted() {
             let Some(pass) = passphrase else {
@@ -417,7 +490,21 @@ impl Store {
                         generation: f.generation,
                     })
                 })?;
-            if let Some(e) = view.find(id).map_err(|m| {
+            let found = match &self.bytes {
+                Bytes::Map(_, file)
+                    if self.index_bytes
+                        > self
+                            .mapped_index_limit
+                            .load(std::sync::atomic::Ordering::Relaxed) =>
+                {
+                    use std::os::unix::fs::FileExt;
+                    view.find_by_reading(id, |first, buf| {
+                        file.read_exact_at(buf, f.index_offset + IndexView::entry_offset(first))
+                    })?
+                }
+                _ => view.find(id),
+            };
+            if let Some(e) = found.map_err(|m| {
                 m.at(Region::Index {
                     generation: g.footer.generation,
                 })
@@ -428,6 +515,14 @@ impl Store {
         Ok(None)
     }
 
+    /// Sets the total index size up to which lookups search the mapped
+    /// indexes in place; larger ones are read a window at a time (the
+    /// default is 8 MiB). Lookups give the same answers either way.
+    pub fn set_mapped_index_limit(&self, bytes: u64) {
+        self.mapped_index_limit
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether a blob is stored.
     pub fn contains(&self, id: &Id) -> Result<bool> {
         Ok(self.find(id)?.is_some())
@@ -435,6 +530,12 @@ impl Store {
 
     /// Decodes the record an index entry points to, returning its plaintext.
     pub fn read_record(&self, e: &IndexEntry, g: &Generation) -> Result<Vec<u8>> {
+        self.read_record_into(e, g, Vec::new())
+    }
+
+    /// [`Store::read_record`] into `out`'s allocation, reading the stored
+    /// bytes through a spare buffer.
+    fn read_record_into(&self, e: &IndexEntry, g: &Generation, out: Vec<u8>) -> Result<Vec<u8>> {
         let f = &g.footer;
         let region = Region::Packfile {
             generation: f.generation,
@@ -449,8 +550,37 @@ impl Store {
                 "an entry points outside its packfile",
             ));
         }
-        let stored = self.read_at(e.record_offset, e.record_len as u64)?;
-        let stored = &stored[..];
+        if let (Bytes::Map(_, file), None, crate::format::Codec::Stored) =
+            (&self.bytes, &self.keys, e.codec)
+        {
+            // Plain stored bytes are the plaintext: read them straight in.
+            use std::os::unix::fs::FileExt;
+            if e.record_len != e.raw_len {
+                return Err(Error::corrupt(
+                    region,
+                    format!(
+                        "stored payload is {} bytes, expected {}",
+                        e.record_len, e.raw_len
+                    ),
+                ));
+            }
+            let mut out = out;
+            out.clear();
+            out.resize(e.record_len as usize, 0);
+            file.read_exact_at(&mut out, e.record_offset)?;
+            return Ok(out);
+        }
+        let mut spare = Vec::new();
+        let stored: &[u8] = match &self.bytes {
+            Bytes::Map(_, file) => {
+                use std::os::unix::fs::FileExt;
+                spare = self.spares.take();
+                spare.resize(e.record_len as usize, 0);
+                file.read_exact_at(&mut spare, e.record_offset)?;
+                &spare
+            }
+            Bytes::Owned(_) => self.slice(e.record_offset, e.record_len as u64),
+        };
         let payload;
         let body: &[u8] = match &self.keys {
             Some(keys) => {
@@ -470,11 +600,26 @@ impl Store {
             }
             None => stored,
         };
-        codec::decompress(e.codec, body, e.raw_len).map_err(|d| Error::corrupt(region, d))
+        let mut out = out;
+        let decoded = codec::decompress_into(e.codec, body, e.raw_len, &mut out);
+        self.spares.give(spare);
+        match decoded {
+            Ok(()) => Ok(out),
+            Err(d) => {
+                self.spares.give(out);
+                Err(Error::corrupt(region, d))
+            }
+        }
     }
 
     /// Reads a blob and checks its id and kind.
     pub fn read_blob(&self, id: &Id, kind: Kind) -> Result<Vec<u8>> {
+        self.with_blob(id, kind, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` on a blob's bytes once its id and kind are checked, without
+    /// copying it out of its record.
+    pub fn with_blob<R>(&self, id: &Id, kind: Kind, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let Some((e, g)) = self.find(id)? else {
             return Err(Error::corrupt(
                 Region::Blob {
@@ -493,39 +638,53 @@ impl Store {
                 format!("indexed as a {} blob", e.kind.name()),
             ));
         }
-        let blob = if e.blob_offset == 0 && e.blob_len == e.raw_len {
-            self.read_record(&e, g)?
-        } else {
-            // A record holding several blobs: decode it once for all of them.
-            // The lock is held while a missing record is decoded, so
-            // threads reading neighbouring blobs wait for one decode
-            // instead of each decoding the same record.
-            let key = RecordKey::of(&e);
-            let mut cache = self
-                .records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let plaintext = match cache.get(&key) {
-                Some(p) => p,
-                None => {
-                    let p = Arc::new(self.read_record(&e, g)?);
-                    cache.put(key, p.clone());
-                    p
-                }
-            };
-            drop(cache);
-            plaintext[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize].to_vec()
-        };
-        if crypto::content_id(self.keys.as_deref(), kind, &blob) != *id {
-            return Err(Error::corrupt(
+        let mismatch = || {
+            Error::corrupt(
                 Region::Packfile {
                     generation: g.footer.generation,
                     offset: e.record_offset,
                 },
                 format!("{} blob {} does not match its id", kind.name(), id.short()),
-            ));
+            )
+        };
+        if e.blob_offset == 0 && e.blob_len == e.raw_len {
+            let blob = self.read_record_into(&e, g, self.spares.take())?;
+            let r = if crypto::content_id(self.keys.as_deref(), kind, &blob) == *id {
+                Ok(f(&blob))
+            } else {
+                Err(mismatch())
+            };
+            self.spares.give(blob);
+            return r;
         }
-        Ok(blob)
+        // A record holding several blobs: decode it once for all of them.
+        // The lock is held while a missing record is decoded, so
+        // threads reading neighbouring blobs wait for one decode
+        // instead of each decoding the same record.
+        let key = RecordKey::of(&e);
+        let mut cache = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut evicted = Vec::new();
+        let plaintext = match cache.get(&key) {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(Plaintext {
+                    buf: self.read_record_into(&e, g, self.spares.take())?,
+                    spares: self.spares.clone(),
+                });
+                evicted = cache.put(key, p.clone());
+                p
+            }
+        };
+        drop(cache);
+        drop(evicted);
+        let blob = &plaintext.buf[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize];
+        if crypto::content_id(self.keys.as_deref(), kind, blob) != *id {
+            return Err(mismatch());
+        }
+        Ok(f(blob))
     }
 }
 

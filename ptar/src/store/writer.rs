@@ -106,6 +106,81 @@ struct BlobRow {
 
 const PENDING: u32 = u32::MAX;
 
+/// The rows of a generation's new blobs, kept in segments of a fixed size:
+/// growing never copies rows or frees a smaller block, so memory grows by
+/// exactly the rows stored (one growing vector left each outgrown block
+/// behind in the allocator's heap).
+#[derive(Default)]
+struct Rows {
+    segments: Vec<Vec<BlobRow>>,
+    len: usize,
+}
+
+impl Rows {
+    const SEGMENT: usize = 1 << 14;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, row: BlobRow) -> u32 {
+        if self
+            .segments
+            .last()
+            .is_none_or(|s| s.len() == Self::SEGMENT)
+        {
+            self.segments.push(Vec::with_capacity(Self::SEGMENT));
+        }
+        self.segments.last_mut().expect("just ensured").push(row);
+        self.len += 1;
+        (self.len - 1) as u32
+    }
+
+    fn get(&self, i: u32) -> &BlobRow {
+        let i = i as usize;
+        &self.segments[i / Self::SEGMENT][i % Self::SEGMENT]
+    }
+
+    fn get_mut(&mut self, i: u32) -> &mut BlobRow {
+        let i = i as usize;
+        &mut self.segments[i / Self::SEGMENT][i % Self::SEGMENT]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &BlobRow> {
+        self.segments.iter().flatten()
+    }
+
+    /// Every row in id order: each segment is sorted in place, then the
+    /// segments are merged.
+    fn into_sorted(mut self) -> impl Iterator<Item = BlobRow> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        for s in &mut self.segments {
+            s.sort_unstable_by_key(|b| b.id);
+        }
+        let mut cursors: Vec<std::vec::IntoIter<BlobRow>> =
+            self.segments.into_iter().map(Vec::into_iter).collect();
+        let mut heads = BinaryHeap::new();
+        let mut next: Vec<Option<BlobRow>> = Vec::with_capacity(cursors.len());
+        for (k, c) in cursors.iter_mut().enumerate() {
+            let row = c.next();
+            if let Some(r) = &row {
+                heads.push(Reverse((r.id, k)));
+            }
+            next.push(row);
+        }
+        std::iter::from_fn(move || {
+            let Reverse((_, k)) = heads.pop()?;
+            let row = next[k].take().expect("a head has its row");
+            next[k] = cursors[k].next();
+            if let Some(r) = &next[k] {
+                heads.push(Reverse((r.id, k)));
+            }
+            Some(row)
+        })
+    }
+}
+
 /// A record written in this generation.
 #[derive(Clone, Copy)]
 struct RecordRow {
@@ -131,16 +206,29 @@ struct Queued {
     packed: Option<(Codec, Vec<u8>)>,
 }
 
+/// A record for a compression worker: its number, its plaintext, and a
+/// buffer to compress into.
+type Job = (u64, Vec<u8>, Vec<u8>);
+
+/// What a worker hands back: the number, the codec, the payload (in the
+/// job's buffer) and the plaintext's buffer, for reuse.
+type Packed = (u64, Codec, Vec<u8>, Vec<u8>);
+
 /// Compression workers: records go in numbered, come out in any order.
+/// Buffers travel with the records and come back to the writer, which
+/// reuses them: record buffers are allocated once per run rather than once
+/// per record on one thread and freed on another, which had spread them
+/// through the allocator's per-thread arenas and grown memory with the
+/// input.
 struct Workers {
-    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
-    results: mpsc::Receiver<(u64, Codec, Vec<u8>)>,
+    jobs: Option<mpsc::SyncSender<Job>>,
+    results: mpsc::Receiver<Packed>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Workers {
     fn start(n: usize, compression: Compression) -> Workers {
-        let (jobs, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(n * 2);
+        let (jobs, job_rx) = mpsc::sync_channel::<Job>(n * 2);
         let (res_tx, results) = mpsc::channel();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let handles = (0..n)
@@ -151,11 +239,11 @@ impl Workers {
                     let mut c = Compressor::new(compression);
                     loop {
                         let job = rx.lock().map(|r| r.recv());
-                        let Ok(Ok((seq, plaintext))) = job else {
+                        let Ok(Ok((seq, plaintext, mut payload))) = job else {
                             return;
                         };
-                        let (codec, payload) = c.compress(&plaintext);
-                        if tx.send((seq, codec, payload)).is_err() {
+                        let codec = c.compress_into(&plaintext, &mut payload);
+                        if tx.send((seq, codec, payload, plaintext)).is_err() {
                             return;
                         }
                     }
@@ -192,7 +280,7 @@ pub struct GenerationWriter<W: Sink> {
     packfile_offset: u64,
     packfile_hash: blake3::Hasher,
     /// Every blob of this generation, in the order stored.
-    blobs: Vec<BlobRow>,
+    blobs: Rows,
     /// Positions in `blobs`, by id.
     lookup: hashbrown::HashTable<u32>,
     records: Vec<RecordRow>,
@@ -207,6 +295,8 @@ pub struct GenerationWriter<W: Sink> {
     next_seq: u64,
     compressor: Compressor,
     workers: Option<Workers>,
+    /// Record-sized buffers back from compression and writing.
+    spares: Vec<Vec<u8>>,
 }
 
 impl<W: Sink> GenerationWriter<W> {
@@ -241,7 +331,7 @@ impl<W: Sink> GenerationWriter<W> {
             generation,
             packfile_offset: pos,
             packfile_hash: blake3::Hasher::new(),
-            blobs: Vec::new(),
+            blobs: Rows::default(),
             lookup: hashbrown::HashTable::new(),
             records: Vec::new(),
             entropy,
@@ -252,6 +342,7 @@ impl<W: Sink> GenerationWriter<W> {
             next_seq: 0,
             compressor: Compressor::new(opts.compression),
             workers: None,
+            spares: Vec::new(),
         }
     }
 
@@ -348,7 +439,9 @@ impl<W: Sink> GenerationWriter<W> {
         let target = self.target(kind);
         if len >= target {
             let row = self.add_row(id, kind, 0, len);
-            self.seal(kind, data.to_vec(), vec![row])?;
+            let mut plaintext = self.spare();
+            plaintext.extend_from_slice(data);
+            self.seal(kind, plaintext, vec![row])?;
             return Ok(id);
         }
         let slot = kind as usize - 1;
@@ -359,7 +452,8 @@ impl<W: Sink> GenerationWriter<W> {
         let row = self.add_row(id, kind, offset, len);
         let open = &mut self.open[slot];
         if open.plaintext.capacity() == 0 {
-            open.plaintext.reserve(target as usize + 256 * 1024);
+            open.plaintext = self.spares.pop().unwrap_or_default();
+            open.plaintext.reserve_exact(target as usize + 256 * 1024);
         }
         open.blobs.push(row);
         open.plaintext.extend_from_slice(data);
@@ -378,13 +472,12 @@ impl<W: Sink> GenerationWriter<W> {
     fn written(&self, id: &Id) -> bool {
         let blobs = &self.blobs;
         self.lookup
-            .find(Self::id_hash(id), |&i| blobs[i as usize].id == *id)
+            .find(Self::id_hash(id), |&i| blobs.get(i).id == *id)
             .is_some()
     }
 
     fn add_row(&mut self, id: Id, kind: Kind, offset: u32, len: u32) -> u32 {
-        let i = self.blobs.len() as u32;
-        self.blobs.push(BlobRow {
+        let i = self.blobs.push(BlobRow {
             id,
             record: PENDING,
             offset,
@@ -392,15 +485,29 @@ impl<W: Sink> GenerationWriter<W> {
             kind,
         });
         let blobs = &self.blobs;
-        self.lookup.insert_unique(Self::id_hash(&id), i, |&j| {
-            Self::id_hash(&blobs[j as usize].id)
-        });
+        self.lookup
+            .insert_unique(Self::id_hash(&id), i, |&j| Self::id_hash(&blobs.get(j).id));
         i
     }
 
     /// The record target for a kind: metadata records are kept small, since
     /// readers visit directories in another order than they were written
     /// (parents first) and a small record is cheap to decode again.
+    /// An empty buffer, reused when one is spare.
+    fn spare(&mut self) -> Vec<u8> {
+        self.spares.pop().unwrap_or_default()
+    }
+
+    /// Keeps a buffer for reuse: a few per compression thread.
+    fn give(&mut self, mut buf: Vec<u8>) {
+        if self.spares.len() < 2 * self.opts.threads + 4
+            && buf.capacity() <= 2 * MAX_BLOB_LEN as usize
+        {
+            buf.clear();
+            self.spares.push(buf);
+        }
+    }
+
     fn target(&self, kind: Kind) -> u32 {
         match kind {
             Kind::Chunk => self.opts.record_target,
@@ -422,7 +529,10 @@ impl<W: Sink> GenerationWriter<W> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let packed = if self.opts.threads == 0 {
-            Some(self.compressor.compress(&plaintext))
+            let mut payload = self.spare();
+            let codec = self.compressor.compress_into(&plaintext, &mut payload);
+            self.give(plaintext);
+            Some((codec, payload))
         } else {
             let threads = self.opts.threads;
             let compression = self.opts.compression;
@@ -430,7 +540,8 @@ impl<W: Sink> GenerationWriter<W> {
                 .workers
                 .get_or_insert_with(|| Workers::start(threads, compression));
             let jobs = w.jobs.as_ref().expect("running workers");
-            if jobs.send((seq, plaintext)).is_err() {
+            let payload = self.spares.pop().unwrap_or_default();
+            if jobs.send((seq, plaintext, payload)).is_err() {
                 return Err(stopped());
             }
             None
@@ -452,15 +563,20 @@ impl<W: Sink> GenerationWriter<W> {
         loop {
             if let Some(w) = &self.workers {
                 let first = self.next_seq - self.queue.len() as u64;
+                let mut back = Vec::new();
                 let queue = &mut self.queue;
-                let take = |queue: &mut VecDeque<Queued>, r: (u64, Codec, Vec<u8>)| {
+                let mut take = |queue: &mut VecDeque<Queued>, r: Packed| {
                     queue[(r.0 - first) as usize].packed = Some((r.1, r.2));
+                    back.push(r.3);
                 };
                 if queue.len() > keep && queue.front().is_some_and(|q| q.packed.is_none()) {
                     take(queue, w.results.recv().map_err(|_| stopped())?);
                 }
                 while let Ok(r) = w.results.try_recv() {
                     take(queue, r);
+                }
+                for b in back {
+                    self.give(b);
                 }
             }
             while self.queue.front().is_some_and(|q| q.packed.is_some()) {
@@ -489,7 +605,9 @@ impl<W: Sink> GenerationWriter<W> {
                     raw_len,
                     offset: self.pos,
                 };
-                crypto::seal_record(keys, &rc, &nonce, &payload)
+                let sealed = crypto::seal_record(keys, &rc, &nonce, &payload);
+                self.give(payload);
+                sealed
             }
             None => payload,
         };
@@ -503,9 +621,10 @@ impl<W: Sink> GenerationWriter<W> {
             codec,
         });
         for i in q.blobs {
-            self.blobs[i as usize].record = r;
+            self.blobs.get_mut(i).record = r;
         }
         self.stats.bytes += record.len() as u64;
+        self.give(record);
         Ok(())
     }
 
@@ -531,15 +650,14 @@ impl<W: Sink> GenerationWriter<W> {
     /// thousand entries at a time, so no second copy of it is ever held).
     fn write_index(&mut self) -> Result<[u8; 32]> {
         self.lookup = hashbrown::HashTable::new();
-        let mut blobs = std::mem::take(&mut self.blobs);
-        blobs.sort_unstable_by_key(|b| b.id);
+        let blobs = std::mem::take(&mut self.blobs);
         let mut first = [0u32; 256];
-        for b in &blobs {
+        for b in blobs.iter() {
             first[b.id.0[0] as usize] += 1;
         }
         let mut hasher = blake3::Hasher::new();
         let mut buf = index::prefix_bytes(blobs.len() as u64, &first);
-        for b in &blobs {
+        for b in blobs.into_sorted() {
             let r = self.records[b.record as usize];
             IndexEntry {
                 id: b.id,
