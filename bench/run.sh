@@ -380,6 +380,29 @@ if [ ${#PTAR_LIST[@]} -gt 0 ]; then
   unset PTAR_PASSPHRASE
 fi
 
+# ------------------------------------------- 4b. tar + zstd -19, beside ptar --best
+# peers.sh has no high-level zstd; the issue weighs --best against tar+zstd -19.
+# Create only (size and wall), with the same live copy and timing as above.
+tarzstd19_b1() { tar -cf - live | zstd -19 -T2 -q -o "$REPO/v1.tar.zst"; }
+export -f tarzstd19_b1
+case " $PTAR_VARIANTS " in *" --best "*)
+  if [ "$PTAR_TOOLS" != 0 ] && [ -n "$DATASETS" ]; then
+    for DS in $DATASETS; do
+      V1="$C/$DS-v1"; [ -d "$V1" ] || continue
+      IN1=$(bytes "$V1")
+      export REPO="$S/repo-tarzstd19" CACHE="$S/cache-tarzstd19"
+      drop "$S/live" "$REPO" "$CACHE"; mkdir -p "$REPO"
+      ensure_room $((IN1 * 2 + 2000000000)) "tar+zstd -19 on $DS"
+      say "tar + zstd -19 on $DS"
+      if cp -a "$V1" "$S/live"; then
+        sync
+        run_step tarzstd19 "$DS" backup-v1 "$IN1" tarzstd19_b1
+      fi
+      trash "$S/live"; drop "$REPO" "$CACHE"
+    done
+  fi ;;
+esac
+
 # ---------------------------------------------------------------- 5. peers
 if [ -n "$TOOLS" ] && [ -n "$DATASETS" ]; then
   # peers.sh keeps every tree until it ends: per tool and dataset a live copy, a
