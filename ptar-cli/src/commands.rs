@@ -798,6 +798,14 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
     );
     progress.finish();
     if t.json {
+        for d in &report.damaged {
+            let line = json::Obj::new("damaged")
+                .str("snapshot", &d.snapshot.to_hex())
+                .bytes("path", &d.path)
+                .str("problem", &d.problem)
+                .done();
+            println!("{line}");
+        }
         let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
         let line = json::Obj::new("verify")
             .bool("ok", report.ok())
@@ -819,6 +827,7 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
                 report.tail.as_ref().is_some_and(|t| t.damaged),
             )
             .strs("problems", problems.iter().map(String::as_str))
+            .num("damaged_paths", report.damaged.len() as u64)
             .done();
         println!("{line}");
         return Ok(if report.ok() {
@@ -849,6 +858,21 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
             "note: {} bytes of an interrupted append after generation {} are ignored (the next append removes them)",
             tail.len, report.generations
         )?;
+    }
+    if !report.damaged.is_empty() {
+        writeln!(
+            out,
+            "damaged: {} path(s) cannot be read back whole (snapshot, path: problem); `ptar -x` extracts the rest:",
+            report.damaged.len()
+        )?;
+        for d in &report.damaged {
+            let path = if d.path.is_empty() {
+                "/".into()
+            } else {
+                String::from_utf8_lossy(&d.path)
+            };
+            writeln!(out, "  {} {}: {}", d.snapshot.short(), path, d.problem)?;
+        }
     }
     drop(out);
     for p in &report.problems {

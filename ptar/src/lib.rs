@@ -34,4 +34,4 @@ pub use archive::{
 pub use error::{Error, Region, Result};
 pub use format::header::{ChunkerParams, KdfParams};
 pub use format::Id;
-pub use verify::{VerifyOptions, VerifyReport};
+pub use verify::{DamagedPath, VerifyOptions, VerifyReport};

@@ -45,7 +45,24 @@ pub struct VerifyReport {
     pub tail: Option<Tail>,
     /// Every problem found.
     pub problems: Vec<Error>,
+    /// Files and directories of the snapshots that cannot be read back whole
+    /// because of those problems (full check), at most [`MAX_DAMAGED`].
+    pub damaged: Vec<DamagedPath>,
 }
+
+/// A path of a snapshot whose content or listing is damaged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedPath {
+    /// The snapshot.
+    pub snapshot: Id,
+    /// The path inside it.
+    pub path: Vec<u8>,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Damaged paths listed at most.
+pub const MAX_DAMAGED: usize = 10_000;
 
 impl VerifyReport {
     /// True when nothing is wrong (an interrupted append's tail is not wrong).
@@ -62,6 +79,9 @@ struct RecordsChecked {
     bytes: u64,
     blobs: u64,
     problems: Vec<Error>,
+    /// Blobs that cannot be read: in a record that does not decode, or not
+    /// matching their id.
+    bad: Vec<Id>,
 }
 
 /// Decodes one record and recomputes the ids of the blobs it holds.
@@ -79,6 +99,7 @@ fn check_record(
             if out.problems.len() < MAX_PROBLEMS {
                 out.problems.push(err);
             }
+            out.bad.extend(entries.iter().map(|e| e.id));
             return;
         }
     };
@@ -87,9 +108,11 @@ fn check_record(
     for e in entries {
         let blob = &raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize];
         out.blobs += 1;
-        if crypto::content_id(store.keys(), e.kind, blob) != e.id
-            && out.problems.len() < MAX_PROBLEMS
-        {
+        if crypto::content_id(store.keys(), e.kind, blob) == e.id {
+            continue;
+        }
+        out.bad.push(e.id);
+        if out.problems.len() < MAX_PROBLEMS {
             out.problems.push(Error::corrupt(
                 Region::Packfile {
                     generation: g.footer.generation,
@@ -111,6 +134,10 @@ struct Checker<'a> {
     report: VerifyReport,
     /// The previous generation's snapshot table, once read.
     prev_table: Option<Vec<table::TableEntry>>,
+    /// Blobs found unreadable by the full check, and whether any tree or
+    /// reference failed while walking the snapshots.
+    bad_blobs: HashSet<Id>,
+    walk_failed: bool,
 }
 
 impl Checker<'_> {
@@ -297,6 +324,7 @@ impl Checker<'_> {
         for f in found {
             self.report.bytes_checked += f.bytes;
             self.report.blobs_checked += f.blobs;
+            self.bad_blobs.extend(f.bad);
             for e in f.problems {
                 self.problem(e);
             }
@@ -304,7 +332,11 @@ impl Checker<'_> {
     }
 
     fn check_blob_exists(&mut self, id: &Id, kind: Kind, path: &[u8]) {
-        match self.store.find(id) {
+        let found = self.store.find(id);
+        if !matches!(&found, Ok(Some((e, _))) if e.kind == kind) {
+            self.walk_failed = true;
+        }
+        match found {
             Ok(Some((e, _))) if e.kind == kind => {}
             Ok(Some((e, _))) => self.problem(Error::corrupt(
                 Region::Blob {
@@ -350,6 +382,7 @@ impl Checker<'_> {
                 let entries = match archive.read_dir(&tree) {
                     Ok(e) => e,
                     Err(e) => {
+                        self.walk_failed = true;
                         self.problem(e);
                         continue;
                     }
@@ -374,7 +407,10 @@ impl Checker<'_> {
                                         }
                                     }
                                 }
-                                Err(err) => self.problem(err),
+                                Err(err) => {
+                                    self.walk_failed = true;
+                                    self.problem(err)
+                                }
                             }
                         }
                         _ => {}
@@ -383,6 +419,93 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Lists, snapshot by snapshot, every path that cannot be read back
+    /// whole: a directory whose listing does not read (its contents are
+    /// lost with it), a file whose file map or chunks are unreadable or
+    /// missing. Run only when the full check found something wrong.
+    fn list_damage(&mut self, archive: &Archive) {
+        let store = self.store;
+        let readable = |id: &Id, kind: Kind| -> std::result::Result<(), String> {
+            if self.bad_blobs.contains(id) {
+                return Err(format!("{} {} is damaged", kind.name(), id.short()));
+            }
+            match store.find(id) {
+                Ok(Some((e, _))) if e.kind == kind => Ok(()),
+                Ok(Some(_)) => Err(format!("{} {} has the wrong kind", kind.name(), id.short())),
+                Ok(None) => Err(format!("{} {} is missing", kind.name(), id.short())),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let mut damaged = Vec::new();
+        'snapshots: for t in store.snapshot_table() {
+            let snap = match archive.find_snapshot(&t.id.to_hex()) {
+                Ok(s) => s,
+                Err(e) => {
+                    damaged.push(DamagedPath {
+                        snapshot: t.id,
+                        path: Vec::new(),
+                        problem: format!("the whole snapshot: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let mut stack: Vec<(Vec<u8>, Id)> = vec![(Vec::new(), snap.record.root)];
+            while let Some((path, tree)) = stack.pop() {
+                if damaged.len() >= MAX_DAMAGED {
+                    break 'snapshots;
+                }
+                let entries = match archive.read_dir(&tree) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        damaged.push(DamagedPath {
+                            snapshot: t.id,
+                            path,
+                            problem: format!(
+                                "directory listing unreadable, with all below it: {e}"
+                            ),
+                        });
+                        continue;
+                    }
+                };
+                for e in entries {
+                    let mut p = path.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&e.name);
+                    let problem = match &e.payload {
+                        Payload::Dir(id) => {
+                            stack.push((p, *id));
+                            continue;
+                        }
+                        Payload::File(content) => {
+                            let map = match content {
+                                Content::Map(id) => readable(id, Kind::FileMap).err(),
+                                _ => None,
+                            };
+                            map.or_else(|| match archive.extents(content, e.size) {
+                                Ok(extents) => extents.iter().find_map(|x| match x {
+                                    Extent::Data { id, .. } => readable(id, Kind::Chunk).err(),
+                                    Extent::Hole { .. } => None,
+                                }),
+                                Err(err) => Some(err.to_string()),
+                            })
+                        }
+                        _ => None,
+                    };
+                    if let Some(problem) = problem {
+                        damaged.push(DamagedPath {
+                            snapshot: t.id,
+                            path: p,
+                            problem,
+                        });
+                    }
+                }
+            }
+        }
+        self.report.damaged = damaged;
     }
 }
 
@@ -403,6 +526,8 @@ pub fn verify_with_progress(
         progress,
         report: VerifyReport::default(),
         prev_table: None,
+        bad_blobs: HashSet::new(),
+        walk_failed: false,
     };
     c.report.generations = store.generations().len() as u64;
     c.report.snapshots = store.snapshot_table().len();
@@ -459,6 +584,9 @@ pub fn verify_with_progress(
     if opts.full {
         if let Err(e) = c.walk_snapshots(archive) {
             c.problem(e);
+        }
+        if !c.bad_blobs.is_empty() || c.walk_failed {
+            c.list_damage(archive);
         }
     }
     c.report
