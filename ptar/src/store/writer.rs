@@ -92,16 +92,16 @@ pub struct WriteStats {
     pub deduplicated: u64,
 }
 
-/// A blob stored in this generation: its id, kind, and range in its record
+/// A blob stored in this generation: its id and range in its record
 /// (`record` indexes [`GenerationWriter::records`], `PENDING` until the
-/// record is written). 48 bytes a blob, the bulk of a writer's memory.
+/// record is written; the record gives the kind). 44 bytes a blob, the bulk
+/// of a writer's memory.
 #[derive(Clone, Copy)]
 struct BlobRow {
     id: Id,
     record: u32,
     offset: u32,
     len: u32,
-    kind: Kind,
 }
 
 const PENDING: u32 = u32::MAX;
@@ -188,6 +188,8 @@ struct RecordRow {
     stored_len: u32,
     raw_len: u32,
     codec: Codec,
+    /// The kind of every blob in it (records hold one kind).
+    kind: Kind,
 }
 
 /// A record being filled with blobs of one kind (their rows' positions).
@@ -204,6 +206,13 @@ struct Queued {
     blobs: Vec<u32>,
     /// (codec, payload) once compressed.
     packed: Option<(Codec, Vec<u8>)>,
+}
+
+/// Buffers back from compression and writing, for the next records.
+#[derive(Default)]
+struct Spares {
+    plain: Vec<Vec<u8>>,
+    packed: Vec<Vec<u8>>,
 }
 
 /// A record for a compression worker: its number, its plaintext, and a
@@ -296,7 +305,10 @@ pub struct GenerationWriter<W: Sink> {
     compressor: Compressor,
     workers: Option<Workers>,
     /// Record-sized buffers back from compression and writing.
-    spares: Vec<Vec<u8>>,
+    /// Kept apart: a plaintext buffer is filled to the record target, a
+    /// payload buffer only as far as compressed bytes reach, so reusing one
+    /// for the other would make every buffer resident in full.
+    spares: Spares,
 }
 
 impl<W: Sink> GenerationWriter<W> {
@@ -342,7 +354,7 @@ impl<W: Sink> GenerationWriter<W> {
             next_seq: 0,
             compressor: Compressor::new(opts.compression),
             workers: None,
-            spares: Vec::new(),
+            spares: Spares::default(),
         }
     }
 
@@ -438,8 +450,8 @@ impl<W: Sink> GenerationWriter<W> {
         let len = data.len() as u32;
         let target = self.target(kind);
         if len >= target {
-            let row = self.add_row(id, kind, 0, len);
-            let mut plaintext = self.spare();
+            let row = self.add_row(id, 0, len);
+            let mut plaintext = self.spares.plain.pop().unwrap_or_default();
             plaintext.extend_from_slice(data);
             self.seal(kind, plaintext, vec![row])?;
             return Ok(id);
@@ -449,10 +461,10 @@ impl<W: Sink> GenerationWriter<W> {
             self.seal_open(slot, kind)?;
         }
         let offset = self.open[slot].plaintext.len() as u32;
-        let row = self.add_row(id, kind, offset, len);
+        let row = self.add_row(id, offset, len);
         let open = &mut self.open[slot];
         if open.plaintext.capacity() == 0 {
-            open.plaintext = self.spares.pop().unwrap_or_default();
+            open.plaintext = self.spares.plain.pop().unwrap_or_default();
             open.plaintext.reserve_exact(target as usize + 256 * 1024);
         }
         open.blobs.push(row);
@@ -476,13 +488,12 @@ impl<W: Sink> GenerationWriter<W> {
             .is_some()
     }
 
-    fn add_row(&mut self, id: Id, kind: Kind, offset: u32, len: u32) -> u32 {
+    fn add_row(&mut self, id: Id, offset: u32, len: u32) -> u32 {
         let i = self.blobs.push(BlobRow {
             id,
             record: PENDING,
             offset,
             len,
-            kind,
         });
         let blobs = &self.blobs;
         self.lookup
@@ -493,18 +504,16 @@ impl<W: Sink> GenerationWriter<W> {
     /// The record target for a kind: metadata records are kept small, since
     /// readers visit directories in another order than they were written
     /// (parents first) and a small record is cheap to decode again.
-    /// An empty buffer, reused when one is spare.
-    fn spare(&mut self) -> Vec<u8> {
-        self.spares.pop().unwrap_or_default()
-    }
-
     /// Keeps a buffer for reuse: a few per compression thread.
-    fn give(&mut self, mut buf: Vec<u8>) {
-        if self.spares.len() < 2 * self.opts.threads + 4
-            && buf.capacity() <= 2 * MAX_BLOB_LEN as usize
-        {
+    fn give(&mut self, mut buf: Vec<u8>, plain: bool) {
+        let pool = if plain {
+            &mut self.spares.plain
+        } else {
+            &mut self.spares.packed
+        };
+        if pool.len() < self.opts.threads + 2 && buf.capacity() <= 2 * MAX_BLOB_LEN as usize {
             buf.clear();
-            self.spares.push(buf);
+            pool.push(buf);
         }
     }
 
@@ -529,9 +538,9 @@ impl<W: Sink> GenerationWriter<W> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let packed = if self.opts.threads == 0 {
-            let mut payload = self.spare();
+            let mut payload = self.spares.packed.pop().unwrap_or_default();
             let codec = self.compressor.compress_into(&plaintext, &mut payload);
-            self.give(plaintext);
+            self.give(plaintext, true);
             Some((codec, payload))
         } else {
             let threads = self.opts.threads;
@@ -540,7 +549,7 @@ impl<W: Sink> GenerationWriter<W> {
                 .workers
                 .get_or_insert_with(|| Workers::start(threads, compression));
             let jobs = w.jobs.as_ref().expect("running workers");
-            let payload = self.spares.pop().unwrap_or_default();
+            let payload = self.spares.packed.pop().unwrap_or_default();
             if jobs.send((seq, plaintext, payload)).is_err() {
                 return Err(stopped());
             }
@@ -576,7 +585,7 @@ impl<W: Sink> GenerationWriter<W> {
                     take(queue, r);
                 }
                 for b in back {
-                    self.give(b);
+                    self.give(b, true);
                 }
             }
             while self.queue.front().is_some_and(|q| q.packed.is_some()) {
@@ -606,7 +615,7 @@ impl<W: Sink> GenerationWriter<W> {
                     offset: self.pos,
                 };
                 let sealed = crypto::seal_record(keys, &rc, &nonce, &payload);
-                self.give(payload);
+                self.give(payload, false);
                 sealed
             }
             None => payload,
@@ -619,12 +628,13 @@ impl<W: Sink> GenerationWriter<W> {
             stored_len: record.len() as u32,
             raw_len,
             codec,
+            kind,
         });
         for i in q.blobs {
             self.blobs.get_mut(i).record = r;
         }
         self.stats.bytes += record.len() as u64;
-        self.give(record);
+        self.give(record, false);
         Ok(())
     }
 
@@ -666,7 +676,7 @@ impl<W: Sink> GenerationWriter<W> {
                 raw_len: r.raw_len,
                 blob_offset: b.offset,
                 blob_len: b.len,
-                kind: b.kind,
+                kind: r.kind,
                 codec: r.codec,
             }
             .write(&mut buf);
