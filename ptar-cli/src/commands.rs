@@ -296,8 +296,19 @@ fn add_and_commit<W: ptar::store::Sink>(
     };
     let progress = progress.with_bar(t, None, if t.append { "appending" } else { "archiving" });
     let started = std::time::Instant::now();
-    let (id, outcome) = w.add_snapshot(paths, &meta(t), &progress)?;
-    let info = w.commit()?;
+    // A write error without a path of its own is a write to the archive
+    // (a full disk, a file-size limit): say which file.
+    let name_archive = |e: ptar::Error| match e {
+        ptar::Error::Io { path: None, source } => ptar::Error::Io {
+            path: Some(t.file.clone()),
+            source,
+        },
+        other => other,
+    };
+    let (id, outcome) = w
+        .add_snapshot(paths, &meta(t), &progress)
+        .map_err(name_archive)?;
+    let info = w.commit().map_err(name_archive)?;
     progress.finish();
     progress.flush()?;
     if t.json {
