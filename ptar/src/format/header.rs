@@ -107,7 +107,9 @@ impl KdfParams {
 
     /// Checks the reader caps (spec §5.2) before any memory is allocated.
     pub fn check_limits(&self) -> Result<(), String> {
-        if self.p == 0 || self.t == 0 || self.m_kib < 8 * self.p {
+        // Argon2 needs 8 KiB of memory per lane; widened so a hostile lane
+        // count cannot overflow the product.
+        if self.p == 0 || self.t == 0 || u64::from(self.m_kib) < 8 * u64::from(self.p) {
             return Err(format!(
                 "m={} KiB t={} p={} is not valid Argon2id",
                 self.m_kib, self.t, self.p
