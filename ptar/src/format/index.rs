@@ -33,6 +33,19 @@ pub const INTERPOLATION_STEPS: usize = 4;
 /// Entries read at a time by [`IndexView::find_by_reading`]: one 4 KiB page.
 pub const WINDOW_ENTRIES: usize = 64;
 
+/// Where `id` would sit in the non-empty entries `[lo, hi)` if their leading
+/// 64 bits spread evenly between `lo_key` and `hi_key`; `None` when `id` lies
+/// outside those bounds (only in a malformed index).
+fn interpolate(id: &Id, lo: usize, hi: usize, lo_key: u64, hi_key: u64) -> Option<usize> {
+    let key = prefix(&id.0);
+    if key < lo_key || key > hi_key {
+        return None;
+    }
+    let span = u128::from(hi_key - lo_key) + 1;
+    let off = (u128::from(key - lo_key) * (hi - lo) as u128 / span) as usize;
+    Some(lo + off.min(hi - lo - 1))
+}
+
 /// The leading 64 bits of an id, as a number.
 fn prefix(id: &[u8]) -> u64 {
     u64::from_be_bytes(id[..8].try_into().expect("ids are 32 bytes"))
@@ -215,6 +228,16 @@ impl<'a> IndexView<'a> {
         })
     }
 
+    /// The entries `[lo, hi)` whose ids share `id`'s first byte, and bounds
+    /// on their leading 64 bits.
+    fn bucket(&self, id: &Id) -> (usize, usize, u64, u64) {
+        let first = id.0[0] as usize;
+        let hi = self.fan(first).min(self.count);
+        let lo = if first == 0 { 0 } else { self.fan(first - 1) }.min(hi);
+        let lo_key = (first as u64) << 56;
+        (lo, hi, lo_key, lo_key | ((1u64 << 56) - 1))
+    }
+
     fn fan(&self, b: usize) -> usize {
         u32::from_le_bytes(self.fanout[b * 4..b * 4 + 4].try_into().expect("4 bytes")) as usize
     }
@@ -240,25 +263,20 @@ impl<'a> IndexView<'a> {
 
     /// Finds `id` by fan-out and binary search.
     pub fn find(&self, id: &Id) -> Result<Option<IndexEntry>, Malformed> {
-        let first = id.0[0] as usize;
-        let mut hi = self.fan(first).min(self.count);
-        let mut lo = if first == 0 { 0 } else { self.fan(first - 1) }.min(hi);
+        let (mut lo, mut hi, mut lo_key, mut hi_key) = self.bucket(id);
         // Ids are BLAKE3 outputs, spread evenly: a few interpolation steps on
         // their leading 64 bits land on or next to the entry, touching one or
         // two pages of a mapped index where a binary search touches several.
         // A hostile index can only make the steps useless, never longer:
         // after INTERPOLATION_STEPS, or on anything unexpected, the binary
         // search below finishes the job.
-        let key = prefix(&id.0);
-        let mut lo_key = (first as u64) << 56;
-        let mut hi_key = lo_key | ((1u64 << 56) - 1);
         for _ in 0..INTERPOLATION_STEPS {
-            if hi - lo <= 8 || key < lo_key || key > hi_key {
+            if hi - lo <= 8 {
                 break;
             }
-            let span = u128::from(hi_key - lo_key) + 1;
-            let off = (u128::from(key - lo_key) * (hi - lo) as u128 / span) as usize;
-            let mid = lo + off.min(hi - lo - 1);
+            let Some(mid) = interpolate(id, lo, hi, lo_key, hi_key) else {
+                break;
+            };
             let at = self.id_at(mid);
             match at.cmp(&id.0[..]) {
                 std::cmp::Ordering::Less => {
@@ -299,12 +317,7 @@ impl<'a> IndexView<'a> {
         id: &Id,
         mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
     ) -> Result<Result<Option<IndexEntry>, Malformed>, E> {
-        let first = id.0[0] as usize;
-        let mut hi = self.fan(first).min(self.count);
-        let mut lo = if first == 0 { 0 } else { self.fan(first - 1) }.min(hi);
-        let key = prefix(&id.0);
-        let mut lo_key = (first as u64) << 56;
-        let mut hi_key = lo_key | ((1u64 << 56) - 1);
+        let (mut lo, mut hi, mut lo_key, mut hi_key) = self.bucket(id);
         let mut buf = [0u8; WINDOW_ENTRIES * ENTRY_LEN];
         let mut step = 0;
         while lo < hi {
@@ -312,12 +325,10 @@ impl<'a> IndexView<'a> {
             let (start, len) = if n <= WINDOW_ENTRIES {
                 (lo, n)
             } else {
-                let mid = if step < INTERPOLATION_STEPS && key >= lo_key && key <= hi_key {
-                    let span = u128::from(hi_key - lo_key) + 1;
-                    lo + ((u128::from(key - lo_key) * n as u128 / span) as usize).min(n - 1)
-                } else {
-                    lo + n / 2
-                };
+                let mid = (step < INTERPOLATION_STEPS)
+                    .then(|| interpolate(id, lo, hi, lo_key, hi_key))
+                    .flatten()
+                    .unwrap_or(lo + n / 2);
                 let start = mid
                     .saturating_sub(WINDOW_ENTRIES / 2)
                     .clamp(lo, hi - WINDOW_ENTRIES);
