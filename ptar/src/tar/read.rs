@@ -1,0 +1,1 @@
+//! Reading tar streams (ustar, pax, GNU) as an entry source.

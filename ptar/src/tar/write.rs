@@ -1,0 +1,1 @@
+//! Writing a snapshot as a POSIX pax tar stream.
