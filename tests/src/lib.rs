@@ -1,5 +1,6 @@
 //! Helpers shared by ptar's end-to-end tests, and the test-vector generator.
 
+pub mod fidelity;
 pub mod forge;
 pub mod vectors;
 
