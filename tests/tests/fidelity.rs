@@ -3,7 +3,6 @@
 //! `--xattrs --acls --sparse` goes through the same tree, and ptar keeps at
 //! least every field tar keeps.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
