@@ -64,7 +64,7 @@ fn slice(data: &[u8], off: u64, len: u64) -> &[u8] {
 
 fn from_archive(seeds: &mut Seeds, name: &str, bytes: &[u8], pass: Option<&[u8]>) {
     let store = Store::from_vec(bytes.to_vec(), pass).expect("testdata archive opens");
-    let data = store.data();
+    let data = store.data().expect("an archive in memory");
     let h = store.header().clone();
     let hlen = store.header_len();
     // header

@@ -22,6 +22,7 @@ use crate::{Error, Region, Result};
 
 /// A snapshot as listed by an archive.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Its id (the id of its snapshot blob).
     pub id: Id,
@@ -31,9 +32,36 @@ pub struct Snapshot {
     pub record: SnapshotRecord,
 }
 
-/// An archive opened for reading.
+impl Snapshot {
+    /// The id of its root directory's tree.
+    pub fn root(&self) -> &Id {
+        &self.record.root
+    }
+}
+
+/// An archive opened for reading. It is `Send + Sync`: share it (for
+/// instance in an `Arc`) and read from many threads at once.
 pub struct Archive {
     store: Arc<Store>,
+}
+
+/// The components of a member path: `/`, `./` and empty components are
+/// dropped (`""`, `"."` and `"/"` name the root); `..` is refused.
+fn components(path: &[u8]) -> Result<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                return Err(Error::InvalidInput(format!(
+                    "'{}': member paths may not hold '..'",
+                    String::from_utf8_lossy(path)
+                )))
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
 }
 
 /// Reads just the header of the file at `path`: whether it is a ptar
@@ -90,6 +118,19 @@ impl Archive {
     pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Archive> {
         Ok(Archive {
             store: Arc::new(Store::from_vec(bytes, passphrase)?),
+        })
+    }
+
+    /// Opens an archive over any positional source: bytes in memory, a
+    /// file, or a caller's [`ReadAt`](crate::store::ReadAt) serving a
+    /// remote object. The header, footers, indexes and snapshot tables are
+    /// read now; blob records when they are asked for.
+    pub fn from_reader(
+        source: impl crate::store::ReadAt + 'static,
+        passphrase: Option<&[u8]>,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_reader(source, passphrase)?),
         })
     }
 
@@ -153,9 +194,105 @@ impl Archive {
         self.load_snapshot(&t)
     }
 
-    /// Entries of a directory, by its tree id.
+    /// A snapshot by selector: `latest`, a position from the end (`1` is
+    /// the latest), or a hex prefix of its id (same as [`Archive::find_snapshot`]).
+    pub fn snapshot(&self, selector: &str) -> Result<Snapshot> {
+        self.find_snapshot(selector)
+    }
+
+    /// Entries of a directory, by its tree id, sorted by name.
     pub fn read_dir(&self, tree: &Id) -> Result<Vec<Entry>> {
         crate::tree::read_directory(&self.store, tree)
+    }
+
+    /// The entry at `path` in `snapshot` (`a/b/c`; `""` or `/` is the root,
+    /// returned as a directory entry with an empty name and the snapshot's
+    /// time), or `None` when there is none. Symlinks are not followed; each
+    /// directory on the way costs one tree page per level of its B-tree.
+    pub fn lookup(&self, snapshot: &Snapshot, path: impl AsRef<[u8]>) -> Result<Option<Entry>> {
+        let parts = components(path.as_ref())?;
+        let Some((last, dirs)) = parts.split_last() else {
+            return Ok(Some(root_entry(snapshot)));
+        };
+        let mut dir = *snapshot.root();
+        for name in dirs {
+            match crate::tree::find_in_directory(&self.store, &dir, name)? {
+                Some(Entry {
+                    payload: crate::format::tree::Payload::Dir(id),
+                    ..
+                }) => dir = id,
+                _ => return Ok(None),
+            }
+        }
+        crate::tree::find_in_directory(&self.store, &dir, last)
+    }
+
+    /// [`Archive::lookup`], with a [`Error::NotFound`] when nothing is there.
+    pub fn metadata(&self, snapshot: &Snapshot, path: impl AsRef<[u8]>) -> Result<Entry> {
+        let path = path.as_ref();
+        self.lookup(snapshot, path)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "'{}' in snapshot {}",
+                String::from_utf8_lossy(path),
+                snapshot.id.short()
+            ))
+        })
+    }
+
+    /// The entries of the directory at `path` in `snapshot`, sorted by name.
+    pub fn read_dir_at(&self, snapshot: &Snapshot, path: impl AsRef<[u8]>) -> Result<Vec<Entry>> {
+        let path = path.as_ref();
+        match self.metadata(snapshot, path)? {
+            Entry {
+                payload: crate::format::tree::Payload::Dir(id),
+                ..
+            } => self.read_dir(&id),
+            _ => Err(Error::InvalidInput(format!(
+                "'{}' is not a directory",
+                String::from_utf8_lossy(path)
+            ))),
+        }
+    }
+
+    /// Opens the regular file at `path` in `snapshot` for reading in place,
+    /// with `Read + Seek` (a hard link opens the file it names). See
+    /// [`FileReader`](crate::file::FileReader).
+    pub fn open_file(
+        &self,
+        snapshot: &Snapshot,
+        path: impl AsRef<[u8]>,
+    ) -> Result<crate::file::FileReader> {
+        let entry = self.metadata(snapshot, path)?;
+        self.file_reader(snapshot, &entry)
+    }
+
+    /// A reader of a file entry found in `snapshot` (by [`Archive::walk`],
+    /// [`Archive::read_dir`], ...); a hard link reads the file it names.
+    pub fn file_reader(
+        &self,
+        snapshot: &Snapshot,
+        entry: &Entry,
+    ) -> Result<crate::file::FileReader> {
+        match &entry.payload {
+            crate::format::tree::Payload::Hardlink(target) => {
+                let first = self.metadata(snapshot, target)?;
+                if !matches!(first.payload, crate::format::tree::Payload::File(_)) {
+                    return Err(Error::corrupt(
+                        Region::Blob {
+                            id: snapshot.id.short(),
+                            kind: Kind::Snapshot.name(),
+                        },
+                        format!(
+                            "hard link '{}' names '{}', which is not a regular file",
+                            String::from_utf8_lossy(&entry.name),
+                            String::from_utf8_lossy(target)
+                        ),
+                    ));
+                }
+                crate::file::FileReader::new(self.store.clone(), &first)
+            }
+            _ => crate::file::FileReader::new(self.store.clone(), entry),
+        }
     }
 
     /// Extents of a file entry's content.
@@ -261,6 +398,34 @@ impl Archive {
         progress: &dyn Progress,
     ) -> crate::verify::VerifyReport {
         crate::verify::verify_with_progress(self, opts, progress)
+    }
+}
+
+/// The root directory of a snapshot as an entry: no name, mode 0755, owned
+/// by root, timed at the snapshot's start.
+fn root_entry(snapshot: &Snapshot) -> Entry {
+    let t = snapshot.record.time_ns;
+    let time = crate::format::tree::Timestamp {
+        sec: t.div_euclid(1_000_000_000),
+        nsec: t.rem_euclid(1_000_000_000) as u32,
+    };
+    Entry {
+        name: Vec::new(),
+        kind: crate::format::tree::EntryType::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        user: Vec::new(),
+        group: Vec::new(),
+        mtime: time,
+        atime: time,
+        ctime: time,
+        dev: 0,
+        ino: 0,
+        nlink: 1,
+        size: 0,
+        xattrs: Vec::new(),
+        payload: crate::format::tree::Payload::Dir(*snapshot.root()),
     }
 }
 

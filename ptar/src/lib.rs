@@ -16,6 +16,7 @@ pub mod chunker;
 pub mod codec;
 pub mod crypto;
 pub mod error;
+pub mod file;
 pub mod format;
 pub mod fs;
 pub mod pattern;

@@ -263,6 +263,45 @@ pub fn read_directory(store: &Store, id: &Id) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// Finds the entry called `name` in the directory whose top page is `id`,
+/// reading one page per level of the directory's B-tree rather than all of
+/// its pages.
+pub fn find_in_directory(store: &Store, id: &Id, name: &[u8]) -> Result<Option<Entry>> {
+    let mut pid = *id;
+    let mut above: Option<u8> = None;
+    loop {
+        let page = TreePage::parse(&store.read_blob(&pid, Kind::Tree)?).map_err(|m| {
+            m.at(Region::Blob {
+                id: pid.short(),
+                kind: Kind::Tree.name(),
+            })
+        })?;
+        match page {
+            TreePage::Leaf(entries) => {
+                if above.is_some_and(|l| l != 1) {
+                    return Err(tree_error(&pid, "leaf page below a page above level 1"));
+                }
+                return Ok(entries
+                    .binary_search_by(|e| e.name.as_slice().cmp(name))
+                    .ok()
+                    .map(|i| entries[i].clone()));
+            }
+            TreePage::Interior { level, children } => {
+                if above.is_some_and(|l| l != level + 1) {
+                    return Err(tree_error(&pid, "interior page at the wrong level"));
+                }
+                // The last child whose first name is not after `name`.
+                let i = children.partition_point(|c| c.first_name.as_slice() <= name);
+                let Some(child) = i.checked_sub(1).map(|i| &children[i]) else {
+                    return Ok(None);
+                };
+                pid = child.id;
+                above = Some(level);
+            }
+        }
+    }
+}
+
 /// All extents of a file, resolving file maps; checks they cover `size`.
 pub fn read_extents(store: &Store, content: &Content, size: u64) -> Result<Vec<Extent>> {
     let extents = match content {

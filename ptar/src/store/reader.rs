@@ -17,20 +17,129 @@ use crate::format::table::{self, TableEntry};
 use crate::format::{Id, Kind, FORMAT_MAJOR};
 use crate::{Error, Region, Result};
 
-/// The bytes of an archive: a read-only memory map or an owned buffer.
-pub enum Bytes {
+/// Where an archive's bytes come from, read at positions: a file, bytes in
+/// memory, or a caller's own store (an object in a remote store, a cache).
+///
+/// A store opened over a `ReadAt` ([`Store::from_reader`]) reads the
+/// header, footers, indexes and snapshot tables once when it opens and keeps
+/// them; blob records are read when asked for, one positional read each.
+/// Many threads may read at once.
+pub trait ReadAt: Send + Sync {
+    /// The source's length in bytes.
+    fn size(&self) -> std::io::Result<u64>;
+    /// Fills `buf` with the bytes at `offset`, failing when the source ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+/// Bytes in memory.
+fn slice_read_at(bytes: &[u8], buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    let src = usize::try_from(offset)
+        .ok()
+        .and_then(|start| bytes.get(start..start.checked_add(buf.len())?))
+        .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    buf.copy_from_slice(src);
+    Ok(())
+}
+
+macro_rules! read_at_for_bytes {
+    ($($t:ty),*) => {$(
+        impl ReadAt for $t {
+            fn size(&self) -> std::io::Result<u64> {
+                Ok(self.len() as u64)
+            }
+            fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+                slice_read_at(self, buf, offset)
+            }
+        }
+    )*};
+}
+read_at_for_bytes!(Vec<u8>, Box<[u8]>, Arc<[u8]>, &'static [u8]);
+
+impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
+    fn size(&self) -> std::io::Result<u64> {
+        (**self).size()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
+    fn size(&self) -> std::io::Result<u64> {
+        (**self).size()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+/// The bytes of an archive.
+enum Bytes {
     /// A mapped file, and the file for positional reads of records.
     Map(memmap2::Mmap, File),
     /// Bytes in memory.
     Owned(Vec<u8>),
+    /// A caller's source, and the sections read from it when it was opened.
+    Sections(Box<dyn ReadAt>, Sections),
 }
 
 impl Bytes {
-    fn as_slice(&self) -> &[u8] {
+    /// Everything, when it is at hand as one slice.
+    fn whole(&self) -> Option<&[u8]> {
         match self {
-            Bytes::Map(m, _) => m,
-            Bytes::Owned(v) => v,
+            Bytes::Map(m, _) => Some(m),
+            Bytes::Owned(v) => Some(v),
+            Bytes::Sections(..) => None,
         }
+    }
+
+    /// Where records are read from with positional reads (rather than
+    /// borrowed in place).
+    fn positional(&self) -> Option<&dyn ReadAt> {
+        match self {
+            Bytes::Map(_, f) => Some(f),
+            Bytes::Owned(_) => None,
+            Bytes::Sections(r, _) => Some(&**r),
+        }
+    }
+
+    /// `len` bytes at `offset`, which lie in the mapped or owned bytes, or
+    /// in a section read at open.
+    fn slice(&self, offset: u64, len: u64) -> &[u8] {
+        match self.whole() {
+            Some(b) => &b[offset as usize..(offset + len) as usize],
+            None => match self {
+                Bytes::Sections(_, s) => s.get(offset, len),
+                _ => unreachable!("whole() covers the other forms"),
+            },
+        }
+    }
+}
+
+/// Byte ranges of a positional source held in memory: each generation's
+/// index, snapshot table, key slots and footer, which lie back to back
+/// (spec §10), read once when the archive is opened.
+#[derive(Default)]
+struct Sections(Vec<(u64, Vec<u8>)>);
+
+impl Sections {
+    /// The held bytes `[offset, offset + len)`. Every range the store asks
+    /// for lies in one section: the footers' offsets were checked to tile
+    /// each generation before the sections were read.
+    fn get(&self, offset: u64, len: u64) -> &[u8] {
+        let i = self.0.partition_point(|(start, _)| *start <= offset);
+        let (start, bytes) = &self.0[i.checked_sub(1).expect("a section holds the range")];
+        let at = (offset - start) as usize;
+        &bytes[at..at + len as usize]
     }
 }
 
@@ -236,12 +345,11 @@ impl Store {
 
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        use std::os::unix::fs::FileExt;
         let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
         // The end of the file (the last footer, and any torn tail) is read
         // with positional reads, not through the map: a concurrent appender
         // may truncate those bytes at any moment.
-        let read_at = |off: u64, buf: &mut [u8]| file.read_exact_at(buf, off);
+        let read_at = |off: u64, buf: &mut [u8]| ReadAt::read_exact_at(&file, buf, off);
         let (header, header_len, header_hash, found) = locate(len, &read_at)?;
         // SAFETY: only bytes up to the last valid footer are mapped. ptar
         // writers never modify or truncate bytes below the last valid footer
@@ -251,11 +359,51 @@ impl Store {
         // process; the spec (§15.3) says archives must not be modified that way.
         let map = unsafe { memmap2::MmapOptions::new().len(found.1 as usize).map(&file) }
             .map_err(|e| Error::io_at(path, e))?;
+        let generations = walk_chain(
+            &|off, buf| slice_read_at(&map, buf, off),
+            found.1,
+            found.0.clone(),
+            header_len,
+            &header,
+            &header_hash,
+        )?;
         Store::assemble(
             Bytes::Map(map, file),
-            header,
+            (header, header_len, header_hash),
+            generations,
+            found,
+            passphrase,
+        )
+    }
+
+    /// Opens an archive over a caller's positional source (see [`ReadAt`]).
+    /// The header, footers, indexes and snapshot tables are read now and
+    /// kept; blob records are read when asked for.
+    pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
+        let source: Box<dyn ReadAt> = Box::new(source);
+        let len = source.size()?;
+        let read_at = |off: u64, buf: &mut [u8]| source.read_exact_at(buf, off);
+        let (header, header_len, header_hash, found) = locate(len, &read_at)?;
+        let generations = walk_chain(
+            &read_at,
+            found.1,
+            found.0.clone(),
             header_len,
-            header_hash,
+            &header,
+            &header_hash,
+        )?;
+        let mut sections = Vec::with_capacity(generations.len());
+        for g in &generations {
+            // Index, snapshot table, key slots and footer lie back to back.
+            let f = &g.footer;
+            let mut b = vec![0u8; (f.footer_end - f.index_offset) as usize];
+            source.read_exact_at(&mut b, f.index_offset)?;
+            sections.push((f.index_offset, b));
+        }
+        Store::assemble(
+            Bytes::Sections(source, Sections(sections)),
+            (header, header_len, header_hash),
+            generations,
             found,
             passphrase,
         )
@@ -263,25 +411,22 @@ impl Store {
 
     /// Opens an archive held in memory.
     pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
-        let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<()> {
-            let start = usize::try_from(off).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
-            let end = start
-                .checked_add(buf.len())
-                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-            let src = bytes
-                .get(start..end)
-                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-            buf.copy_from_slice(src);
-            Ok(())
-        };
+        let read_at = |off: u64, buf: &mut [u8]| slice_read_at(&bytes, buf, off);
         let (header, header_len, header_hash, found) = locate(bytes.len() as u64, &read_at)?;
+        let generations = walk_chain(
+            &read_at,
+            found.1,
+            found.0.clone(),
+            header_len,
+            &header,
+            &header_hash,
+        )?;
         let mut bytes = bytes;
         bytes.truncate(found.1 as usize);
         Store::assemble(
             Bytes::Owned(bytes),
-            header,
-            header_len,
-            header_hash,
+            (header, header_len, header_hash),
+            generations,
             found,
             passphrase,
         )
@@ -289,14 +434,12 @@ impl Store {
 
     fn assemble(
         bytes: Bytes,
-        header: Header,
-        header_len: u64,
-        header_hash: [u8; 32],
+        (header, header_len, header_hash): (Header, u64, [u8; 32]),
+        generations: Vec<Generation>,
         found: Found,
         passphrase: Option<&[u8]>,
     ) -> Result<Store> {
-        let (last, committed_end, tail) = found;
-        let generations = walk_chain(bytes.as_slice(), last, header_len, &header, &header_hash)?;
+        let (_, committed_end, tail) = found;
         let index_bytes = generations.iter().map(|g| g.footer.index_len).sum();
         let mut store = Store {
             header,
@@ -398,13 +541,14 @@ impl Store {
         Err(refused.unwrap_or(Error::WrongPassphrase))
     }
 
-    /// The whole archive's bytes up to the last valid footer.
-    pub fn data(&self) -> &[u8] {
-        &self.bytes.as_slice()[..self.committed_end as usize]
+    /// The whole archive's bytes up to the last valid footer, when it is
+    /// mapped or in memory (not when opened over a [`ReadAt`]).
+    pub fn data(&self) -> Option<&[u8]> {
+        Some(&self.bytes.whole()?[..self.committed_end as usize])
     }
 
     pub(crate) fn slice(&self, offset: u64, len: u64) -> &[u8] {
-        &self.bytes.as_slice()[offset as usize..(offset + len) as usize]
+        self.bytes.slice(offset, len)
     }
 
     /// Committed bytes read with a positional read rather than through the
@@ -412,15 +556,14 @@ impl Store {
     /// stay in the page cache instead of adding to the process's resident
     /// memory as an archive is read from end to end.
     pub(crate) fn read_at(&self, offset: u64, len: u64) -> Result<std::borrow::Cow<'_, [u8]>> {
-        match &self.bytes {
-            Bytes::Map(_, file) => {
-                use std::os::unix::fs::FileExt;
+        match self.bytes.positional() {
+            Some(source) => {
                 debug_assert!(offset + len <= self.committed_end);
                 let mut buf = vec![0u8; len as usize];
-                file.read_exact_at(&mut buf, offset)?;
+                source.read_exact_at(&mut buf, offset)?;
                 Ok(std::borrow::Cow::Owned(buf))
             }
-            Bytes::Owned(_) => Ok(std::borrow::Cow::Borrowed(self.slice(offset, len))),
+            None => Ok(std::borrow::Cow::Borrowed(self.slice(offset, len))),
         }
     }
 
@@ -497,9 +640,12 @@ impl Store {
                             .mapped_index_limit
                             .load(std::sync::atomic::Ordering::Relaxed) =>
                 {
-                    use std::os::unix::fs::FileExt;
                     view.find_by_reading(id, |first, buf| {
-                        file.read_exact_at(buf, f.index_offset + IndexView::entry_offset(first))
+                        ReadAt::read_exact_at(
+                            file,
+                            buf,
+                            f.index_offset + IndexView::entry_offset(first),
+                        )
                     })?
                 }
                 _ => view.find(id),
@@ -550,11 +696,10 @@ impl Store {
                 "an entry points outside its packfile",
             ));
         }
-        if let (Bytes::Map(_, file), None, crate::format::Codec::Stored) =
-            (&self.bytes, &self.keys, e.codec)
+        if let (Some(source), None, crate::format::Codec::Stored) =
+            (self.bytes.positional(), &self.keys, e.codec)
         {
             // Plain stored bytes are the plaintext: read them straight in.
-            use std::os::unix::fs::FileExt;
             if e.record_len != e.raw_len {
                 return Err(Error::corrupt(
                     region,
@@ -567,19 +712,18 @@ impl Store {
             let mut out = out;
             out.clear();
             out.resize(e.record_len as usize, 0);
-            file.read_exact_at(&mut out, e.record_offset)?;
+            source.read_exact_at(&mut out, e.record_offset)?;
             return Ok(out);
         }
         let mut spare = Vec::new();
-        let stored: &[u8] = match &self.bytes {
-            Bytes::Map(_, file) => {
-                use std::os::unix::fs::FileExt;
+        let stored: &[u8] = match self.bytes.positional() {
+            Some(source) => {
                 spare = self.spares.take();
                 spare.resize(e.record_len as usize, 0);
-                file.read_exact_at(&mut spare, e.record_offset)?;
+                source.read_exact_at(&mut spare, e.record_offset)?;
                 &spare
             }
-            Bytes::Owned(_) => self.slice(e.record_offset, e.record_len as u64),
+            None => self.slice(e.record_offset, e.record_len as u64),
         };
         let payload;
         let body: &[u8] = match &self.keys {
@@ -767,10 +911,10 @@ fn check_footer(
 type Found = (Footer, u64, Option<Tail>);
 
 /// A positional read of exactly `buf.len()` bytes at an offset.
-type ReadAt<'a> = dyn Fn(u64, &mut [u8]) -> std::io::Result<()> + 'a;
+type PositionalRead<'a> = dyn Fn(u64, &mut [u8]) -> std::io::Result<()> + 'a;
 
 /// Reads and checks the header, then finds the last valid footer.
-fn locate(len: u64, read_at: &ReadAt<'_>) -> Result<(Header, u64, [u8; 32], Found)> {
+fn locate(len: u64, read_at: &PositionalRead<'_>) -> Result<(Header, u64, [u8; 32], Found)> {
     let mut prefix = [0u8; 16];
     if len < 16 || read_at(0, &mut prefix).is_err() {
         return Err(Error::NotPtar);
@@ -792,7 +936,7 @@ fn locate(len: u64, read_at: &ReadAt<'_>) -> Result<(Header, u64, [u8; 32], Foun
 
 /// Reads the 512 bytes ending at `end` and checks them as a footer.
 fn footer_ending_at(
-    read_at: &ReadAt<'_>,
+    read_at: &PositionalRead<'_>,
     len: u64,
     end: u64,
     header_len: u64,
@@ -811,7 +955,7 @@ fn footer_ending_at(
 /// torn append, by scanning back for the end magic (spec §10.3).
 fn find_last_footer(
     len: u64,
-    read_at: &ReadAt<'_>,
+    read_at: &PositionalRead<'_>,
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
@@ -873,23 +1017,16 @@ fn find_last_footer(
     ))
 }
 
-/// Walks the footer chain from the last footer back to generation 1.
+/// Walks the footer chain from the last footer back to generation 1; `len`
+/// is the committed length.
 fn walk_chain(
-    data: &[u8],
+    read_at: &PositionalRead<'_>,
+    len: u64,
     last: Footer,
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
 ) -> Result<Vec<Generation>> {
-    let read_at = |off: u64, buf: &mut [u8]| -> std::io::Result<()> {
-        let start = off as usize;
-        let src = data
-            .get(start..start + buf.len())
-            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(src);
-        Ok(())
-    };
-    let len = data.len() as u64;
     let mut gens = Vec::new();
     let mut cur = last;
     loop {
@@ -914,9 +1051,11 @@ fn walk_chain(
             generation: generation - 1,
         };
         let prev_end = prev_offset + FOOTER_LEN as u64;
-        let prev = footer_ending_at(&read_at, len, prev_end, header_len, header, header_hash)
+        let prev = footer_ending_at(read_at, len, prev_end, header_len, header, header_hash)
             .map_err(|d| Error::corrupt(region.clone(), d))?;
-        if blake3::hash(&data[prev_offset as usize..prev_end as usize]).as_bytes() != &prev_hash {
+        let mut bytes = [0u8; FOOTER_LEN];
+        read_at(prev_offset, &mut bytes)?;
+        if blake3::hash(&bytes).as_bytes() != &prev_hash {
             return Err(Error::corrupt(
                 region,
                 "footer hash does not match the next footer's chain link",
