@@ -476,6 +476,7 @@ pub struct SnapshotMeta {
 
 /// What a commit wrote.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CommitInfo {
     /// The generation number.
     pub generation: u64,

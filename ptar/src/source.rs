@@ -111,6 +111,7 @@ pub trait EntrySource {
 
 /// What building a tree produced.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct BuildOutcome {
     /// Root tree id.
     pub root: Id,

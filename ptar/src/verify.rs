@@ -30,6 +30,7 @@ pub struct VerifyOptions {
 
 /// What a check found.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Committed generations.
     pub generations: u64,
@@ -52,6 +53,7 @@ pub struct VerifyReport {
 
 /// A path of a snapshot whose content or listing is damaged.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DamagedPath {
     /// The snapshot.
     pub snapshot: Id,

@@ -20,6 +20,7 @@ use super::extract::Selection;
 
 /// One way a file on disk differs from its snapshot entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Difference {
     /// Member path.
     pub path: Vec<u8>,

@@ -147,6 +147,7 @@ impl Default for ExtractOptions {
 
 /// What an extraction did.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ExtractOutcome {
     /// Regular files written.
     pub files: u64,

@@ -83,6 +83,7 @@ impl Default for PackOptions {
 
 /// Counters for one generation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteStats {
     /// Blobs written.
     pub blobs: u64,
