@@ -331,6 +331,24 @@ pub enum Sub {
         #[arg(long = "kdf-params", value_name = "M,T,P", hide = true)]
         kdf_params: Option<String>,
     },
+    /// Write files of a snapshot to standard output, read in place (no extraction).
+    ///
+    /// PATHs are member paths as `ptar -t` lists them; symlinks inside the
+    /// snapshot are followed, hard links read the file they name.
+    Cat {
+        /// The archive file.
+        #[arg(short = 'f', long = "file", value_name = "ARCHIVE")]
+        file: PathBuf,
+        /// Snapshot to read: an id prefix, `latest`, or N (the N-th from the end).
+        #[arg(long = "snapshot", value_name = "ID", default_value = "latest")]
+        snapshot: String,
+        /// Read the passphrase from the first line of FILE.
+        #[arg(long = "passphrase-file", value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Member paths.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -353,7 +371,7 @@ pub enum Command {
     Sub(Sub),
 }
 
-const SUBCOMMANDS: &[&str] = &["snapshots", "keygen", "passwd", "completions", "man"];
+const SUBCOMMANDS: &[&str] = &["snapshots", "keygen", "passwd", "completions", "man", "cat"];
 
 /// The whole command line as one clap command: tar modes and subcommands,
 /// for completions and the manual page.

@@ -4,6 +4,7 @@
 //! changed while it was read, 2 a fatal error or per-file errors (reported
 //! as they happen, prefixed `ptar: `, while work goes on).
 
+mod cat;
 mod cli;
 mod commands;
 mod json;
