@@ -330,10 +330,18 @@ fn extract_options() -> ExtractOptions {
 }
 
 /// Opens `bytes`, verifies fully, extracts every snapshot listed and checks
-/// what was written.
+/// what was written. Every other case opens the bytes as a caller's
+/// positional source instead of a buffer, so that both ways of reading meet
+/// every kind of damage.
 fn evaluate(bytes: Vec<u8>, built: &Built, scratch: &Path) -> Eval {
+    static CASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let full_gens = built.gens.len() as u64;
-    let a = match Archive::from_vec(bytes, built.pass) {
+    let opened = if CASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 0 {
+        Archive::from_vec(bytes, built.pass)
+    } else {
+        Archive::from_reader(bytes, built.pass)
+    };
+    let a = match opened {
         Err(e) => {
             return Eval {
                 outcome: Outcome::Error(e.to_string()),

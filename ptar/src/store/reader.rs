@@ -346,34 +346,23 @@ impl Store {
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
         let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
-        // The end of the file (the last footer, and any torn tail) is read
-        // with positional reads, not through the map: a concurrent appender
-        // may truncate those bytes at any moment.
-        let read_at = |off: u64, buf: &mut [u8]| ReadAt::read_exact_at(&file, buf, off);
-        let (header, header_len, header_hash, found) = locate(len, &read_at)?;
+        // The footers (and any torn tail) are read with positional reads,
+        // not through the map: a concurrent appender may truncate the bytes
+        // after the last valid footer at any moment.
+        let located = locate_chain(len, &|off, buf| ReadAt::read_exact_at(&file, buf, off))?;
         // SAFETY: only bytes up to the last valid footer are mapped. ptar
         // writers never modify or truncate bytes below the last valid footer
         // (they append, or truncate an uncommitted tail beyond it), so the
         // mapped bytes cannot change or vanish while we hold them. Another
         // program truncating the file below that point would fault the
         // process; the spec (§15.3) says archives must not be modified that way.
-        let map = unsafe { memmap2::MmapOptions::new().len(found.1 as usize).map(&file) }
-            .map_err(|e| Error::io_at(path, e))?;
-        let generations = walk_chain(
-            &|off, buf| slice_read_at(&map, buf, off),
-            found.1,
-            found.0.clone(),
-            header_len,
-            &header,
-            &header_hash,
-        )?;
-        Store::assemble(
-            Bytes::Map(map, file),
-            (header, header_len, header_hash),
-            generations,
-            found,
-            passphrase,
-        )
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(located.committed_end as usize)
+                .map(&file)
+        }
+        .map_err(|e| Error::io_at(path, e))?;
+        Store::assemble(Bytes::Map(map, file), located, passphrase)
     }
 
     /// Opens an archive over a caller's positional source (see [`ReadAt`]).
@@ -381,19 +370,9 @@ impl Store {
     /// kept; blob records are read when asked for.
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
-        let len = source.size()?;
-        let read_at = |off: u64, buf: &mut [u8]| source.read_exact_at(buf, off);
-        let (header, header_len, header_hash, found) = locate(len, &read_at)?;
-        let generations = walk_chain(
-            &read_at,
-            found.1,
-            found.0.clone(),
-            header_len,
-            &header,
-            &header_hash,
-        )?;
-        let mut sections = Vec::with_capacity(generations.len());
-        for g in &generations {
+        let located = locate_chain(source.size()?, &|off, buf| source.read_exact_at(buf, off))?;
+        let mut sections = Vec::with_capacity(located.generations.len());
+        for g in &located.generations {
             // Index, snapshot table, key slots and footer lie back to back.
             let f = &g.footer;
             let mut b = vec![0u8; (f.footer_end - f.index_offset) as usize];
@@ -402,44 +381,29 @@ impl Store {
         }
         Store::assemble(
             Bytes::Sections(source, Sections(sections)),
-            (header, header_len, header_hash),
-            generations,
-            found,
+            located,
             passphrase,
         )
     }
 
     /// Opens an archive held in memory.
-    pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
-        let read_at = |off: u64, buf: &mut [u8]| slice_read_at(&bytes, buf, off);
-        let (header, header_len, header_hash, found) = locate(bytes.len() as u64, &read_at)?;
-        let generations = walk_chain(
-            &read_at,
-            found.1,
-            found.0.clone(),
-            header_len,
-            &header,
-            &header_hash,
-        )?;
-        let mut bytes = bytes;
-        bytes.truncate(found.1 as usize);
-        Store::assemble(
-            Bytes::Owned(bytes),
-            (header, header_len, header_hash),
-            generations,
-            found,
-            passphrase,
-        )
+    pub fn from_vec(mut bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+        let located = locate_chain(bytes.len() as u64, &|off, buf| {
+            slice_read_at(&bytes, buf, off)
+        })?;
+        bytes.truncate(located.committed_end as usize);
+        Store::assemble(Bytes::Owned(bytes), located, passphrase)
     }
 
-    fn assemble(
-        bytes: Bytes,
-        (header, header_len, header_hash): (Header, u64, [u8; 32]),
-        generations: Vec<Generation>,
-        found: Found,
-        passphrase: Option<&[u8]>,
-    ) -> Result<Store> {
-        let (_, committed_end, tail) = found;
+    fn assemble(bytes: Bytes, located: Located, passphrase: Option<&[u8]>) -> Result<Store> {
+        let Located {
+            header,
+            header_len,
+            header_hash,
+            generations,
+            committed_end,
+            tail,
+        } = located;
         let index_bytes = generations.iter().map(|g| g.footer.index_len).sum();
         let mut store = Store {
             header,
@@ -912,6 +876,38 @@ type Found = (Footer, u64, Option<Tail>);
 
 /// A positional read of exactly `buf.len()` bytes at an offset.
 type PositionalRead<'a> = dyn Fn(u64, &mut [u8]) -> std::io::Result<()> + 'a;
+
+/// What opening an archive finds before any key is used: the header, and
+/// the chain of generations up to the last valid footer.
+struct Located {
+    header: Header,
+    header_len: u64,
+    header_hash: [u8; 32],
+    generations: Vec<Generation>,
+    committed_end: u64,
+    tail: Option<Tail>,
+}
+
+/// Reads the header, finds the last valid footer and walks the chain back.
+fn locate_chain(len: u64, read_at: &PositionalRead<'_>) -> Result<Located> {
+    let (header, header_len, header_hash, (last, committed_end, tail)) = locate(len, read_at)?;
+    let generations = walk_chain(
+        read_at,
+        committed_end,
+        last,
+        header_len,
+        &header,
+        &header_hash,
+    )?;
+    Ok(Located {
+        header,
+        header_len,
+        header_hash,
+        generations,
+        committed_end,
+        tail,
+    })
+}
 
 /// Reads and checks the header, then finds the last valid footer.
 fn locate(len: u64, read_at: &PositionalRead<'_>) -> Result<(Header, u64, [u8; 32], Found)> {
