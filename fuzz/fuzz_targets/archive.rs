@@ -3,7 +3,9 @@
 //! Input: one mode byte, then the archive. Mode bit 0 repairs checksums,
 //! section hashes and footer tags first ([`ptar_fuzz::fix_archive`]), so
 //! mutations get past the integrity checks; bit 1 opens through a temporary
-//! file (memory map and positional reads) instead of from memory. Encrypted
+//! file (memory map and positional reads) instead of from memory; bit 2
+//! (without bit 1) opens the bytes as a caller's positional source
+//! ([`Archive::from_reader`]). Encrypted
 //! archives get the test passphrase when every key slot in the input is
 //! cheap to try.
 #![no_main]
@@ -32,6 +34,8 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = ptar::probe_file(&f);
         Archive::from_file(f, std::path::Path::new("fuzz.ptar"), pass)
+    } else if mode & 4 != 0 {
+        Archive::from_reader(bytes, pass)
     } else {
         Archive::from_vec(bytes, pass)
     };

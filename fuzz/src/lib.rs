@@ -206,10 +206,24 @@ pub fn exercise(a: &Archive) {
         let mut read = 0u64;
         let mut seen = 0usize;
         for s in &snaps {
-            let _ = a.walk(s, |_path, e| {
+            let _ = a.walk(s, |path, e| {
                 seen += 1;
                 if seen > MAX_ENTRIES {
                     return Err(ptar::Error::InvalidInput("enough".into()));
+                }
+                // The path-based API: a lookup, and a file read in place
+                // from its middle and its end.
+                let _ = a.lookup(s, path);
+                if read <= MAX_READ_BYTES {
+                    if let Ok(mut f) = a.file_reader(s, e) {
+                        use std::io::{Read, Seek, SeekFrom};
+                        let mut buf = [0u8; 4096];
+                        for to in [SeekFrom::Start(e.size / 2), SeekFrom::End(-1)] {
+                            if f.seek(to).is_ok() {
+                                read += f.read(&mut buf).unwrap_or(0) as u64;
+                            }
+                        }
+                    }
                 }
                 if let Payload::File(c) = &e.payload {
                     let extents = a.extents(c, e.size)?;
