@@ -27,18 +27,19 @@ struct ExtentPage {
 }
 
 impl ExtentPage {
-    fn new(start: u64, extents: Vec<Extent>) -> ExtentPage {
+    /// The page, or `None` when its lengths overflow.
+    fn new(start: u64, extents: Vec<Extent>) -> Option<ExtentPage> {
         let mut starts = Vec::with_capacity(extents.len());
         let mut at = start;
         for e in &extents {
             starts.push(at);
-            at += e.len();
+            at = at.checked_add(e.len())?;
         }
-        ExtentPage {
+        Some(ExtentPage {
             starts,
             extents,
             end: at,
-        }
+        })
     }
 
     fn covers(&self, pos: u64) -> bool {
@@ -128,19 +129,19 @@ impl FileReader {
     fn load_page(&mut self, pos: u64) -> Result<ExtentPage> {
         let root = match &self.content {
             Content::Inline(extents) => {
-                let page = ExtentPage::new(0, extents.clone());
-                if page.end != self.size {
+                let page = ExtentPage::new(0, extents.clone()).filter(|p| p.end == self.size);
+                let Some(page) = page else {
                     return Err(Error::corrupt(
                         Region::Blob {
                             id: "inline".into(),
                             kind: Kind::FileMap.name(),
                         },
                         format!(
-                            "extents cover {} bytes, the entry says {}",
-                            page.end, self.size
+                            "inline extents do not cover the {} bytes of the entry",
+                            self.size
                         ),
                     ));
-                }
+                };
                 return Ok(page);
             }
             Content::Map(id) => *id,
@@ -168,7 +169,8 @@ impl FileReader {
                     if want_level.is_some_and(|l| l != 0) {
                         return Err(Error::corrupt(region, "file map page at the wrong level"));
                     }
-                    return Ok(ExtentPage::new(base, extents));
+                    // Within the file's size: the lengths were checked.
+                    return Ok(ExtentPage::new(base, extents).expect("covers at most the size"));
                 }
                 FileMapPage::Children { level, children } => {
                     if want_level.is_some_and(|l| l != level) {
