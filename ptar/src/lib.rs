@@ -2,9 +2,10 @@
 //!
 //! To read an archive, open it with [`Archive::open`], list its snapshots
 //! with [`Archive::snapshots`], walk one with [`Archive::walk`], or extract
-//! it with [`Archive::extract`]. To write one, start a [`Writer`] with
-//! [`Writer::create`] or [`Writer::append`], add snapshots with
-//! [`Writer::add_snapshot`], and [`Writer::commit`].
+//! it with [`Archive::extract`]; compare two snapshots with [`diff::diff`]
+//! and search snapshots by name with [`find::find`]. To write one, start a
+//! [`Writer`] with [`Writer::create`] or [`Writer::append`], add snapshots
+//! with [`Writer::add_snapshot`], and [`Writer::commit`].
 //!
 //! The byte layout is specified in `spec/ptar-format.md`; the [`format`](mod@format)
 //! module holds exactly those layouts and nothing else. The library never
@@ -15,7 +16,9 @@ pub mod archive;
 pub mod chunker;
 pub mod codec;
 pub mod crypto;
+pub mod diff;
 pub mod error;
+pub mod find;
 pub mod format;
 pub mod fs;
 pub mod pattern;
