@@ -349,6 +349,58 @@ pub enum Sub {
         #[arg(value_name = "PATH", required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Compare two snapshots of the archive (exit 1 when they differ).
+    ///
+    /// One line per change, in name order: `+` added, `-` removed, `M`
+    /// modified (content, type, symlink or hard-link target, device numbers),
+    /// `U` metadata only, followed by the fields that differ, e.g.
+    /// `U    docs/a.txt (mode, mtime)`. Directories end in `/`; everything
+    /// under an added or removed directory is listed too. Access and change
+    /// times, devices, inodes and link counts are not compared. A summary
+    /// goes to standard error.
+    Diff {
+        /// The archive file.
+        #[arg(short = 'f', long = "file", value_name = "ARCHIVE")]
+        file: PathBuf,
+        /// The old snapshot: an id prefix, `latest`, or N (the N-th from the end).
+        #[arg(value_name = "OLD")]
+        old: String,
+        /// The new snapshot, picked the same way.
+        #[arg(value_name = "NEW")]
+        new: String,
+        /// Also compare status change times (ctime).
+        #[arg(long = "ctime")]
+        ctime: bool,
+        /// One JSON object per change, then a summary object.
+        #[arg(long = "json")]
+        json: bool,
+        /// Read the passphrase from the first line of FILE.
+        #[arg(long = "passphrase-file", value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Find entries by name in every snapshot (exit 1 when none matches).
+    ///
+    /// Prints `SNAPSHOT  path` per match, oldest snapshot first. A pattern
+    /// without `/` is matched against base names (like `find -name`); one
+    /// with `/` against the whole path from the snapshot root, where `*`
+    /// also matches `/`. Quote patterns from the shell.
+    Find {
+        /// The archive file.
+        #[arg(short = 'f', long = "file", value_name = "ARCHIVE")]
+        file: PathBuf,
+        /// Shell patterns (`*`, `?`, `[...]`); an entry matching any is printed.
+        #[arg(value_name = "PATTERN", required = true)]
+        patterns: Vec<OsString>,
+        /// Search only this snapshot (an id prefix, `latest`, or N; repeatable).
+        #[arg(long = "snapshot", value_name = "ID", action = clap::ArgAction::Append)]
+        snapshots: Vec<String>,
+        /// One JSON object per match, then a summary object.
+        #[arg(long = "json")]
+        json: bool,
+        /// Read the passphrase from the first line of FILE.
+        #[arg(long = "passphrase-file", value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -371,7 +423,16 @@ pub enum Command {
     Sub(Sub),
 }
 
-const SUBCOMMANDS: &[&str] = &["snapshots", "keygen", "passwd", "completions", "man", "cat"];
+const SUBCOMMANDS: &[&str] = &[
+    "snapshots",
+    "diff",
+    "find",
+    "keygen",
+    "passwd",
+    "completions",
+    "man",
+    "cat",
+];
 
 /// The whole command line as one clap command: tar modes and subcommands,
 /// for completions and the manual page.
@@ -497,8 +558,32 @@ mod tests {
             expand_bundled(words("ptar snapshots -f a")),
             words("ptar snapshots -f a")
         );
+
         // No mode letter: not a bundle.
         assert_eq!(expand_bundled(words("ptar vf a")), words("ptar vf a"));
+    }
+
+    #[test]
+    fn diff_and_find_are_subcommands_and_tar_d_stays() {
+        let Command::Sub(Sub::Diff { old, new, .. }) = parse(words("ptar diff -f a 2 1")).unwrap()
+        else {
+            panic!("ptar diff is the subcommand")
+        };
+        assert_eq!((old.as_str(), new.as_str()), ("2", "1"));
+        let Command::Sub(Sub::Find { patterns, .. }) =
+            parse(words("ptar find -f a *.c x")).unwrap()
+        else {
+            panic!("ptar find is the subcommand")
+        };
+        assert_eq!(patterns, [OsString::from("*.c"), OsString::from("x")]);
+        let Command::Tar(t) = parse(words("ptar -d -f a")).unwrap() else {
+            panic!("-d is tar's compare mode")
+        };
+        assert!(t.diff);
+        let Command::Tar(t) = parse(words("ptar df a")).unwrap() else {
+            panic!("a bundle")
+        };
+        assert!(t.diff);
     }
 
     #[test]

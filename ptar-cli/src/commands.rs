@@ -159,6 +159,27 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             passphrase_file,
             paths,
         }) => crate::cat::cat(&file, &snapshot, passphrase_file.as_deref(), &paths),
+        Command::Sub(Sub::Diff {
+            file,
+            old,
+            new,
+            ctime,
+            json,
+            passphrase_file,
+        }) => snapshot_diff(&file, &old, &new, ctime, json, passphrase_file.as_deref()),
+        Command::Sub(Sub::Find {
+            file,
+            patterns,
+            snapshots,
+            json,
+            passphrase_file,
+        }) => find(
+            &file,
+            &patterns,
+            &snapshots,
+            json,
+            passphrase_file.as_deref(),
+        ),
         Command::Sub(Sub::Completions { shell }) => {
             clap_complete::generate(
                 shell,
@@ -582,9 +603,10 @@ fn member_patterns(t: &TarArgs) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn entry_json(path: &[u8], e: &Entry) -> String {
+/// The name of an entry type in JSON output.
+fn type_name(kind: ptar::format::tree::EntryType) -> &'static str {
     use ptar::format::tree::EntryType as T;
-    let kind = match e.kind {
+    match kind {
         T::File => "file",
         T::Dir => "dir",
         T::Symlink => "symlink",
@@ -593,10 +615,13 @@ fn entry_json(path: &[u8], e: &Entry) -> String {
         T::BlockDevice => "block-device",
         T::Fifo => "fifo",
         T::Socket => "socket",
-    };
+    }
+}
+
+fn entry_json(path: &[u8], e: &Entry) -> String {
     let mut o = json::Obj::new("entry")
         .bytes("path", path)
-        .str("type", kind)
+        .str("type", type_name(e.kind))
         .num("size", e.size)
         .str("mode", &format!("{:04o}", e.mode))
         .num("uid", e.uid)
@@ -1018,4 +1043,186 @@ fn passwd(
         info.generation
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ptar diff`: what changed from snapshot `old` to snapshot `new`.
+/// Exit 0 when nothing did, 1 when something did, 2 when a directory could
+/// not be read (the rest is still compared).
+fn snapshot_diff(
+    file: &Path,
+    old: &str,
+    new: &str,
+    ctime: bool,
+    as_json: bool,
+    passphrase_file: Option<&Path>,
+) -> Result<ExitCode> {
+    use ptar::diff::{ChangeKind, DiffOptions};
+    let archive = open_archive(file, passphrase_file)?;
+    let a = archive.find_snapshot(old)?;
+    let b = archive.find_snapshot(new)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let opts = DiffOptions::default().with_ctime(ctime);
+    let stats = ptar::diff::diff(&archive, &a, &b, &opts, |c| {
+        let (letter, word) = match c.kind {
+            ChangeKind::Added => ('+', "added"),
+            ChangeKind::Removed => ('-', "removed"),
+            ChangeKind::Modified => ('M', "modified"),
+            _ => ('U', "metadata"),
+        };
+        let kind = c.entry_type();
+        if as_json {
+            let mut o = json::Obj::new("change")
+                .str("change", word)
+                .bytes("path", &c.path)
+                .str("type", type_name(kind));
+            if let Some(old) = c.old.as_ref().filter(|o| o.kind != kind) {
+                o = o.str("old_type", type_name(old.kind));
+            }
+            if !c.fields.is_empty() {
+                o = o.strs("fields", c.fields.names());
+            }
+            writeln!(out, "{}", o.done())?;
+        } else {
+            write!(out, "{letter}    ")?;
+            output::write_path(&mut out, &c.path)?;
+            if kind == ptar::format::tree::EntryType::Dir {
+                out.write_all(b"/")?;
+            }
+            if c.kind == ChangeKind::Metadata {
+                write!(
+                    out,
+                    " ({})",
+                    c.fields.names().collect::<Vec<_>>().join(", ")
+                )?;
+            }
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    if as_json {
+        let line = json::Obj::new("summary")
+            .str("old_snapshot", &a.id.to_hex())
+            .str("new_snapshot", &b.id.to_hex())
+            .num("added", stats.added)
+            .num("removed", stats.removed)
+            .num("modified", stats.modified)
+            .num("metadata", stats.metadata)
+            .num("dirs_compared", stats.dirs_compared)
+            .num("dirs_skipped", stats.dirs_skipped)
+            .num("errors", stats.failures.len() as u64)
+            .done();
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    drop(out);
+    for (p, msg) in &stats.failures {
+        eprintln!("ptar: {}: {msg}", String::from_utf8_lossy(p));
+    }
+    if !as_json {
+        eprintln!(
+            "ptar: {} -> {}: {} added, {} removed, {} modified, {} metadata only; directories: {} compared, {} skipped as unchanged",
+            a.id.short(),
+            b.id.short(),
+            stats.added,
+            stats.removed,
+            stats.modified,
+            stats.metadata,
+            stats.dirs_compared,
+            stats.dirs_skipped
+        );
+    }
+    Ok(if !stats.failures.is_empty() {
+        eprintln!(
+            "ptar: {} directories could not be read; what is under them was not compared",
+            stats.failures.len()
+        );
+        ExitCode::from(2)
+    } else if stats.changes() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `ptar find`: entries matching any pattern, in every snapshot or those
+/// selected. Exit 0 when something matched, 1 when nothing did, 2 when a
+/// directory could not be read (the rest is still searched).
+fn find(
+    file: &Path,
+    patterns: &[std::ffi::OsString],
+    selectors: &[String],
+    as_json: bool,
+    passphrase_file: Option<&Path>,
+) -> Result<ExitCode> {
+    use ptar::find::FindPattern;
+    let patterns: Vec<FindPattern> = patterns
+        .iter()
+        .map(|p| FindPattern::new(p.as_bytes()))
+        .collect::<ptar::Result<_>>()?;
+    let archive = open_archive(file, passphrase_file)?;
+    let snaps = if selectors.is_empty() {
+        archive.snapshots()?
+    } else {
+        let mut v: Vec<ptar::Snapshot> = Vec::new();
+        for sel in selectors {
+            let s = archive.find_snapshot(sel)?;
+            if !v.iter().any(|x| x.id == s.id) {
+                v.push(s);
+            }
+        }
+        v
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let stats = ptar::find::find(&archive, &snaps, &patterns, |s, path, e| {
+        if as_json {
+            let line = json::Obj::new("match")
+                .str("snapshot", &s.id.to_hex())
+                .bytes("path", path)
+                .str("type", type_name(e.kind))
+                .num("size", e.size)
+                .num(
+                    "mtime_ns",
+                    e.mtime.sec as i128 * 1_000_000_000 + e.mtime.nsec as i128,
+                )
+                .done();
+            writeln!(out, "{line}")?;
+        } else {
+            write!(out, "{}  ", s.id.short())?;
+            output::write_path(&mut out, path)?;
+            if e.kind == ptar::format::tree::EntryType::Dir {
+                out.write_all(b"/")?;
+            }
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    if as_json {
+        let line = json::Obj::new("summary")
+            .num("snapshots", stats.snapshots)
+            .num("matches", stats.matches)
+            .num("dirs_read", stats.dirs_read)
+            .num("dirs_reused", stats.dirs_reused)
+            .num("errors", stats.failures.len() as u64)
+            .done();
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    drop(out);
+    for (snap, p, msg) in &stats.failures {
+        let p = if p.is_empty() {
+            "/".into()
+        } else {
+            String::from_utf8_lossy(p)
+        };
+        eprintln!("ptar: {} {p}: {msg}", snap.short());
+    }
+    Ok(if !stats.failures.is_empty() {
+        ExitCode::from(2)
+    } else if stats.matches == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

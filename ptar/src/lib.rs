@@ -107,6 +107,13 @@
 //! # }
 //! ```
 //!
+//! # To compare snapshots, or search them
+//!
+//! [`diff::diff`] walks two snapshots together and reports what was added,
+//! removed, modified or changed only in its metadata, skipping every
+//! subtree whose tree id is the same in both; [`find::find`] searches
+//! snapshots for names matching shell patterns. Neither reads file data.
+//!
 //! # To write an archive
 //!
 //! Start a [`Writer`] with [`Writer::create`] or [`Writer::append`], add
@@ -131,8 +138,10 @@ pub mod archive;
 pub mod chunker;
 pub mod codec;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub mod file;
+pub mod find;
 pub mod format;
 pub mod fs;
 pub mod pattern;
