@@ -8,7 +8,7 @@ use clap::{ArgGroup, Parser, Subcommand};
 /// tar-style invocation: one mode, an archive, operands.
 #[derive(Parser, Debug)]
 #[command(name = "ptar", version, about = "Archive files into a deduplicating, verifiable, optionally encrypted .ptar", long_about = None)]
-#[command(group(ArgGroup::new("mode").required(true).args(["create", "append", "list", "extract", "diff", "verify"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["create", "append", "list", "extract", "diff", "verify", "to_tar"])))]
 #[command(disable_help_flag = true)]
 pub struct TarArgs {
     /// Print help.
@@ -37,6 +37,9 @@ pub struct TarArgs {
     /// Check the archive's structure, chain, MACs and signatures (with --full: every blob).
     #[arg(long = "verify", help_heading = "Modes")]
     pub verify: bool,
+    /// Write a snapshot (or the members named) to standard output as a POSIX pax tar stream.
+    #[arg(long = "to-tar", help_heading = "Modes")]
+    pub to_tar: bool,
 
     /// The archive file.
     #[arg(short = 'f', long = "file", value_name = "ARCHIVE", required = true)]

@@ -207,6 +207,8 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 extract(&t)
             } else if t.diff {
                 diff(&t)
+            } else if t.to_tar {
+                to_tar(&t)
             } else {
                 verify(&t)
             }
@@ -698,6 +700,47 @@ fn extract(t: &TarArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--to-tar`: the snapshot's selected members as a pax tar stream on
+/// standard output. Members that cannot be written are reported and left
+/// out; the stream still ends properly.
+fn to_tar(t: &TarArgs) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        bail!("refusing to write a tar stream to a terminal");
+    }
+    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let snap = pick_snapshot(&archive, t)?;
+    let sel = Selection {
+        patterns: member_patterns(t),
+    };
+    let mut sink =
+        ptar::tar::write::TarWriter::new(BufWriter::with_capacity(1 << 20, stdout.lock()))
+            .with_selection(sel);
+    // Names (-v) go to stderr: stdout is the tar stream.
+    let progress = CliProgress::to(t.verbose, Box::new(std::io::stderr()));
+    let failures = archive.export(&snap, &mut sink, &progress)?;
+    progress.flush()?;
+    let unmatched = sink.unmatched();
+    sink.finish()?;
+    for p in &unmatched {
+        eprintln!(
+            "ptar: {}: not found in the snapshot",
+            String::from_utf8_lossy(p)
+        );
+    }
+    if !failures.is_empty() {
+        eprintln!(
+            "ptar: {} entries could not be written to the tar stream",
+            failures.len()
+        );
+    }
+    Ok(if failures.is_empty() && unmatched.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// `-d`: what differs between the snapshot and the files under -C (or here).
