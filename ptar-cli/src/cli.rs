@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// tar-style invocation: one mode, an archive, operands.
 #[derive(Parser, Debug)]
@@ -316,7 +316,7 @@ pub enum Sub {
     /// Appends a generation holding a new key-slot table; no data is
     /// re-encrypted. The old passphrase stops opening the archive, but its
     /// slot stays in the file's earlier bytes: to revoke it, copy the
-    /// snapshots into a new archive.
+    /// snapshots into a new archive (`ptar sync --encrypt`).
     Passwd {
         /// The archive file.
         #[arg(short = 'f', long = "file", value_name = "ARCHIVE")]
@@ -404,6 +404,18 @@ pub enum Sub {
         #[arg(long = "passphrase-file", value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },
+    /// Copy snapshots from one archive into another, storing only what the destination lacks.
+    ///
+    /// Every snapshot of SRC (or those given with --snapshot) is rebuilt in
+    /// DST: chunks DST does not hold are read from SRC and stored (compressed
+    /// and, when DST is encrypted, encrypted under DST's key), directories
+    /// and file maps are written again with DST's ids, and each snapshot
+    /// keeps its time, host, name, tags and paths. Chunk boundaries are kept
+    /// as they are. DST is created when it does not exist (plain, or
+    /// encrypted with --encrypt) and otherwise gets one new generation for
+    /// all the snapshots copied; nothing is written when DST already holds
+    /// them all.
+    Sync(SyncArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -417,6 +429,53 @@ pub enum Sub {
         #[arg(short = 'o', long = "output", value_name = "KEY")]
         output: PathBuf,
     },
+}
+
+/// `ptar sync -f SRC DST`.
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The source archive.
+    #[arg(short = 'f', long = "file", value_name = "SRC")]
+    pub file: PathBuf,
+    /// The destination archive (created when it does not exist).
+    #[arg(value_name = "DST")]
+    pub dest: PathBuf,
+    /// Snapshot of SRC to copy: an id prefix, `latest`, or N (the N-th from the end); repeatable (default: all).
+    #[arg(long = "snapshot", value_name = "ID", action = clap::ArgAction::Append)]
+    pub snapshots: Vec<String>,
+    /// Read SRC's passphrase from the first line of FILE (else PTAR_PASSPHRASE or the terminal).
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Read DST's passphrase from the first line of FILE (else PTAR_DEST_PASSPHRASE or the terminal).
+    #[arg(long = "dest-passphrase-file", value_name = "FILE")]
+    pub dest_passphrase_file: Option<PathBuf>,
+    /// Encrypt DST when it is created (its passphrase as --dest-passphrase-file says).
+    #[arg(long = "encrypt")]
+    pub encrypt: bool,
+    /// Argon2id costs for a new encrypted DST as MEMORY_KIB,PASSES,LANES.
+    #[arg(long = "kdf-params", value_name = "M,T,P", hide = true)]
+    pub kdf_params: Option<String>,
+    /// Sign the footer of DST's new generation with this secret key.
+    #[arg(long = "sign", value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// Compress what is stored with LZ4.
+    #[arg(long = "fast", conflicts_with_all = ["best", "level"])]
+    pub fast: bool,
+    /// Compress what is stored with zstd level 19.
+    #[arg(long = "best", conflicts_with = "level")]
+    pub best: bool,
+    /// Compress what is stored with this zstd level (1 to 22; the default is 3).
+    #[arg(long = "level", value_name = "N", value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: Option<i32>,
+    /// Compression threads (default: one per core; 0: none).
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+    /// The summary as JSON Lines on standard output (one `synced` line per snapshot, then `sync`).
+    #[arg(long = "json")]
+    pub json: bool,
+    /// No progress bar and no summary line.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 /// A parsed command line.
@@ -435,6 +494,7 @@ const SUBCOMMANDS: &[&str] = &[
     "completions",
     "man",
     "cat",
+    "sync",
 ];
 
 /// The whole command line as one clap command: tar modes and subcommands,

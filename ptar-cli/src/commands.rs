@@ -17,7 +17,7 @@ use ptar::sink::{EntrySink, FileContent, Flow};
 use ptar::store::writer::PackOptions;
 use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
 
-use crate::cli::{Command, Sub, TarArgs};
+use crate::cli::{Command, Sub, SyncArgs, TarArgs};
 use crate::output::{self, human, list_line};
 use crate::{json, passphrase};
 
@@ -47,8 +47,13 @@ impl CliProgress {
 
     /// Adds a bar on stderr when it is a terminal and neither -q nor --json
     /// was given; `total` bytes when known, else a running count.
-    fn with_bar(mut self, t: &TarArgs, total: Option<u64>, what: &str) -> CliProgress {
-        if t.quiet || t.json || !std::io::stderr().is_terminal() {
+    fn with_bar(self, t: &TarArgs, total: Option<u64>, what: &str) -> CliProgress {
+        self.with_bar_unless(t.quiet || t.json, total, what)
+    }
+
+    /// [`CliProgress::with_bar`], the bar left out when `hidden`.
+    fn with_bar_unless(mut self, hidden: bool, total: Option<u64>, what: &str) -> CliProgress {
+        if hidden || !std::io::stderr().is_terminal() {
             return self;
         }
         let bar = match total {
@@ -180,6 +185,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             json,
             passphrase_file.as_deref(),
         ),
+        Command::Sub(Sub::Sync(args)) => sync(&args),
         Command::Sub(Sub::Completions { shell }) => {
             clap_complete::generate(
                 shell,
@@ -460,15 +466,20 @@ fn create_policy(t: &TarArgs) -> Result<CreatePolicy> {
 
 /// Codec, level and threads from the command line.
 fn pack_options(t: &TarArgs) -> PackOptions {
+    pack_from(t.fast, t.best, t.level, t.threads)
+}
+
+/// Codec, level and threads from --fast, --best, --level and --threads.
+fn pack_from(fast: bool, best: bool, level: Option<i32>, threads: Option<usize>) -> PackOptions {
     let mut p = PackOptions::default();
-    if t.fast {
+    if fast {
         p.compression = Compression::Lz4;
-    } else if t.best {
+    } else if best {
         p.compression = Compression::BEST;
-    } else if let Some(level) = t.level {
+    } else if let Some(level) = level {
         p.compression = Compression::Zstd(level);
     }
-    if let Some(n) = t.threads {
+    if let Some(n) = threads {
         p.threads = n;
     }
     p
@@ -1024,6 +1035,168 @@ fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Resu
         )?;
     }
     out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The snapshots `ptar sync` copies: all of SRC's, or those selected, in
+/// SRC's order, each once.
+fn sync_selection(src: &Archive, a: &SyncArgs) -> Result<Vec<ptar::Snapshot>> {
+    if a.snapshots.is_empty() {
+        return src
+            .snapshots()
+            .with_context(|| a.file.display().to_string());
+    }
+    let mut chosen: Vec<ptar::Snapshot> = Vec::new();
+    for sel in &a.snapshots {
+        let s = src
+            .find_snapshot(sel)
+            .with_context(|| format!("{}: --snapshot {sel}", a.file.display()))?;
+        if !chosen.iter().any(|c| c.id == s.id) {
+            chosen.push(s);
+        }
+    }
+    let table = src.store().snapshot_table();
+    chosen.sort_by_key(|s| table.iter().position(|t| t.id == s.id));
+    Ok(chosen)
+}
+
+/// `ptar sync -f SRC DST`: copies snapshots into DST (created when absent)
+/// in one new generation, or writes nothing when DST holds them all.
+fn sync(a: &SyncArgs) -> Result<ExitCode> {
+    if a.dest == Path::new("-") {
+        bail!("sync needs a destination archive file, not standard output");
+    }
+    let dest = absolute(&a.dest)?;
+    let dest_md = std::fs::metadata(&dest).ok();
+    if let (Some(d), Ok(s)) = (&dest_md, std::fs::metadata(&a.file)) {
+        use std::os::unix::fs::MetadataExt;
+        if a.file != Path::new("-") && (d.dev(), d.ino()) == (s.dev(), s.ino()) {
+            bail!(
+                "{}: the source and the destination are the same archive",
+                a.dest.display()
+            );
+        }
+    }
+    let src = open_archive(&a.file, a.passphrase_file.as_deref())?;
+    let chosen = sync_selection(&src, a)?;
+    let key = load_signing_key(a.sign.as_deref())?;
+    let pack = pack_from(a.fast, a.best, a.level, a.threads);
+    let old_len = dest_md.as_ref().map_or(0, |m| m.len());
+    let mut w = if dest_md.is_some() {
+        if a.encrypt {
+            bail!(
+                "--encrypt applies when creating DST; an existing archive keeps its own encryption"
+            );
+        }
+        let header = ptar::probe(&dest).with_context(|| dest.display().to_string())?;
+        let pass = if header.encrypted() {
+            Some(passphrase::dest_for_reading(
+                a.dest_passphrase_file.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        let mut w = Writer::append(&dest, pass.as_deref().map(|p| p.as_slice()))
+            .with_context(|| dest.display().to_string())?;
+        w.set_pack_options(pack)?;
+        w
+    } else {
+        let mut opts = CreateOptions {
+            pack,
+            ..CreateOptions::default()
+        };
+        if a.encrypt {
+            let kdf = kdf_params(a.kdf_params.as_deref())?;
+            opts.encryption = Some(Encryption {
+                passphrase: passphrase::dest_for_new_archive(a.dest_passphrase_file.as_deref())?,
+                kdf,
+            });
+        } else if a.dest_passphrase_file.is_some() {
+            bail!("--dest-passphrase-file needs --encrypt when DST is created");
+        }
+        Writer::create(&dest, opts).with_context(|| dest.display().to_string())?
+    };
+    if let Some(k) = key {
+        w.sign_with(k);
+    }
+    let progress = CliProgress::to(0, Box::new(std::io::stderr())).with_bar_unless(
+        a.quiet || a.json,
+        None,
+        "copying",
+    );
+    let started = std::time::Instant::now();
+    // A write error without a path of its own is a write to DST.
+    let name_dest = |e: ptar::Error| match e {
+        ptar::Error::Io { path: None, source } => ptar::Error::Io {
+            path: Some(a.dest.clone()),
+            source,
+        },
+        other => other,
+    };
+    let outcome = ptar::sync::sync(&src, &chosen, &mut w, &progress).map_err(name_dest);
+    progress.finish();
+    let outcome = outcome?;
+    let info = if outcome.snapshots_copied > 0 {
+        Some(w.commit().map_err(name_dest)?)
+    } else {
+        // Nothing to add: no generation at all (dropping the writer
+        // leaves DST as it was, or never creates it).
+        drop(w);
+        None
+    };
+    let added = info
+        .as_ref()
+        .map_or(0, |i| i.archive_len.saturating_sub(old_len));
+    if a.json {
+        for s in &outcome.snapshots {
+            let line = json::Obj::new("synced")
+                .str("source", &s.source.to_hex())
+                .str("snapshot", &s.dest.to_hex())
+                .bool("copied", s.copied)
+                .done();
+            println!("{line}");
+        }
+        let mut line = json::Obj::new("sync")
+            .num("snapshots_copied", outcome.snapshots_copied)
+            .num("snapshots_skipped", outcome.snapshots_skipped)
+            .num("chunks_copied", outcome.chunks_copied)
+            .num("chunks_present", outcome.chunks_present)
+            .num("bytes_read", outcome.bytes_read)
+            .num("bytes_stored", outcome.bytes_stored)
+            .num("bytes_added", added)
+            .bool("nothing_to_copy", info.is_none());
+        if let Some(i) = &info {
+            line = line
+                .num("generation", i.generation)
+                .num("archive_bytes", i.archive_len);
+        }
+        let line = line
+            .num("duration_ms", started.elapsed().as_millis() as u64)
+            .done();
+        println!("{line}");
+    } else if !a.quiet {
+        match &info {
+            None if chosen.is_empty() => {
+                eprintln!("ptar: nothing to copy: {} holds no snapshot", a.file.display())
+            }
+            None => eprintln!(
+                "ptar: nothing to copy: {} already holds the {} snapshot(s) asked for",
+                a.dest.display(),
+                outcome.snapshots_skipped
+            ),
+            Some(i) => eprintln!(
+                "ptar: copied {} snapshot(s) into generation {} of {} ({} already there): {} chunk(s) stored, {} already there; {} read, {} added ({added} bytes)",
+                outcome.snapshots_copied,
+                i.generation,
+                a.dest.display(),
+                outcome.snapshots_skipped,
+                outcome.chunks_copied,
+                outcome.chunks_present,
+                human(outcome.bytes_read),
+                human(added),
+            ),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,23 @@ pub fn new_for_existing(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
     obtain_from(file, "PTAR_NEW_PASSPHRASE", "New passphrase", true)
 }
 
+/// The passphrase of `ptar sync`'s existing destination: the file,
+/// PTAR_DEST_PASSPHRASE, or the terminal.
+pub fn dest_for_reading(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
+    obtain_from(
+        file,
+        "PTAR_DEST_PASSPHRASE",
+        "Destination passphrase",
+        false,
+    )
+}
+
+/// The passphrase of a destination `ptar sync` creates encrypted: the file,
+/// PTAR_DEST_PASSPHRASE, or the terminal (twice).
+pub fn dest_for_new_archive(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
+    obtain_from(file, "PTAR_DEST_PASSPHRASE", "Destination passphrase", true)
+}
+
 fn obtain(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     obtain_from(file, "PTAR_PASSPHRASE", "Passphrase", confirm)
 }

@@ -777,6 +777,12 @@ impl<W: Sink> Writer<W> {
         Ok(id)
     }
 
+    /// Whether the snapshot table this generation will write (the archive's
+    /// snapshots so far and those added since) lists `id`.
+    pub fn holds_snapshot(&self, id: &Id) -> bool {
+        self.snapshots.iter().any(|s| s.id == *id)
+    }
+
     /// Sets what to leave out and how to walk when reading sources.
     pub fn set_create_policy(&mut self, policy: crate::fs::CreatePolicy) {
         self.policy = policy;

@@ -183,6 +183,17 @@ impl Keys {
         &self.gear
     }
 
+    /// Whether `other` gives every blob the same id as these keys (the same
+    /// content-id key: archives sharing a master key). Compared in constant
+    /// time.
+    pub fn same_content_ids(&self, other: &Keys) -> bool {
+        self.id
+            .iter()
+            .zip(other.id.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
     /// Subkey bytes by context, for test vectors.
     pub fn subkeys(&self) -> [(&'static str, [u8; 32]); 4] {
         [

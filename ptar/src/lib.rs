@@ -150,6 +150,7 @@ pub mod signing;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod sync;
 pub mod tar;
 pub mod tree;
 pub mod verify;

@@ -423,7 +423,26 @@ impl<W: Sink> GenerationWriter<W> {
         self.put(kind, data, false)
     }
 
+    /// [`GenerationWriter::put_blob`] of a blob whose id the caller has just
+    /// computed (or checked) under this archive's keys: `ptar sync` between
+    /// archives that share content ids, which reads each blob with its id
+    /// checked and would otherwise hash it a second time.
+    pub(crate) fn put_blob_with_id(&mut self, kind: Kind, data: &[u8], id: Id) -> Result<Id> {
+        debug_assert_eq!(id, crypto::content_id(self.ctx.keys.as_deref(), kind, data));
+        self.put_as(kind, data, Some(id), true)
+    }
+
     fn put(&mut self, kind: Kind, data: &[u8], dedup_committed: bool) -> Result<Id> {
+        self.put_as(kind, data, None, dedup_committed)
+    }
+
+    fn put_as(
+        &mut self,
+        kind: Kind,
+        data: &[u8],
+        id: Option<Id>,
+        dedup_committed: bool,
+    ) -> Result<Id> {
         if data.is_empty() {
             return Err(Error::InvalidInput(format!(
                 "an empty {} blob",
@@ -437,7 +456,7 @@ impl<W: Sink> GenerationWriter<W> {
                 data.len()
             )));
         }
-        let id = crypto::content_id(self.ctx.keys.as_deref(), kind, data);
+        let id = id.unwrap_or_else(|| crypto::content_id(self.ctx.keys.as_deref(), kind, data));
         let present = if dedup_committed {
             self.has_blob(&id)?
         } else {
