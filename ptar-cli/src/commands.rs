@@ -153,6 +153,18 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             passphrase_file,
             json,
         }) => snapshots(&file, passphrase_file.as_deref(), json),
+        Command::Sub(Sub::Mount {
+            file,
+            mountpoint,
+            snapshot,
+            passphrase_file,
+            foreground: _,
+        }) => crate::mount::run(
+            &file,
+            &mountpoint,
+            snapshot.as_deref(),
+            passphrase_file.as_deref(),
+        ),
         Command::Sub(Sub::Completions { shell }) => {
             clap_complete::generate(
                 shell,
@@ -189,7 +201,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 
 /// Opens an archive to read; `-` spools standard input to an unnamed
 /// temporary file first (the format is read from its end).
-fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Result<Archive> {
+pub(crate) fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Result<Archive> {
     let file = if path == Path::new("-") {
         let mut tmp = tempfile::tempfile()
             .context("cannot create a temporary file to hold standard input")?;
