@@ -416,6 +416,33 @@ pub enum Sub {
     /// all the snapshots copied; nothing is written when DST already holds
     /// them all.
     Sync(SyncArgs),
+    /// Mount a read-only view of the archive on MOUNTPOINT (FUSE, Linux).
+    ///
+    /// Without --snapshot, the top level holds one directory per snapshot,
+    /// named by its time (UTC) and short id, `2026-12-01T14:28:36-1a2b3c4d`,
+    /// and a symlink `latest` to the newest; with --snapshot, the snapshot's
+    /// root is the mount's root. ptar stays in the foreground until the
+    /// view is unmounted (`fusermount -u MOUNTPOINT`, Ctrl-C or SIGTERM),
+    /// then exits 0. Only the user who mounted it can enter it, and sees
+    /// every file, as with the archive itself. Damaged data makes reads
+    /// fail with EIO and is reported on stderr; the mount stays up.
+    Mount {
+        /// The archive file.
+        #[arg(short = 'f', long = "file", value_name = "ARCHIVE")]
+        file: PathBuf,
+        /// The directory to mount the view on (what it holds is hidden while mounted).
+        #[arg(value_name = "MOUNTPOINT")]
+        mountpoint: PathBuf,
+        /// Show only this snapshot, at the top: an id prefix, `latest`, or N (the N-th from the end).
+        #[arg(long = "snapshot", value_name = "ID")]
+        snapshot: Option<String>,
+        /// Read the passphrase from the first line of FILE.
+        #[arg(long = "passphrase-file", value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Stay in the foreground until unmounted (what ptar mount always does).
+        #[arg(long = "foreground")]
+        foreground: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -495,6 +522,7 @@ const SUBCOMMANDS: &[&str] = &[
     "man",
     "cat",
     "sync",
+    "mount",
 ];
 
 /// The whole command line as one clap command: tar modes and subcommands,

@@ -186,6 +186,18 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             passphrase_file.as_deref(),
         ),
         Command::Sub(Sub::Sync(args)) => sync(&args),
+        Command::Sub(Sub::Mount {
+            file,
+            mountpoint,
+            snapshot,
+            passphrase_file,
+            foreground: _,
+        }) => crate::mount::run(
+            &file,
+            &mountpoint,
+            snapshot.as_deref(),
+            passphrase_file.as_deref(),
+        ),
         Command::Sub(Sub::Completions { shell }) => {
             clap_complete::generate(
                 shell,

@@ -8,6 +8,7 @@ mod cat;
 mod cli;
 mod commands;
 mod json;
+mod mount;
 mod output;
 mod passphrase;
 

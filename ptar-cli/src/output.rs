@@ -55,6 +55,20 @@ pub fn mode_string(kind: EntryType, mode: u32) -> String {
 
 /// A civil date `YYYY-MM-DD HH:MM` in UTC from Unix seconds.
 pub fn date(secs: i64) -> String {
+    let (y, m, d, hh, mm, _) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+}
+
+/// A civil time `YYYY-MM-DDTHH:MM:SS` in UTC from Unix seconds (ISO 8601
+/// without the zone).
+#[cfg_attr(not(all(feature = "mount", target_os = "linux")), allow(dead_code))]
+pub fn date_time(secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}")
+}
+
+/// Year, month, day, hour, minute and second in UTC of Unix seconds.
+fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     // Howard Hinnant's civil-from-days.
@@ -68,11 +82,7 @@ pub fn date(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
+    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Human size with binary units.
@@ -148,6 +158,8 @@ mod tests {
     fn dates_and_modes() {
         assert_eq!(date(0), "1970-01-01 00:00");
         assert_eq!(date(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(date_time(1_700_000_059), "2023-11-14T22:14:19");
+        assert_eq!(date_time(-1), "1969-12-31T23:59:59");
         assert_eq!(mode_string(EntryType::File, 0o4755), "-rwsr-xr-x");
         assert_eq!(mode_string(EntryType::Dir, 0o1777), "drwxrwxrwt");
         assert_eq!(human(1536), "1.5 KiB");
