@@ -2,6 +2,7 @@
 
 pub mod fidelity;
 pub mod forge;
+pub mod gnutar;
 pub mod vectors;
 
 use std::collections::BTreeMap;
