@@ -1,5 +1,6 @@
 //! Writes seed corpora for every fuzz target into `fuzz/corpus/<target>/`,
-//! sliced from the sample archives and vectors in `testdata/`:
+//! sliced from the sample archives and vectors in `testdata/` (and, for
+//! `tar_read`, small tar streams built here member by member):
 //!
 //! ```sh
 //! cargo run --manifest-path fuzz/Cargo.toml --example gen_seeds
@@ -296,7 +297,182 @@ fn main() {
         from_archive(&mut seeds, &name, &bytes, pass);
     }
     from_vectors(&mut seeds, &testdata.join("vectors"));
+    tar_seeds(&mut seeds);
     for (t, n) in &seeds.count {
         println!("{t}: {n} seeds");
     }
+}
+
+/// A ustar header block (GNU magic when `gnu`) with a valid checksum.
+fn tar_header(name: &[u8], typeflag: u8, size: u64, link: &[u8], gnu: bool) -> Vec<u8> {
+    let mut b = vec![0u8; 512];
+    b[..name.len()].copy_from_slice(name);
+    b[100..107].copy_from_slice(b"0000644");
+    b[108..115].copy_from_slice(b"0001750");
+    b[116..123].copy_from_slice(b"0001750");
+    b[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    b[136..147].copy_from_slice(b"14000000000");
+    b[156] = typeflag;
+    b[157..157 + link.len()].copy_from_slice(link);
+    if gnu {
+        b[257..265].copy_from_slice(b"ustar  \0");
+    } else {
+        b[257..265].copy_from_slice(b"ustar\000");
+    }
+    b[265..269].copy_from_slice(b"user");
+    b[297..302].copy_from_slice(b"group");
+    tar_seal(&mut b);
+    b
+}
+
+fn tar_seal(b: &mut [u8]) {
+    b[148..156].copy_from_slice(b"        ");
+    let sum: u32 = b[..512].iter().map(|&x| x as u32).sum();
+    b[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+}
+
+fn tar_member(name: &[u8], typeflag: u8, data: &[u8], link: &[u8], gnu: bool) -> Vec<u8> {
+    let mut v = tar_header(name, typeflag, data.len() as u64, link, gnu);
+    v.extend_from_slice(data);
+    v.resize(v.len().div_ceil(512) * 512, 0);
+    v
+}
+
+fn tar_pax(typeflag: u8, records: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        let body = [b" ", k.as_bytes(), b"=", v, b"\n"].concat();
+        let mut n = body.len() + 1;
+        while format!("{n}").len() + body.len() != n {
+            n += 1;
+        }
+        data.extend_from_slice(format!("{n}").as_bytes());
+        data.extend_from_slice(&body);
+    }
+    tar_member(b"PaxHeaders/x", typeflag, &data, b"", false)
+}
+
+/// Seeds for `tar_read`: every member type, pax records (times, xattrs,
+/// ACLs, globals), GNU long names, and the four sparse formats.
+fn tar_seeds(seeds: &mut Seeds) {
+    let end = [0u8; 1024];
+    let plain = [
+        tar_member(b"d/", b'5', b"", b"", false),
+        tar_member(b"d/f", b'0', b"hello world\n", b"", false),
+        tar_member(b"d/l", b'2', b"", b"f", false),
+        tar_member(b"d/h", b'1', b"", b"d/f", false),
+        tar_member(b"d/fifo", b'6', b"", b"", false),
+        tar_member(b"d/c", b'3', b"", b"", false),
+        tar_member(b"/abs/../x", b'0', b"x", b"", false),
+        end.to_vec(),
+    ]
+    .concat();
+    seeds.put("tar_read", "ustar", &plain);
+    let pax = [
+        tar_pax(b'g', &[("uname", b"global"), ("SCHILY.xattr.user.g", b"1")]),
+        tar_pax(
+            b'x',
+            &[
+                ("path", b"long/path/name.txt"),
+                ("mtime", b"1700000000.123456789"),
+                ("atime", b"-1.5"),
+                ("SCHILY.xattr.user.k", b"v"),
+                ("LIBARCHIVE.xattr.user.b%20c", b"aGVsbG8="),
+                (
+                    "SCHILY.acl.access",
+                    b"user::rw-\nuser:1001:r--\ngroup::r--\nmask::r--\nother::---\n",
+                ),
+            ],
+        ),
+        tar_member(b"short", b'0', b"pax data", b"", false),
+        tar_pax(
+            b'x',
+            &[("SCHILY.acl.default", b"user::rwx,group::r-x,other::r-x")],
+        ),
+        tar_member(b"dir/", b'5', b"", b"", false),
+        end.to_vec(),
+    ]
+    .concat();
+    seeds.put("tar_read", "pax", &pax);
+    let gnu = [
+        tar_member(b"././@LongLink", b'L', b"a/very/long/name\0", b"", true),
+        tar_member(b"ignored", b'0', b"long", b"", true),
+        tar_member(b"././@LongLink", b'K', b"target\0", b"", true),
+        tar_member(b"link", b'2', b"", b"", true),
+        end.to_vec(),
+    ]
+    .concat();
+    seeds.put("tar_read", "gnu-long", &gnu);
+    // Old GNU sparse: 3 bytes at 8 of a 16-byte file, one extension block.
+    let mut s = tar_header(b"sparse", b'S', 6, b"", true);
+    s[386..397].copy_from_slice(b"00000000010");
+    s[398..409].copy_from_slice(b"00000000003");
+    s[482] = 1;
+    s[483..494].copy_from_slice(b"00000000020");
+    tar_seal(&mut s);
+    let mut ext = vec![0u8; 512];
+    ext[0..11].copy_from_slice(b"00000000014");
+    ext[12..23].copy_from_slice(b"00000000003");
+    s.extend(ext);
+    let mut data = b"abcdef".to_vec();
+    data.resize(512, 0);
+    s.extend(data);
+    s.extend(end);
+    seeds.put("tar_read", "sparse-old-gnu", &s);
+    let pax0 = [
+        tar_pax(
+            b'x',
+            &[
+                ("GNU.sparse.size", b"16"),
+                ("GNU.sparse.numblocks", b"1"),
+                ("GNU.sparse.offset", b"8"),
+                ("GNU.sparse.numbytes", b"3"),
+            ],
+        ),
+        tar_member(b"sp0", b'0', b"abc", b"", false),
+        tar_pax(
+            b'x',
+            &[
+                ("GNU.sparse.size", b"16"),
+                ("GNU.sparse.numblocks", b"2"),
+                ("GNU.sparse.name", b"sp1"),
+                ("GNU.sparse.map", b"0,2,8,3"),
+            ],
+        ),
+        tar_member(b"GNUSparseFile.1/sp1", b'0', b"xyabc", b"", false),
+        end.to_vec(),
+    ]
+    .concat();
+    seeds.put("tar_read", "sparse-pax-0", &pax0);
+    let mut map = b"1\n8\n3\n".to_vec();
+    map.resize(512, 0);
+    map.extend_from_slice(b"abc");
+    let pax1 = [
+        tar_pax(
+            b'x',
+            &[
+                ("GNU.sparse.major", b"1"),
+                ("GNU.sparse.minor", b"0"),
+                ("GNU.sparse.name", b"sp"),
+                ("GNU.sparse.realsize", b"16"),
+            ],
+        ),
+        tar_member(b"GNUSparseFile.1/sp", b'0', &map, b"", false),
+        end.to_vec(),
+    ]
+    .concat();
+    seeds.put("tar_read", "sparse-pax-1", &pax1);
+    // Any order: contents before their directory, a path twice, a link
+    // that sorts before its target.
+    let order = [
+        tar_member(b"z/file", b'0', b"one", b"", false),
+        tar_member(b"a/link", b'1', b"", b"z/file", false),
+        tar_member(b"z/", b'5', b"", b"", false),
+        tar_member(b"z/file", b'0', b"two", b"", false),
+        end.to_vec(),
+        end.to_vec(),
+        tar_member(b"after-end", b'0', b"concatenated", b"", false),
+    ]
+    .concat();
+    seeds.put("tar_read", "any-order", &order);
 }

@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 /// tar-style invocation: one mode, an archive, operands.
 #[derive(Parser, Debug)]
 #[command(name = "ptar", version, about = "Archive files into a deduplicating, verifiable, optionally encrypted .ptar", long_about = None)]
-#[command(group(ArgGroup::new("mode").required(true).args(["create", "append", "list", "extract", "diff", "verify", "to_tar"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["create", "append", "list", "extract", "diff", "verify", "to_tar", "from_tar"])))]
 #[command(disable_help_flag = true)]
 pub struct TarArgs {
     /// Print help.
@@ -40,6 +40,10 @@ pub struct TarArgs {
     /// Write a snapshot (or the members named) to standard output as a POSIX pax tar stream.
     #[arg(long = "to-tar", help_heading = "Modes")]
     pub to_tar: bool,
+    /// Store the tar stream TARFILE (`-`: standard input; not compressed) as a
+    /// new snapshot: creates the archive, or appends to it when it exists.
+    #[arg(long = "from-tar", value_name = "TARFILE", help_heading = "Modes")]
+    pub from_tar: Option<PathBuf>,
 
     /// The archive file.
     #[arg(short = 'f', long = "file", value_name = "ARCHIVE", required = true)]

@@ -120,6 +120,13 @@ impl Progress for CliProgress {
         let _ = self.flush();
         self.suspend(|| eprintln!("ptar: {}: {message}", String::from_utf8_lossy(path)));
     }
+
+    /// Printed like a warning, but not a failure: the exit status stays 0
+    /// (GNU tar's "socket ignored", "Removing leading `/'").
+    fn notice(&self, path: &[u8], message: &str) {
+        let _ = self.flush();
+        self.suspend(|| eprintln!("ptar: {}: {message}", String::from_utf8_lossy(path)));
+    }
 }
 
 /// Standard output as an archive sink: flushing is all it can do.
@@ -227,6 +234,8 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 diff(&t)
             } else if t.to_tar {
                 to_tar(&t)
+            } else if t.from_tar.is_some() {
+                from_tar(&t)
             } else {
                 verify(&t)
             }
@@ -326,11 +335,41 @@ fn outcome_code(progress: &CliProgress, errors: &[(Vec<u8>, String)], changed: b
     }
 }
 
+/// What a new snapshot is read from.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// Files and directories.
+    Paths(&'a [Source]),
+    /// A tar stream, by the name given (`-`: standard input).
+    Tar(&'a Path),
+}
+
+/// Reads the tar stream `name` into a new snapshot whose `paths` names it.
+fn add_tar<W: ptar::store::Sink>(
+    w: &mut Writer<W>,
+    name: &Path,
+    meta: &SnapshotMeta,
+    progress: &CliProgress,
+) -> Result<(ptar::Id, ptar::fs::CreateOutcome)> {
+    use ptar::tar::read::TarSource;
+    let label = name.as_os_str().as_bytes().to_vec();
+    let result = if name == Path::new("-") {
+        let mut source = TarSource::new(std::io::stdin().lock()).with_name(label.clone());
+        w.add_snapshot_from(&mut source, vec![label], meta, progress)
+    } else {
+        let file = std::fs::File::open(name).with_context(|| name.display().to_string())?;
+        let mut source = TarSource::new(std::io::BufReader::with_capacity(1 << 20, file))
+            .with_name(label.clone());
+        w.add_snapshot_from(&mut source, vec![label], meta, progress)
+    };
+    Ok(result?)
+}
+
 fn add_and_commit<W: ptar::store::Sink>(
     mut w: Writer<W>,
     t: &TarArgs,
     key: Option<ed25519_dalek::SigningKey>,
-    paths: &[Source],
+    input: Input<'_>,
 ) -> Result<ExitCode> {
     if let Some(k) = key {
         w.sign_with(k);
@@ -341,7 +380,12 @@ fn add_and_commit<W: ptar::store::Sink>(
     } else {
         CliProgress::new(t.verbose)
     };
-    let progress = progress.with_bar(t, None, if t.append { "appending" } else { "archiving" });
+    let what = match input {
+        Input::Tar(_) => "importing",
+        Input::Paths(_) if t.append => "appending",
+        Input::Paths(_) => "archiving",
+    };
+    let progress = progress.with_bar(t, None, what);
     let started = std::time::Instant::now();
     // A write error without a path of its own is a write to the archive
     // (a full disk, a file-size limit): say which file.
@@ -352,9 +396,17 @@ fn add_and_commit<W: ptar::store::Sink>(
         },
         other => other,
     };
-    let (id, outcome) = w
-        .add_snapshot(paths, &meta(t), &progress)
-        .map_err(name_archive)?;
+    let (id, outcome) = match input {
+        Input::Paths(paths) => w
+            .add_snapshot(paths, &meta(t), &progress)
+            .map_err(name_archive)?,
+        Input::Tar(name) => add_tar(&mut w, name, &meta(t), &progress).map_err(|e| {
+            match e.downcast::<ptar::Error>() {
+                Ok(e) => anyhow::Error::from(name_archive(e)),
+                Err(e) => e,
+            }
+        })?,
+    };
     let info = w.commit().map_err(name_archive)?;
     progress.finish();
     progress.flush()?;
@@ -498,6 +550,12 @@ fn pack_from(fast: bool, best: bool, level: Option<i32>, threads: Option<usize>)
 }
 
 fn create(t: &TarArgs) -> Result<ExitCode> {
+    create_from(t, None)
+}
+
+/// Creates the archive with one snapshot of the operands, or of the tar
+/// stream `tar`.
+fn create_from(t: &TarArgs, tar: Option<&Path>) -> Result<ExitCode> {
     let archive = absolute(&t.file)?;
     let mut opts = CreateOptions {
         pack: pack_options(t),
@@ -513,7 +571,14 @@ fn create(t: &TarArgs) -> Result<ExitCode> {
         bail!("--passphrase-file needs --encrypt when creating an archive");
     }
     let key = load_signing_key(t.sign.as_deref())?;
-    let paths = operands(t)?;
+    let paths = match tar {
+        None => operands(t)?,
+        Some(_) => Vec::new(),
+    };
+    let input = match tar {
+        None => Input::Paths(&paths),
+        Some(name) => Input::Tar(name),
+    };
     if t.file == Path::new("-") {
         if std::io::stdout().is_terminal() {
             bail!("refusing to write archive contents to a terminal");
@@ -522,19 +587,25 @@ fn create(t: &TarArgs) -> Result<ExitCode> {
             StdoutSink(BufWriter::with_capacity(1 << 20, std::io::stdout())),
             opts,
         )?;
-        return add_and_commit(w, t, key, &paths);
+        return add_and_commit(w, t, key, input);
     }
     let w = Writer::create(&archive, opts).with_context(|| archive.display().to_string())?;
-    add_and_commit(w, t, key, &paths)
+    add_and_commit(w, t, key, input)
 }
 
 fn append(t: &TarArgs) -> Result<ExitCode> {
     if t.file == Path::new("-") {
         bail!("cannot append to standard output or input: -r needs an archive file");
     }
+    append_from(t, None)
+}
+
+/// Appends a snapshot of the operands, or of the tar stream `tar`; creates
+/// the archive when it does not exist.
+fn append_from(t: &TarArgs, tar: Option<&Path>) -> Result<ExitCode> {
     let archive = absolute(&t.file)?;
     if !archive.exists() {
-        return create(t);
+        return create_from(t, tar);
     }
     if t.encrypt {
         bail!("--encrypt applies when creating; an existing archive keeps its own encryption");
@@ -549,8 +620,28 @@ fn append(t: &TarArgs) -> Result<ExitCode> {
     let mut w = Writer::append(&archive, pass.as_deref().map(|p| p.as_slice()))
         .with_context(|| archive.display().to_string())?;
     w.set_pack_options(pack_options(t))?;
-    let paths = operands(t)?;
-    add_and_commit(w, t, key, &paths)
+    match tar {
+        None => {
+            let paths = operands(t)?;
+            add_and_commit(w, t, key, Input::Paths(&paths))
+        }
+        Some(name) => add_and_commit(w, t, key, Input::Tar(name)),
+    }
+}
+
+/// `--from-tar TARFILE`: a tar stream becomes a new snapshot, in a new
+/// archive or appended to an existing one.
+fn from_tar(t: &TarArgs) -> Result<ExitCode> {
+    let tar = t.from_tar.as_deref().expect("the mode was given");
+    if !t.sources.is_empty() || !t.lists.is_empty() {
+        bail!(
+            "--from-tar takes no PATH operands or -T lists: the snapshot holds the tar's members"
+        );
+    }
+    if t.file == Path::new("-") {
+        return create_from(t, Some(tar));
+    }
+    append_from(t, Some(tar))
 }
 
 fn list(t: &TarArgs) -> Result<ExitCode> {

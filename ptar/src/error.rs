@@ -89,6 +89,16 @@ pub enum Error {
     /// The caller asked for something the library refuses.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A tar stream being imported is malformed, truncated or over a limit
+    /// (see [`crate::tar::read`]): `offset` is the byte offset, in the
+    /// stream, of the header concerned; `member` names the member when its
+    /// header was read.
+    #[error("tar input, header at byte {offset}{}: {detail}", .member.as_ref().map(|m| format!(" (member '{m}')")).unwrap_or_default())]
+    TarInput {
+        offset: u64,
+        member: Option<String>,
+        detail: String,
+    },
     /// An I/O error, with the path it concerns when there is one.
     #[error("{}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
     Io {

@@ -11,6 +11,12 @@ pub trait Progress: Sync {
     fn bytes(&self, _n: u64) {}
     /// A problem with one entry; work goes on.
     fn warning(&self, _path: &[u8], _message: &str) {}
+    /// A notice about one entry that is not a failure ("socket ignored",
+    /// "removing leading '/' from member names"). By default it is reported
+    /// as a [`Progress::warning`].
+    fn notice(&self, path: &[u8], message: &str) {
+        self.warning(path, message)
+    }
 }
 
 /// Reports nothing.

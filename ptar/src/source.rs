@@ -6,6 +6,34 @@
 //! chunks, file maps and tree pages, and returns the root tree id. Entries
 //! of one directory may come in any order (they are sorted); a name that
 //! comes twice keeps its first entry.
+//!
+//! A source whose paths come in any order (a tar stream) says so with
+//! [`EntrySource::ordered`] returning `false`. Every item's `path` is then
+//! the whole path from the snapshot root, `EnterDir` announces one
+//! directory and no `LeaveDir` follows. The builder stores each file's
+//! content as it arrives (a stream cannot be read twice) and keeps the tree
+//! of entries in memory, about 200 bytes per entry plus its name, never file
+//! contents; when the source ends it writes the directories bottom-up. On
+//! the way it:
+//!
+//! - makes up the directories no item names (`a/b/c.txt` alone gives `a`
+//!   and `a/b`): permission bits `0755`, the importing process's effective
+//!   user and group (ids and names), and as modification, access and change
+//!   time the newest modification time of anything stored beneath them, so
+//!   the same input always gives the same tree;
+//! - lets a path that comes again replace what it held, as tar extraction
+//!   does, except that a directory met twice keeps its entries and takes the
+//!   later metadata, a non-directory cannot replace a directory that holds
+//!   entries, and nothing can be stored below a non-directory (both are
+//!   problems for the later item, as with GNU tar);
+//! - resolves hard links (`Other` items of type [`EntryType::Hardlink`]
+//!   whose payload is the target's path) against what the tree holds when
+//!   the link arrives, and stores each set of names of one file as the
+//!   format wants it: the name first in depth-first name order is the
+//!   regular file, every other one a hard link to it, all of them with the
+//!   set's size as link count. A link to a path that holds nothing yet, or
+//!   a directory, is a problem; a link to a symlink, device or fifo stores
+//!   a copy of it.
 
 use std::io::Read;
 
@@ -63,6 +91,8 @@ pub trait FileData {
 /// One step of a source's walk.
 pub enum SourceItem<'a> {
     /// A directory begins. Its entry's payload is filled in by the builder.
+    /// From an unordered source ([`EntrySource::ordered`]): a directory,
+    /// with no `LeaveDir` after it.
     EnterDir {
         /// Member path.
         path: Vec<u8>,
@@ -80,7 +110,8 @@ pub enum SourceItem<'a> {
         /// The content.
         data: &'a mut dyn FileData,
     },
-    /// Anything else, complete (symlink, hard link, device, fifo).
+    /// Anything else, complete (symlink, hard link, device, fifo). A hard
+    /// link's payload is the path of its target from the snapshot root.
     Other {
         /// Member path.
         path: Vec<u8>,
@@ -107,6 +138,12 @@ pub enum SourceItem<'a> {
 pub trait EntrySource {
     /// The next step, or `None` at the end of the root directory.
     fn next(&mut self) -> Result<Option<SourceItem<'_>>>;
+    /// Whether the items come depth-first with `EnterDir`/`LeaveDir` (the
+    /// default). `false`: each item carries its whole path from the snapshot
+    /// root and the paths come in any order (see the module documentation).
+    fn ordered(&self) -> bool {
+        true
+    }
 }
 
 /// What building a tree produced.
@@ -250,6 +287,9 @@ pub fn build_with_parent<W: Sink>(
     parent: Option<Parent<'_>>,
     progress: &dyn Progress,
 ) -> Result<BuildOutcome> {
+    if !source.ordered() {
+        return build_any_order(w, chunker, source, progress);
+    }
     let mut out = BuildOutcome::default();
     let mut buf = Vec::new();
     let mut stack: Vec<Frame> = vec![Frame {
@@ -377,7 +417,475 @@ pub fn build_with_parent<W: Sink>(
                 progress.warning(&path, &message);
                 out.errors.push((path, message));
             }
-            Some(SourceItem::Notice { path, message }) => progress.warning(&path, &message),
+            Some(SourceItem::Notice { path, message }) => progress.notice(&path, &message),
         }
     }
+}
+
+/// Marks a node that belongs to no set of hard-linked names.
+const NO_GROUP: u32 = u32::MAX;
+
+/// One path of a tree built from a source of paths in any order.
+struct Node {
+    /// The entry; its name is left empty here (it is the key in the
+    /// parent's map) and set when the tree is written. The root's is unused.
+    entry: Entry,
+    /// Children by name, for directories (`None` for everything else).
+    children: Option<std::collections::BTreeMap<Vec<u8>, u32>>,
+    /// The set of hard-linked names this file belongs to, or [`NO_GROUP`].
+    group: u32,
+    /// A directory that no item named: its metadata is made up when the
+    /// tree is written.
+    made_up: bool,
+}
+
+/// The tree of entries kept in memory by [`build_any_order`]: nodes in an
+/// arena (so dropping a deep tree recurses nowhere), children by index.
+struct AnyTree {
+    nodes: Vec<Node>,
+    groups: u32,
+}
+
+/// The components of an item's path: empty and `.` components dropped,
+/// each remaining one a valid entry name, not too deep.
+fn components(path: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
+    let mut out = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." {
+            continue;
+        }
+        if c == b".." {
+            return Err("the path contains '..'; not stored".into());
+        }
+        crate::format::tree::check_name(c)
+            .map_err(|m| format!("cannot store this name: {}", m.0))?;
+        out.push(c);
+    }
+    if out.len() >= crate::format::limits::MAX_TREE_DEPTH {
+        return Err("the path nests deeper than the format allows".into());
+    }
+    Ok(out)
+}
+
+fn made_up_entry() -> Entry {
+    Entry {
+        name: Vec::new(),
+        kind: EntryType::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        user: Vec::new(),
+        group: Vec::new(),
+        mtime: Default::default(),
+        atime: Default::default(),
+        ctime: Default::default(),
+        dev: 0,
+        ino: 0,
+        nlink: 0,
+        size: 0,
+        xattrs: Vec::new(),
+        payload: Payload::Dir(Id::ZERO),
+    }
+}
+
+impl AnyTree {
+    fn new() -> AnyTree {
+        AnyTree {
+            nodes: vec![Node {
+                entry: made_up_entry(),
+                children: Some(Default::default()),
+                group: NO_GROUP,
+                made_up: false,
+            }],
+            groups: 0,
+        }
+    }
+
+    fn child(&self, node: u32, name: &[u8]) -> Option<u32> {
+        self.nodes[node as usize]
+            .children
+            .as_ref()
+            .and_then(|c| c.get(name).copied())
+    }
+
+    /// The node at `comps`, if the tree holds one.
+    fn lookup(&self, comps: &[&[u8]]) -> Option<u32> {
+        let mut at = 0u32;
+        for c in comps {
+            at = self.child(at, c)?;
+        }
+        Some(at)
+    }
+
+    /// Whether an entry (a directory when `dir`) can be stored at `comps`:
+    /// no parent may be a non-directory, and a directory holding entries
+    /// is not replaced by a non-directory.
+    fn check(&self, comps: &[&[u8]], dir: bool) -> std::result::Result<(), String> {
+        let mut at = 0u32;
+        for (i, c) in comps.iter().enumerate() {
+            let Some(next) = self.child(at, c) else {
+                return Ok(());
+            };
+            let node = &self.nodes[next as usize];
+            let last = i + 1 == comps.len();
+            match &node.children {
+                None if !last => {
+                    return Err(format!(
+                        "'{}' is not a directory; nothing can be stored under it",
+                        String::from_utf8_lossy(&comps[..=i].join(&b'/'))
+                    ))
+                }
+                Some(kids) if last && !dir && !kids.is_empty() => {
+                    return Err(
+                        "a directory holding entries has this name; it is not replaced".into(),
+                    )
+                }
+                _ => {}
+            }
+            at = next;
+        }
+        Ok(())
+    }
+
+    /// Stores `entry` at `comps` (which [`AnyTree::check`] accepted),
+    /// making up missing parents; a directory met again keeps its entries.
+    fn insert(&mut self, comps: &[&[u8]], entry: Entry, group: u32) -> Result<()> {
+        let dir = entry.kind == EntryType::Dir;
+        let mut at = 0u32;
+        for (i, c) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            let next = match self.child(at, c) {
+                Some(n) => n,
+                None => {
+                    let n = u32::try_from(self.nodes.len())
+                        .ok()
+                        .filter(|&n| n < u32::MAX)
+                        .ok_or_else(|| {
+                            crate::Error::LimitExceeded("more entries than a snapshot holds".into())
+                        })?;
+                    self.nodes.push(Node {
+                        entry: made_up_entry(),
+                        children: Some(Default::default()),
+                        group: NO_GROUP,
+                        made_up: true,
+                    });
+                    self.nodes[at as usize]
+                        .children
+                        .as_mut()
+                        .expect("parents are directories")
+                        .insert(c.to_vec(), n);
+                    n
+                }
+            };
+            if last {
+                let node = &mut self.nodes[next as usize];
+                let mut entry = entry;
+                // The name is the key in the parent's map; keep one copy.
+                entry.name = Vec::new();
+                if let Payload::File(crate::format::tree::Content::Inline(x)) = &mut entry.payload {
+                    x.shrink_to_fit();
+                }
+                node.entry = entry;
+                node.made_up = false;
+                node.group = group;
+                if !dir {
+                    node.children = None;
+                } else if node.children.is_none() {
+                    node.children = Some(Default::default());
+                }
+                return Ok(());
+            }
+            at = next;
+        }
+        Ok(())
+    }
+
+    /// Writes every directory bottom-up and returns the root tree's id.
+    fn write<W: Sink>(mut self, w: &mut GenerationWriter<W>, out: &mut BuildOutcome) -> Result<Id> {
+        struct Frame {
+            node: u32,
+            kids: std::vec::IntoIter<(Vec<u8>, u32)>,
+            built: Vec<Entry>,
+            newest: Option<crate::format::tree::Timestamp>,
+            path_len: usize,
+        }
+        let mut sizes: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        for n in &self.nodes {
+            if n.group != NO_GROUP {
+                *sizes.entry(n.group).or_default() += 1;
+            }
+        }
+        let mut heads: std::collections::HashMap<u32, Vec<u8>> = std::collections::HashMap::new();
+        let uid = rustix::process::geteuid().as_raw();
+        let gid = rustix::process::getegid().as_raw();
+        let (user, group) = (
+            crate::fs::owners::user_name(uid),
+            crate::fs::owners::group_name(gid),
+        );
+        let mut path: Vec<u8> = Vec::new();
+        let kids = |n: &mut Node| -> std::vec::IntoIter<(Vec<u8>, u32)> {
+            n.children
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        let mut stack = vec![Frame {
+            node: 0,
+            kids: kids(&mut self.nodes[0]),
+            built: Vec::new(),
+            newest: None,
+            path_len: 0,
+        }];
+        loop {
+            let top = stack.last_mut().expect("the root frame is popped last");
+            if let Some((name, idx)) = top.kids.next() {
+                let node = &mut self.nodes[idx as usize];
+                if node.children.is_some() {
+                    let kids = kids(node);
+                    let path_len = path.len();
+                    if !path.is_empty() {
+                        path.push(b'/');
+                    }
+                    path.extend_from_slice(&name);
+                    node.entry.name = name;
+                    stack.push(Frame {
+                        node: idx,
+                        kids,
+                        built: Vec::new(),
+                        newest: None,
+                        path_len,
+                    });
+                    continue;
+                }
+                let mut entry = std::mem::replace(&mut node.entry, made_up_entry());
+                let names = sizes.get(&node.group).copied().unwrap_or(1);
+                if names > 1 {
+                    let mut full = path.clone();
+                    if !full.is_empty() {
+                        full.push(b'/');
+                    }
+                    full.extend_from_slice(&name);
+                    entry.nlink = names;
+                    match heads.get(&node.group) {
+                        Some(head) if head.len() <= crate::format::limits::MAX_TARGET_LEN => {
+                            entry.kind = EntryType::Hardlink;
+                            entry.payload = Payload::Hardlink(head.clone());
+                        }
+                        // A head too deep to be named by a link: each name
+                        // is a file of its own (sharing the chunks).
+                        Some(_) => {}
+                        None => {
+                            heads.insert(node.group, full);
+                        }
+                    }
+                }
+                entry.name = name;
+                match entry.kind {
+                    EntryType::File => {
+                        out.summary.files += 1;
+                        out.summary.total_size += entry.size;
+                    }
+                    EntryType::Symlink => out.summary.symlinks += 1,
+                    EntryType::Hardlink => out.summary.hardlinks += 1,
+                    _ => out.summary.others += 1,
+                }
+                top.newest = top.newest.max(Some(entry.mtime));
+                top.built.push(entry);
+                continue;
+            }
+            let frame = stack.pop().expect("a frame");
+            let id = write_directory(w, frame.built)?;
+            let Some(up) = stack.last_mut() else {
+                return Ok(id);
+            };
+            let node = &mut self.nodes[frame.node as usize];
+            let mut e = std::mem::replace(&mut node.entry, made_up_entry());
+            if node.made_up {
+                let t = frame.newest.unwrap_or_else(|| {
+                    let d = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    crate::format::tree::Timestamp {
+                        sec: d.as_secs() as i64,
+                        nsec: d.subsec_nanos(),
+                    }
+                });
+                e.uid = uid;
+                e.gid = gid;
+                e.user = user.clone();
+                e.group = group.clone();
+                e.mtime = t;
+                e.atime = t;
+                e.ctime = t;
+            }
+            e.payload = Payload::Dir(id);
+            out.summary.dirs += 1;
+            up.newest = up.newest.max(frame.newest).max(Some(e.mtime));
+            up.built.push(e);
+            path.truncate(frame.path_len);
+        }
+    }
+}
+
+fn report(out: &mut BuildOutcome, progress: &dyn Progress, path: Vec<u8>, message: String) {
+    progress.warning(&path, &message);
+    out.errors.push((path, message));
+}
+
+/// [`build`] for a source whose paths come in any order (see the module
+/// documentation).
+fn build_any_order<W: Sink>(
+    w: &mut GenerationWriter<W>,
+    chunker: &Chunker,
+    source: &mut dyn EntrySource,
+    progress: &dyn Progress,
+) -> Result<BuildOutcome> {
+    let mut out = BuildOutcome::default();
+    let mut tree = AnyTree::new();
+    let mut buf = Vec::new();
+    while let Some(item) = source.next()? {
+        match item {
+            SourceItem::EnterDir { path, mut entry } => {
+                let comps = match components(&path).and_then(|c| tree.check(&c, true).map(|_| c)) {
+                    Ok(c) => c,
+                    Err(m) => {
+                        report(&mut out, progress, path, m);
+                        continue;
+                    }
+                };
+                // The snapshot root has no entry of its own.
+                if comps.is_empty() {
+                    continue;
+                }
+                entry.kind = EntryType::Dir;
+                entry.payload = Payload::Dir(Id::ZERO);
+                entry.size = 0;
+                progress.entry(&path, &entry);
+                tree.insert(&comps, entry, NO_GROUP)?;
+            }
+            SourceItem::LeaveDir => {
+                return Err(crate::Error::InvalidInput(
+                    "a source of paths in any order left a directory".into(),
+                ))
+            }
+            SourceItem::File {
+                path,
+                mut entry,
+                data,
+            } => {
+                let comps = match components(&path).and_then(|c| {
+                    if c.is_empty() {
+                        return Err("a file cannot stand for the snapshot root".into());
+                    }
+                    tree.check(&c, false).map(|_| c)
+                }) {
+                    Ok(c) => c,
+                    Err(m) => {
+                        report(&mut out, progress, path, m);
+                        continue;
+                    }
+                };
+                match read_content(w, chunker, data, &mut buf, progress)? {
+                    Ok((extents, total)) => {
+                        if data.defers_xattrs() {
+                            let (xattrs, problems) = data.late_xattrs();
+                            entry.xattrs = xattrs;
+                            for message in problems {
+                                report(&mut out, progress, path.clone(), message);
+                            }
+                        }
+                        if let Some(message) = data.finish(total) {
+                            out.changed = true;
+                            report(&mut out, progress, path.clone(), message);
+                        }
+                        entry.kind = EntryType::File;
+                        entry.payload = Payload::File(write_content(w, extents)?);
+                        entry.size = total;
+                        progress.entry(&path, &entry);
+                        tree.insert(&comps, entry, NO_GROUP)?;
+                    }
+                    Err(message) => report(&mut out, progress, path, message),
+                }
+            }
+            SourceItem::Other { path, entry } => {
+                let comps = match components(&path).and_then(|c| {
+                    if c.is_empty() {
+                        return Err("only a directory can stand for the snapshot root".into());
+                    }
+                    tree.check(&c, false).map(|_| c)
+                }) {
+                    Ok(c) => c,
+                    Err(m) => {
+                        report(&mut out, progress, path, m);
+                        continue;
+                    }
+                };
+                if entry.kind == EntryType::Dir {
+                    report(
+                        &mut out,
+                        progress,
+                        path,
+                        "a directory came as a non-directory item".into(),
+                    );
+                    continue;
+                }
+                if entry.kind != EntryType::Hardlink {
+                    progress.entry(&path, &entry);
+                    tree.insert(&comps, entry, NO_GROUP)?;
+                    continue;
+                }
+                let target = match &entry.payload {
+                    Payload::Hardlink(t) => t.clone(),
+                    _ => Vec::new(),
+                };
+                let found = components(&target)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .and_then(|t| tree.lookup(&t));
+                let Some(idx) = found else {
+                    report(
+                        &mut out,
+                        progress,
+                        path,
+                        format!(
+                            "hard link to '{}', which is not stored before it; not stored",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    );
+                    continue;
+                };
+                let node = &mut tree.nodes[idx as usize];
+                if node.children.is_some() {
+                    report(
+                        &mut out,
+                        progress,
+                        path,
+                        format!(
+                            "hard link to the directory '{}'; not stored",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    );
+                    continue;
+                }
+                let copy = node.entry.clone();
+                let group = if copy.kind == EntryType::File {
+                    if node.group == NO_GROUP {
+                        node.group = tree.groups;
+                        tree.groups += 1;
+                    }
+                    node.group
+                } else {
+                    NO_GROUP
+                };
+                progress.entry(&path, &entry);
+                tree.insert(&comps, copy, group)?;
+            }
+            SourceItem::Problem { path, message } => report(&mut out, progress, path, message),
+            SourceItem::Notice { path, message } => progress.notice(&path, &message),
+        }
+    }
+    out.root = tree.write(w, &mut out)?;
+    Ok(out)
 }

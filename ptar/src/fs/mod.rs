@@ -4,7 +4,7 @@
 pub mod compare;
 pub mod create;
 pub mod extract;
-mod owners;
+pub(crate) mod owners;
 
 pub use compare::{compare, Difference};
 pub use create::{CreateOutcome, CreatePolicy, FsSource, Source};
