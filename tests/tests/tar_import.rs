@@ -7,19 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use ptar::format::tree::{Entry, EntryType, Payload, Timestamp};
 use ptar_tests::fidelity::{build, fields};
+use ptar_tests::gnutar::gnu_tar;
 use ptar_tests::ptar_bin;
-
-const GNU_TAR: &str = "/usr/bin/tar";
-
-fn gnu_tar() -> Option<&'static Path> {
-    let p = Path::new(GNU_TAR);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("GNU tar is not installed; skipped");
-        None
-    }
-}
 
 fn run_ok(dir: &Path, prog: &Path, args: &[&str]) {
     let out = Command::new(prog)
