@@ -114,6 +114,45 @@
 //! subtree whose tree id is the same in both; [`find::find`] searches
 //! snapshots for names matching shell patterns. Neither reads file data.
 //!
+//! # To convert between tar and ptar
+//!
+//! A tar stream is an [`source::EntrySource`] ([`tar::read::TarSource`],
+//! from any `Read`, members in any order) and a snapshot can be handed to
+//! an [`sink::EntrySink`] ([`tar::write::TarWriter`], a POSIX pax stream
+//! to any `Write`):
+//!
+//! ```
+//! # fn main() -> ptar::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # std::fs::create_dir_all(dir.path().join("src/docs"))?;
+//! # std::fs::write(dir.path().join("src/docs/readme.txt"), "hello, archive\n")?;
+//! # let path = dir.path().join("x.ptar");
+//! # let mut w = ptar::Writer::create(&path, Default::default())?;
+//! # let src = ptar::fs::Source { dir: dir.path().join("src"), path: ".".into() };
+//! # w.add_snapshot(&[src], &Default::default(), &ptar::progress::NoProgress)?;
+//! # w.commit()?;
+//! use ptar::progress::NoProgress;
+//!
+//! // A snapshot out as tar...
+//! let archive = ptar::Archive::open(&path, None)?;
+//! let mut tar = ptar::tar::write::TarWriter::new(Vec::new());
+//! let failures = archive.export(&archive.snapshot("latest")?, &mut tar, &NoProgress)?;
+//! assert!(failures.is_empty());
+//! let tar_bytes = tar.finish()?;
+//!
+//! // ...and back in, as a snapshot of a new archive.
+//! let copy = dir.path().join("copy.ptar");
+//! let mut w = ptar::Writer::create(&copy, Default::default())?;
+//! let mut source = ptar::tar::read::TarSource::new(tar_bytes.as_slice());
+//! w.add_snapshot_from(&mut source, vec![b"-".to_vec()], &Default::default(), &NoProgress)?;
+//! w.commit()?;
+//! let copy = ptar::Archive::open(&copy, None)?;
+//! let snapshot = copy.snapshot("latest")?;
+//! assert_eq!(copy.metadata(&snapshot, "docs/readme.txt")?.size, 15);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # To write an archive
 //!
 //! Start a [`Writer`] with [`Writer::create`] or [`Writer::append`], add
