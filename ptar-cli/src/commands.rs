@@ -553,23 +553,44 @@ fn create(t: &TarArgs) -> Result<ExitCode> {
     create_from(t, None)
 }
 
+/// Options for a new archive: `encrypt` holds the `--kdf-params` given (if
+/// any) when it is to be encrypted, with the passphrase from `ask(file)`; a
+/// passphrase file (named `file_flag`) without encryption is refused.
+fn new_archive_options(
+    pack: PackOptions,
+    encrypt: Option<Option<&str>>,
+    file: Option<&Path>,
+    file_flag: &str,
+    ask: fn(Option<&Path>) -> Result<zeroize::Zeroizing<Vec<u8>>>,
+) -> Result<CreateOptions> {
+    let encryption = match encrypt {
+        Some(kdf) => Some(Encryption {
+            kdf: kdf_params(kdf)?,
+            passphrase: ask(file)?,
+        }),
+        None if file.is_some() => {
+            bail!("{file_flag} needs --encrypt when creating an archive")
+        }
+        None => None,
+    };
+    Ok(CreateOptions {
+        pack,
+        encryption,
+        ..CreateOptions::default()
+    })
+}
+
 /// Creates the archive with one snapshot of the operands, or of the tar
 /// stream `tar`.
 fn create_from(t: &TarArgs, tar: Option<&Path>) -> Result<ExitCode> {
     let archive = absolute(&t.file)?;
-    let mut opts = CreateOptions {
-        pack: pack_options(t),
-        ..CreateOptions::default()
-    };
-    if t.encrypt {
-        let kdf = kdf_params(t.kdf_params.as_deref())?;
-        opts.encryption = Some(Encryption {
-            passphrase: passphrase::for_new_archive(t.passphrase_file.as_deref())?,
-            kdf,
-        });
-    } else if t.passphrase_file.is_some() {
-        bail!("--passphrase-file needs --encrypt when creating an archive");
-    }
+    let opts = new_archive_options(
+        pack_options(t),
+        t.encrypt.then_some(t.kdf_params.as_deref()),
+        t.passphrase_file.as_deref(),
+        "--passphrase-file",
+        passphrase::for_new_archive,
+    )?;
     let key = load_signing_key(t.sign.as_deref())?;
     let paths = match tar {
         None => operands(t)?,
@@ -1204,19 +1225,13 @@ fn sync(a: &SyncArgs) -> Result<ExitCode> {
         w.set_pack_options(pack)?;
         w
     } else {
-        let mut opts = CreateOptions {
+        let opts = new_archive_options(
             pack,
-            ..CreateOptions::default()
-        };
-        if a.encrypt {
-            let kdf = kdf_params(a.kdf_params.as_deref())?;
-            opts.encryption = Some(Encryption {
-                passphrase: passphrase::dest_for_new_archive(a.dest_passphrase_file.as_deref())?,
-                kdf,
-            });
-        } else if a.dest_passphrase_file.is_some() {
-            bail!("--dest-passphrase-file needs --encrypt when DST is created");
-        }
+            a.encrypt.then_some(a.kdf_params.as_deref()),
+            a.dest_passphrase_file.as_deref(),
+            "--dest-passphrase-file",
+            passphrase::dest_for_new_archive,
+        )?;
         Writer::create(&dest, opts).with_context(|| dest.display().to_string())?
     };
     if let Some(k) = key {

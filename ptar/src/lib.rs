@@ -170,12 +170,22 @@
 //! and never exits: progress and per-file problems reach the caller through
 //! [`progress::Progress`].
 //!
+//! # What is stable
+//!
+//! The modules documented here are the library's API. A few building
+//! blocks (`chunker`, `codec`, `crypto`, `tree`) are public only so the
+//! fuzz targets, benchmarks and test-vector generator can reach them; they
+//! are hidden from these docs and may change in any release.
+//!
 //! `examples/` holds three small programs: `list`, `cat` and `verify`
 //! (`cargo run -p ptar --example cat -- x.ptar docs/readme.txt`).
 
 pub mod archive;
+#[doc(hidden)]
 pub mod chunker;
+#[doc(hidden)]
 pub mod codec;
+#[doc(hidden)]
 pub mod crypto;
 pub mod diff;
 pub mod error;
@@ -191,6 +201,7 @@ pub mod source;
 pub mod store;
 pub mod sync;
 pub mod tar;
+#[doc(hidden)]
 pub mod tree;
 pub mod verify;
 

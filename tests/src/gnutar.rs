@@ -2,7 +2,7 @@
 //! tar in a form two tars can be compared by.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub const GNU_TAR: &str = "/usr/bin/tar";
@@ -79,4 +79,35 @@ pub fn listing(dir: &Path, tar: &Path, archive: &Path) -> Vec<Vec<u8>> {
         m[1..].sort();
     }
     members.concat()
+}
+
+/// The kernel source tree the ignored kernel tests use: `PTAR_KERNEL_TREE`,
+/// else `/work/corpus/kernel-v1` (built by `shared/bench/make-corpus.sh`);
+/// `None`, with the reason printed, when it is not there.
+pub fn kernel_tree() -> Option<PathBuf> {
+    let tree = std::env::var_os("PTAR_KERNEL_TREE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/corpus/kernel-v1"));
+    if tree.is_dir() {
+        Some(tree)
+    } else {
+        eprintln!("skipped: no kernel tree at {}", tree.display());
+        None
+    }
+}
+
+/// `tar -tv --full-time` of `archive`, names as they are.
+pub fn long_listing(dir: &Path, tar: &Path, archive: &Path) -> Vec<u8> {
+    run(
+        dir,
+        tar,
+        &[
+            OsStr::new("--full-time"),
+            OsStr::new("--quoting-style=literal"),
+            OsStr::new("-tv"),
+            OsStr::new("-f"),
+            archive.as_os_str(),
+        ],
+    )
+    .stdout
 }

@@ -13,7 +13,7 @@ use ptar::progress::NoProgress;
 use ptar::store::writer::PackOptions;
 use ptar::{Archive, CreateOptions, SnapshotMeta, Writer};
 use ptar_tests::fidelity::{build, fields};
-use ptar_tests::gnutar::{gnu_tar, listing, os, run, run_any, BSDTAR};
+use ptar_tests::gnutar::{gnu_tar, kernel_tree, listing, os, run, run_any, BSDTAR};
 use ptar_tests::{ptar_bin, random_bytes, read_tree};
 
 /// `ptar --to-tar -f ARCHIVE EXTRA...` with its stdout in `tar`; the
@@ -533,13 +533,7 @@ fn refuses_to_write_a_tar_stream_to_a_terminal() {
 #[test]
 #[ignore]
 fn kernel_tree_exports_as_gnu_tar_would_write_it() {
-    let tree = std::env::var_os("PTAR_KERNEL_TREE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/corpus/kernel-v1"));
-    if !tree.is_dir() {
-        eprintln!("skipped: no kernel tree at {}", tree.display());
-        return;
-    }
+    let Some(tree) = kernel_tree() else { return };
     let Some(tar) = gnu_tar() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ptar_tests::fidelity::build;
-use ptar_tests::gnutar::{gnu_tar, listing, os, run};
+use ptar_tests::gnutar::{gnu_tar, kernel_tree, listing, long_listing, os, run};
 use ptar_tests::ptar_bin;
 
 /// `ptar ARGS` in `dir` with standard output into `out` (or discarded).
@@ -118,20 +118,7 @@ fn a_gnu_format_tar_round_trips_too() {
     }
     let (gnu, ours) = round_trip(dir, tar, "gnu");
     // GNU format keeps whole seconds and no xattrs: the plain long listing.
-    let list = |p: &Path| {
-        run(
-            dir,
-            tar,
-            &[
-                OsStr::new("--full-time"),
-                OsStr::new("--quoting-style=literal"),
-                OsStr::new("-tv"),
-                OsStr::new("-f"),
-                p.as_os_str(),
-            ],
-        )
-        .stdout
-    };
+    let list = |p: &Path| long_listing(dir, tar, p);
     assert_eq!(
         String::from_utf8_lossy(&list(&ours)),
         String::from_utf8_lossy(&list(&gnu))
@@ -155,13 +142,7 @@ fn a_gnu_format_tar_round_trips_too() {
 #[test]
 #[ignore]
 fn the_kernel_tree_round_trips_through_gnu_tar() {
-    let tree = std::env::var_os("PTAR_KERNEL_TREE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/corpus/kernel-v1"));
-    if !tree.is_dir() {
-        eprintln!("skipped: no kernel tree at {}", tree.display());
-        return;
-    }
+    let Some(tree) = kernel_tree() else { return };
     let Some(tar) = gnu_tar() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -190,20 +171,7 @@ fn the_kernel_tree_round_trips_through_gnu_tar() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ours = dir.join("back.tar");
     ptar_to(dir, &os(&["--to-tar", "-f", "k.ptar"]), Some(&ours));
-    let list = |p: &Path| {
-        run(
-            dir,
-            tar,
-            &[
-                OsStr::new("--full-time"),
-                OsStr::new("--quoting-style=literal"),
-                OsStr::new("-tv"),
-                OsStr::new("-f"),
-                p.as_os_str(),
-            ],
-        )
-        .stdout
-    };
+    let list = |p: &Path| long_listing(dir, tar, p);
     let (want, got) = (list(&gnu), list(&ours));
     assert!(want.len() > 1 << 20, "a listing of the whole tree");
     assert!(got == want, "the listings differ");
