@@ -17,14 +17,14 @@ use ptar::sink::{EntrySink, FileContent, Flow};
 use ptar::store::writer::PackOptions;
 use ptar::{Archive, CreateOptions, Encryption, KdfParams, SnapshotMeta, VerifyOptions, Writer};
 
-use crate::cli::{Command, Sub, SyncArgs, TarArgs};
+use crate::cli::{Command, Sub, TarArgs};
 use crate::output::{self, human, list_line};
 use crate::{json, passphrase};
 
 /// Reports entries (with -v) on stdout, or on stderr when the archive
 /// itself goes to stdout, and problems on stderr; draws a progress bar on a
 /// terminal.
-struct CliProgress {
+pub(crate) struct CliProgress {
     verbose: u8,
     errored: AtomicBool,
     out: Mutex<BufWriter<Box<dyn Write + Send>>>,
@@ -36,7 +36,7 @@ impl CliProgress {
         CliProgress::to(verbose, Box::new(std::io::stdout()))
     }
 
-    fn to(verbose: u8, w: Box<dyn Write + Send>) -> CliProgress {
+    pub(crate) fn to(verbose: u8, w: Box<dyn Write + Send>) -> CliProgress {
         CliProgress {
             verbose,
             errored: AtomicBool::new(false),
@@ -52,7 +52,12 @@ impl CliProgress {
     }
 
     /// [`CliProgress::with_bar`], the bar left out when `hidden`.
-    fn with_bar_unless(mut self, hidden: bool, total: Option<u64>, what: &str) -> CliProgress {
+    pub(crate) fn with_bar_unless(
+        mut self,
+        hidden: bool,
+        total: Option<u64>,
+        what: &str,
+    ) -> CliProgress {
         if hidden || !std::io::stderr().is_terminal() {
             return self;
         }
@@ -78,7 +83,7 @@ impl CliProgress {
         self
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
@@ -178,21 +183,23 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             ctime,
             json,
             passphrase_file,
-        }) => snapshot_diff(&file, &old, &new, ctime, json, passphrase_file.as_deref()),
+        }) => {
+            crate::diff::snapshot_diff(&file, &old, &new, ctime, json, passphrase_file.as_deref())
+        }
         Command::Sub(Sub::Find {
             file,
             patterns,
             snapshots,
             json,
             passphrase_file,
-        }) => find(
+        }) => crate::diff::find(
             &file,
             &patterns,
             &snapshots,
             json,
             passphrase_file.as_deref(),
         ),
-        Command::Sub(Sub::Sync(args)) => sync(&args),
+        Command::Sub(Sub::Sync(args)) => crate::sync::sync(&args),
         Command::Sub(Sub::Mount {
             file,
             mountpoint,
@@ -296,7 +303,7 @@ fn kdf_params(spec: Option<&str>) -> Result<KdfParams> {
     Ok(k)
 }
 
-fn load_signing_key(path: Option<&Path>) -> Result<Option<ed25519_dalek::SigningKey>> {
+pub(crate) fn load_signing_key(path: Option<&Path>) -> Result<Option<ed25519_dalek::SigningKey>> {
     let Some(p) = path else { return Ok(None) };
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(p).with_context(|| format!("cannot read key {}", p.display()))?,
@@ -306,7 +313,7 @@ fn load_signing_key(path: Option<&Path>) -> Result<Option<ed25519_dalek::Signing
     ))
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     if p.is_absolute() {
         Ok(p.to_path_buf())
     } else {
@@ -534,7 +541,12 @@ fn pack_options(t: &TarArgs) -> PackOptions {
 }
 
 /// Codec, level and threads from --fast, --best, --level and --threads.
-fn pack_from(fast: bool, best: bool, level: Option<i32>, threads: Option<usize>) -> PackOptions {
+pub(crate) fn pack_from(
+    fast: bool,
+    best: bool,
+    level: Option<i32>,
+    threads: Option<usize>,
+) -> PackOptions {
     let mut p = PackOptions::default();
     if fast {
         p.compression = Compression::Lz4;
@@ -556,7 +568,7 @@ fn create(t: &TarArgs) -> Result<ExitCode> {
 /// Options for a new archive: `encrypt` holds the `--kdf-params` given (if
 /// any) when it is to be encrypted, with the passphrase from `ask(file)`; a
 /// passphrase file (named `file_flag`) without encryption is refused.
-fn new_archive_options(
+pub(crate) fn new_archive_options(
     pack: PackOptions,
     encrypt: Option<Option<&str>>,
     file: Option<&Path>,
@@ -741,7 +753,7 @@ fn member_patterns(t: &TarArgs) -> Vec<Vec<u8>> {
 }
 
 /// The name of an entry type in JSON output.
-fn type_name(kind: ptar::format::tree::EntryType) -> &'static str {
+pub(crate) fn type_name(kind: ptar::format::tree::EntryType) -> &'static str {
     use ptar::format::tree::EntryType as T;
     match kind {
         T::File => "file",
@@ -1162,162 +1174,6 @@ fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// The snapshots `ptar sync` copies: all of SRC's, or those selected, in
-/// SRC's order, each once.
-fn sync_selection(src: &Archive, a: &SyncArgs) -> Result<Vec<ptar::Snapshot>> {
-    if a.snapshots.is_empty() {
-        return src
-            .snapshots()
-            .with_context(|| a.file.display().to_string());
-    }
-    let mut chosen: Vec<ptar::Snapshot> = Vec::new();
-    for sel in &a.snapshots {
-        let s = src
-            .find_snapshot(sel)
-            .with_context(|| format!("{}: --snapshot {sel}", a.file.display()))?;
-        if !chosen.iter().any(|c| c.id == s.id) {
-            chosen.push(s);
-        }
-    }
-    let table = src.store().snapshot_table();
-    chosen.sort_by_key(|s| table.iter().position(|t| t.id == s.id));
-    Ok(chosen)
-}
-
-/// `ptar sync -f SRC DST`: copies snapshots into DST (created when absent)
-/// in one new generation, or writes nothing when DST holds them all.
-fn sync(a: &SyncArgs) -> Result<ExitCode> {
-    if a.dest == Path::new("-") {
-        bail!("sync needs a destination archive file, not standard output");
-    }
-    let dest = absolute(&a.dest)?;
-    let dest_md = std::fs::metadata(&dest).ok();
-    if let (Some(d), Ok(s)) = (&dest_md, std::fs::metadata(&a.file)) {
-        use std::os::unix::fs::MetadataExt;
-        if a.file != Path::new("-") && (d.dev(), d.ino()) == (s.dev(), s.ino()) {
-            bail!(
-                "{}: the source and the destination are the same archive",
-                a.dest.display()
-            );
-        }
-    }
-    let src = open_archive(&a.file, a.passphrase_file.as_deref())?;
-    let chosen = sync_selection(&src, a)?;
-    let key = load_signing_key(a.sign.as_deref())?;
-    let pack = pack_from(a.fast, a.best, a.level, a.threads);
-    let old_len = dest_md.as_ref().map_or(0, |m| m.len());
-    let mut w = if dest_md.is_some() {
-        if a.encrypt {
-            bail!(
-                "--encrypt applies when creating DST; an existing archive keeps its own encryption"
-            );
-        }
-        let header = ptar::probe(&dest).with_context(|| dest.display().to_string())?;
-        let pass = if header.encrypted() {
-            Some(passphrase::dest_for_reading(
-                a.dest_passphrase_file.as_deref(),
-            )?)
-        } else {
-            None
-        };
-        let mut w = Writer::append(&dest, pass.as_deref().map(|p| p.as_slice()))
-            .with_context(|| dest.display().to_string())?;
-        w.set_pack_options(pack)?;
-        w
-    } else {
-        let opts = new_archive_options(
-            pack,
-            a.encrypt.then_some(a.kdf_params.as_deref()),
-            a.dest_passphrase_file.as_deref(),
-            "--dest-passphrase-file",
-            passphrase::dest_for_new_archive,
-        )?;
-        Writer::create(&dest, opts).with_context(|| dest.display().to_string())?
-    };
-    if let Some(k) = key {
-        w.sign_with(k);
-    }
-    let progress = CliProgress::to(0, Box::new(std::io::stderr())).with_bar_unless(
-        a.quiet || a.json,
-        None,
-        "copying",
-    );
-    let started = std::time::Instant::now();
-    // A write error without a path of its own is a write to DST.
-    let name_dest = |e: ptar::Error| match e {
-        ptar::Error::Io { path: None, source } => ptar::Error::Io {
-            path: Some(a.dest.clone()),
-            source,
-        },
-        other => other,
-    };
-    let outcome = ptar::sync::sync(&src, &chosen, &mut w, &progress).map_err(name_dest);
-    progress.finish();
-    let outcome = outcome?;
-    let info = if outcome.snapshots_copied > 0 {
-        Some(w.commit().map_err(name_dest)?)
-    } else {
-        // Nothing to add: no generation at all (dropping the writer
-        // leaves DST as it was, or never creates it).
-        drop(w);
-        None
-    };
-    let added = info
-        .as_ref()
-        .map_or(0, |i| i.archive_len.saturating_sub(old_len));
-    if a.json {
-        for s in &outcome.snapshots {
-            let line = json::Obj::new("synced")
-                .str("source", &s.source.to_hex())
-                .str("snapshot", &s.dest.to_hex())
-                .bool("copied", s.copied)
-                .done();
-            println!("{line}");
-        }
-        let mut line = json::Obj::new("sync")
-            .num("snapshots_copied", outcome.snapshots_copied)
-            .num("snapshots_skipped", outcome.snapshots_skipped)
-            .num("chunks_copied", outcome.chunks_copied)
-            .num("chunks_present", outcome.chunks_present)
-            .num("bytes_read", outcome.bytes_read)
-            .num("bytes_stored", outcome.bytes_stored)
-            .num("bytes_added", added)
-            .bool("nothing_to_copy", info.is_none());
-        if let Some(i) = &info {
-            line = line
-                .num("generation", i.generation)
-                .num("archive_bytes", i.archive_len);
-        }
-        let line = line
-            .num("duration_ms", started.elapsed().as_millis() as u64)
-            .done();
-        println!("{line}");
-    } else if !a.quiet {
-        match &info {
-            None if chosen.is_empty() => {
-                eprintln!("ptar: nothing to copy: {} holds no snapshot", a.file.display())
-            }
-            None => eprintln!(
-                "ptar: nothing to copy: {} already holds the {} snapshot(s) asked for",
-                a.dest.display(),
-                outcome.snapshots_skipped
-            ),
-            Some(i) => eprintln!(
-                "ptar: copied {} snapshot(s) into generation {} of {} ({} already there): {} chunk(s) stored, {} already there; {} read, {} added ({added} bytes)",
-                outcome.snapshots_copied,
-                i.generation,
-                a.dest.display(),
-                outcome.snapshots_skipped,
-                outcome.chunks_copied,
-                outcome.chunks_present,
-                human(outcome.bytes_read),
-                human(added),
-            ),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 fn keygen(path: &Path) -> Result<ExitCode> {
     use std::os::unix::fs::OpenOptionsExt;
     let key = ptar::signing::generate();
@@ -1377,186 +1233,4 @@ fn passwd(
         info.generation
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// `ptar diff`: what changed from snapshot `old` to snapshot `new`.
-/// Exit 0 when nothing did, 1 when something did, 2 when a directory could
-/// not be read (the rest is still compared).
-fn snapshot_diff(
-    file: &Path,
-    old: &str,
-    new: &str,
-    ctime: bool,
-    as_json: bool,
-    passphrase_file: Option<&Path>,
-) -> Result<ExitCode> {
-    use ptar::diff::{ChangeKind, DiffOptions};
-    let archive = open_archive(file, passphrase_file)?;
-    let a = archive.find_snapshot(old)?;
-    let b = archive.find_snapshot(new)?;
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let opts = DiffOptions::default().with_ctime(ctime);
-    let stats = ptar::diff::diff(&archive, &a, &b, &opts, |c| {
-        let (letter, word) = match c.kind {
-            ChangeKind::Added => ('+', "added"),
-            ChangeKind::Removed => ('-', "removed"),
-            ChangeKind::Modified => ('M', "modified"),
-            _ => ('U', "metadata"),
-        };
-        let kind = c.entry_type();
-        if as_json {
-            let mut o = json::Obj::new("change")
-                .str("change", word)
-                .bytes("path", &c.path)
-                .str("type", type_name(kind));
-            if let Some(old) = c.old.as_ref().filter(|o| o.kind != kind) {
-                o = o.str("old_type", type_name(old.kind));
-            }
-            if !c.fields.is_empty() {
-                o = o.strs("fields", c.fields.names());
-            }
-            writeln!(out, "{}", o.done())?;
-        } else {
-            write!(out, "{letter}    ")?;
-            output::write_path(&mut out, &c.path)?;
-            if kind == ptar::format::tree::EntryType::Dir {
-                out.write_all(b"/")?;
-            }
-            if c.kind == ChangeKind::Metadata {
-                write!(
-                    out,
-                    " ({})",
-                    c.fields.names().collect::<Vec<_>>().join(", ")
-                )?;
-            }
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
-    if as_json {
-        let line = json::Obj::new("summary")
-            .str("old_snapshot", &a.id.to_hex())
-            .str("new_snapshot", &b.id.to_hex())
-            .num("added", stats.added)
-            .num("removed", stats.removed)
-            .num("modified", stats.modified)
-            .num("metadata", stats.metadata)
-            .num("dirs_compared", stats.dirs_compared)
-            .num("dirs_skipped", stats.dirs_skipped)
-            .num("errors", stats.failures.len() as u64)
-            .done();
-        writeln!(out, "{line}")?;
-    }
-    out.flush()?;
-    drop(out);
-    for (p, msg) in &stats.failures {
-        eprintln!("ptar: {}: {msg}", String::from_utf8_lossy(p));
-    }
-    if !as_json {
-        eprintln!(
-            "ptar: {} -> {}: {} added, {} removed, {} modified, {} metadata only; directories: {} compared, {} skipped as unchanged",
-            a.id.short(),
-            b.id.short(),
-            stats.added,
-            stats.removed,
-            stats.modified,
-            stats.metadata,
-            stats.dirs_compared,
-            stats.dirs_skipped
-        );
-    }
-    Ok(if !stats.failures.is_empty() {
-        eprintln!(
-            "ptar: {} directories could not be read; what is under them was not compared",
-            stats.failures.len()
-        );
-        ExitCode::from(2)
-    } else if stats.changes() > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// `ptar find`: entries matching any pattern, in every snapshot or those
-/// selected. Exit 0 when something matched, 1 when nothing did, 2 when a
-/// directory could not be read (the rest is still searched).
-fn find(
-    file: &Path,
-    patterns: &[std::ffi::OsString],
-    selectors: &[String],
-    as_json: bool,
-    passphrase_file: Option<&Path>,
-) -> Result<ExitCode> {
-    use ptar::find::FindPattern;
-    let patterns: Vec<FindPattern> = patterns
-        .iter()
-        .map(|p| FindPattern::new(p.as_bytes()))
-        .collect::<ptar::Result<_>>()?;
-    let archive = open_archive(file, passphrase_file)?;
-    let snaps = if selectors.is_empty() {
-        archive.snapshots()?
-    } else {
-        let mut v: Vec<ptar::Snapshot> = Vec::new();
-        for sel in selectors {
-            let s = archive.find_snapshot(sel)?;
-            if !v.iter().any(|x| x.id == s.id) {
-                v.push(s);
-            }
-        }
-        v
-    };
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let stats = ptar::find::find(&archive, &snaps, &patterns, |s, path, e| {
-        if as_json {
-            let line = json::Obj::new("match")
-                .str("snapshot", &s.id.to_hex())
-                .bytes("path", path)
-                .str("type", type_name(e.kind))
-                .num("size", e.size)
-                .num(
-                    "mtime_ns",
-                    e.mtime.sec as i128 * 1_000_000_000 + e.mtime.nsec as i128,
-                )
-                .done();
-            writeln!(out, "{line}")?;
-        } else {
-            write!(out, "{}  ", s.id.short())?;
-            output::write_path(&mut out, path)?;
-            if e.kind == ptar::format::tree::EntryType::Dir {
-                out.write_all(b"/")?;
-            }
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
-    if as_json {
-        let line = json::Obj::new("summary")
-            .num("snapshots", stats.snapshots)
-            .num("matches", stats.matches)
-            .num("dirs_read", stats.dirs_read)
-            .num("dirs_reused", stats.dirs_reused)
-            .num("errors", stats.failures.len() as u64)
-            .done();
-        writeln!(out, "{line}")?;
-    }
-    out.flush()?;
-    drop(out);
-    for (snap, p, msg) in &stats.failures {
-        let p = if p.is_empty() {
-            "/".into()
-        } else {
-            String::from_utf8_lossy(p)
-        };
-        eprintln!("ptar: {} {p}: {msg}", snap.short());
-    }
-    Ok(if !stats.failures.is_empty() {
-        ExitCode::from(2)
-    } else if stats.matches == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

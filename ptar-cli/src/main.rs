@@ -7,10 +7,12 @@
 mod cat;
 mod cli;
 mod commands;
+mod diff;
 mod json;
 mod mount;
 mod output;
 mod passphrase;
+mod sync;
 
 use std::process::ExitCode;
 
