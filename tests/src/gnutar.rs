@@ -111,3 +111,23 @@ pub fn long_listing(dir: &Path, tar: &Path, archive: &Path) -> Vec<u8> {
     )
     .stdout
 }
+
+/// `tar --xattrs --acls -d -f ARCHIVE -C TREE`, which must succeed: what
+/// GNU tar finds different between the tar and the tree (empty when nothing).
+pub fn compare(dir: &Path, tar: &Path, archive: &Path, tree: &str) -> Vec<u8> {
+    run(
+        dir,
+        tar,
+        &[
+            OsStr::new("--xattrs"),
+            OsStr::new("--xattrs-include=*"),
+            OsStr::new("--acls"),
+            OsStr::new("-d"),
+            OsStr::new("-f"),
+            archive.as_os_str(),
+            OsStr::new("-C"),
+            OsStr::new(tree),
+        ],
+    )
+    .stdout
+}

@@ -4,23 +4,13 @@
 //! least every field tar keeps.
 
 use std::path::Path;
-use std::process::Command;
 
 use ptar_tests::fidelity::{build, fields};
 use ptar_tests::ptar_bin;
 
+/// Runs `prog ARGS` in `dir`, asserting success.
 fn run(dir: &Path, prog: &Path, args: &[&str]) {
-    let out = Command::new(prog)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?}: {}",
-        prog.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ptar_tests::gnutar::run(dir, prog, &ptar_tests::gnutar::os(args));
 }
 
 #[test]

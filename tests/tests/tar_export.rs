@@ -13,7 +13,7 @@ use ptar::progress::NoProgress;
 use ptar::store::writer::PackOptions;
 use ptar::{Archive, CreateOptions, SnapshotMeta, Writer};
 use ptar_tests::fidelity::{build, fields};
-use ptar_tests::gnutar::{gnu_tar, kernel_tree, listing, os, run, run_any, BSDTAR};
+use ptar_tests::gnutar::{compare, gnu_tar, kernel_tree, listing, os, run, run_any, BSDTAR};
 use ptar_tests::{ptar_bin, random_bytes, read_tree};
 
 /// `ptar --to-tar -f ARCHIVE EXTRA...` with its stdout in `tar`; the
@@ -85,25 +85,8 @@ fn gnu_tar_reads_back_the_fidelity_tree_as_from_its_own_tar() {
     assert!(ours_list.len() >= want.len(), "every path is listed");
 
     // (b) GNU tar finds nothing that differs from the source tree.
-    let d = run(
-        dir,
-        tar,
-        &os(&[
-            "--xattrs",
-            "--xattrs-include=*",
-            "--acls",
-            "-d",
-            "-f",
-            "ours.tar",
-            "-C",
-            "src",
-        ]),
-    );
-    assert!(
-        d.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&d.stdout)
-    );
+    let d = compare(dir, tar, Path::new("ours.tar"), "src");
+    assert!(d.is_empty(), "{}", String::from_utf8_lossy(&d));
 
     // (c) Extracted by GNU tar, the tree keeps every field GNU tar keeps
     // from its own tar.

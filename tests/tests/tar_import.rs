@@ -10,18 +10,9 @@ use ptar_tests::fidelity::{build, fields};
 use ptar_tests::gnutar::gnu_tar;
 use ptar_tests::ptar_bin;
 
+/// Runs `prog ARGS` in `dir`, asserting success.
 fn run_ok(dir: &Path, prog: &Path, args: &[&str]) {
-    let out = Command::new(prog)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?}: {}",
-        prog.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ptar_tests::gnutar::run(dir, prog, &ptar_tests::gnutar::os(args));
 }
 
 /// `ptar --from-tar TAR -f ARCHIVE` in `dir`, the tar given by name or on

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ptar_tests::fidelity::build;
-use ptar_tests::gnutar::{gnu_tar, kernel_tree, listing, long_listing, os, run};
+use ptar_tests::gnutar::{compare, gnu_tar, kernel_tree, listing, long_listing, os, run};
 use ptar_tests::ptar_bin;
 
 /// `ptar ARGS` in `dir` with standard output into `out` (or discarded).
@@ -74,25 +74,8 @@ fn gnu_tar_lists_and_compares_the_round_trip_as_its_own_tar() {
         assert!(text.contains("user:1001:r--"), "ACLs are listed: {text}");
     }
     // GNU tar finds nothing that differs from the tree.
-    let d = run(
-        dir,
-        tar,
-        &os(&[
-            "--xattrs",
-            "--xattrs-include=*",
-            "--acls",
-            "-d",
-            "-f",
-            ours.to_str().unwrap(),
-            "-C",
-            "src",
-        ]),
-    );
-    assert!(
-        d.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&d.stdout)
-    );
+    let d = compare(dir, tar, &ours, "src");
+    assert!(d.is_empty(), "{}", String::from_utf8_lossy(&d));
 }
 
 #[test]
