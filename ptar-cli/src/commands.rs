@@ -132,6 +132,20 @@ impl Progress for CliProgress {
         let _ = self.flush();
         self.suspend(|| eprintln!("ptar: {}: {message}", String::from_utf8_lossy(path)));
     }
+
+    fn cancelled(&self) -> bool {
+        crate::signals::received().is_some()
+    }
+}
+
+impl Drop for CliProgress {
+    /// Whatever way the command ends (an error, an interruption), the
+    /// progress line is cleared rather than left on the terminal.
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// Standard output as an archive sink: flushing is all it can do.
@@ -213,16 +227,17 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             passphrase_file.as_deref(),
         ),
         Command::Sub(Sub::Completions { shell }) => {
-            clap_complete::generate(
-                shell,
-                &mut crate::cli::full_command(),
-                "ptar",
-                &mut std::io::stdout(),
-            );
+            // Rendered into memory first: the generator panics when its
+            // writer fails, and standard output may be a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut crate::cli::full_command(), "ptar", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sub(Sub::Man) => {
-            clap_mangen::Man::new(crate::cli::full_command()).render(&mut std::io::stdout())?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(crate::cli::full_command()).render(&mut page)?;
+            std::io::stdout().lock().write_all(&page)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tar(t) => {

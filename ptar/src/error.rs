@@ -99,6 +99,10 @@ pub enum Error {
         member: Option<String>,
         detail: String,
     },
+    /// The caller asked, through [`crate::progress::Progress::cancelled`],
+    /// for the operation to stop.
+    #[error("interrupted")]
+    Cancelled,
     /// An I/O error, with the path it concerns when there is one.
     #[error("{}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
     Io {

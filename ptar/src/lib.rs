@@ -195,6 +195,8 @@ pub mod format;
 pub mod fs;
 pub mod pattern;
 pub mod progress;
+#[doc(hidden)]
+pub mod retry;
 pub mod signing;
 pub mod sink;
 pub mod source;

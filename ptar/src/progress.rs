@@ -17,6 +17,14 @@ pub trait Progress: Sync {
     fn notice(&self, path: &[u8], message: &str) {
         self.warning(path, message)
     }
+    /// Whether the caller wants the operation stopped (the user pressed
+    /// Ctrl-C, a signal arrived). Long operations ask between entries and
+    /// between blocks of data; when it says yes they stop with
+    /// [`crate::Error::Cancelled`], leaving what they write as an error
+    /// would (nothing committed, no temporary files).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

@@ -18,6 +18,11 @@ use std::sync::OnceLock;
 pub fn ptar_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // PTAR_TEST_BIN runs the suite against another build (an older
+        // binary, to see a new test fail on the code it is meant to catch).
+        if let Some(p) = std::env::var_os("PTAR_TEST_BIN") {
+            return PathBuf::from(p);
+        }
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test> -> target/<profile>/ptar
         let profile_dir = exe
