@@ -3,6 +3,7 @@
 pub mod fidelity;
 pub mod forge;
 pub mod gnutar;
+pub mod strace;
 pub mod vectors;
 
 use std::collections::BTreeMap;
