@@ -595,8 +595,10 @@ fn run_trial(fx: &Fixture, t: &Trial, d: &Path) -> Result<(), String> {
         _ => (snaps[0].clone(), &fx.digests[0]),
     };
     let x = d.join("check");
-    let mut o = ExtractOptions::default();
-    o.preserve_permissions = true;
+    let o = ExtractOptions {
+        preserve_permissions: true,
+        ..ExtractOptions::default()
+    };
     match ar.extract(&snap, &x, &o, &NoProgress) {
         Ok(r) if r.errors.is_empty() => {}
         Ok(r) => return fail(format!("extracting the first snapshot: {:?}", r.errors)),
