@@ -15,6 +15,7 @@ use crate::format::index::{IndexEntry, IndexView};
 use crate::format::limits::MAX_GENERATIONS;
 use crate::format::table::{self, TableEntry};
 use crate::format::{Id, Kind, FORMAT_MAJOR};
+use crate::retry::eintr;
 use crate::{Error, Region, Result};
 
 /// Where an archive's bytes come from, read at positions: a file, bytes in
@@ -126,8 +127,9 @@ impl Bytes {
 }
 
 /// Byte ranges of a positional source held in memory: each generation's
-/// index, snapshot table, key slots and footer, which lie back to back
-/// (spec §10), read once when the archive is opened.
+/// index, and its key slots and footer (which lie back to back, spec §10),
+/// read once when the archive is opened. Snapshot tables are not held:
+/// they are read a slice at a time (see [`SnapshotTable`]).
 #[derive(Default)]
 struct Sections(Vec<(u64, Vec<u8>)>);
 
@@ -140,6 +142,156 @@ impl Sections {
         let (start, bytes) = &self.0[i.checked_sub(1).expect("a section holds the range")];
         let at = (offset - start) as usize;
         &bytes[at..at + len as usize]
+    }
+}
+
+/// Bytes of a snapshot table read at once: 1638 entries (a multiple of
+/// the entry length, under 64 KiB).
+const TABLE_SLICE: u64 = 1638 * table::ENTRY_LEN as u64;
+
+/// A snapshot table of an open archive, read from the archive a slice at
+/// a time with positional reads: a table may list 2^24 snapshots (640 MiB),
+/// and reading it never holds more than one slice. Its hash, prefix and
+/// entries were checked when the archive was opened; an entry is checked
+/// again as it is read.
+#[derive(Clone, Copy)]
+pub struct SnapshotTable<'a> {
+    store: &'a Store,
+    /// Offset of the first entry.
+    entries: u64,
+    len: usize,
+    /// The generation whose table this is.
+    generation: u64,
+}
+
+impl<'a> SnapshotTable<'a> {
+    /// Number of snapshots listed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table lists no snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn region(&self) -> Region {
+        Region::SnapshotTable {
+            generation: self.generation,
+        }
+    }
+
+    /// The entry at position `i` (0 is the oldest), or `None` past the end.
+    pub fn get(&self, i: usize) -> Result<Option<TableEntry>> {
+        if i >= self.len {
+            return Ok(None);
+        }
+        let b = self.store.read_at(
+            self.entries + (i * table::ENTRY_LEN) as u64,
+            table::ENTRY_LEN as u64,
+        )?;
+        table::parse_entry(&b, self.generation)
+            .map(Some)
+            .map_err(|m| m.at(self.region()))
+    }
+
+    /// The newest entry.
+    pub fn last(&self) -> Result<Option<TableEntry>> {
+        match self.len {
+            0 => Ok(None),
+            n => self.get(n - 1),
+        }
+    }
+
+    /// The entries from the oldest, read a slice at a time.
+    pub fn iter(&self) -> TableIter<'a> {
+        self.iter_from(0)
+    }
+
+    /// The entries from position `start` on.
+    pub fn iter_from(&self, start: usize) -> TableIter<'a> {
+        TableIter {
+            table: *self,
+            next: start.min(self.len),
+            slice: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// The position of the entry for snapshot `id`, if listed.
+    pub fn position(&self, id: &Id) -> Result<Option<usize>> {
+        for (i, e) in self.iter().enumerate() {
+            if e?.id == *id {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry, in memory: only for tables known to be small (this
+    /// holds 40 bytes per snapshot).
+    pub fn to_vec(&self) -> Result<Vec<TableEntry>> {
+        self.iter().collect()
+    }
+
+    /// The raw bytes of entries `[first, first + count)`, a slice at most
+    /// [`TABLE_SLICE`] long.
+    pub(crate) fn raw(&self, first: usize, count: usize) -> Result<std::borrow::Cow<'a, [u8]>> {
+        self.store.read_at(
+            self.entries + (first * table::ENTRY_LEN) as u64,
+            (count * table::ENTRY_LEN) as u64,
+        )
+    }
+}
+
+/// Entries of a [`SnapshotTable`], oldest first, each a `Result` (a read
+/// can fail).
+pub struct TableIter<'a> {
+    table: SnapshotTable<'a>,
+    /// Position of the next entry not yet in `slice`.
+    next: usize,
+    /// Entries read and not yet returned.
+    slice: Vec<TableEntry>,
+    /// Next entry of `slice` to return.
+    at: usize,
+}
+
+impl Iterator for TableIter<'_> {
+    type Item = Result<TableEntry>;
+
+    fn next(&mut self) -> Option<Result<TableEntry>> {
+        if self.at == self.slice.len() {
+            if self.next >= self.table.len {
+                return None;
+            }
+            let per = TABLE_SLICE as usize / table::ENTRY_LEN;
+            let count = (self.table.len - self.next).min(per);
+            let parsed: Result<Vec<TableEntry>> = self.table.raw(self.next, count).and_then(|b| {
+                b.chunks_exact(table::ENTRY_LEN)
+                    .map(|e| {
+                        table::parse_entry(e, self.table.generation)
+                            .map_err(|m| m.at(self.table.region()))
+                    })
+                    .collect()
+            });
+            match parsed {
+                Ok(v) => {
+                    self.slice = v;
+                    self.at = 0;
+                    self.next += count;
+                }
+                Err(e) => {
+                    // Stop after reporting the error.
+                    self.next = self.table.len;
+                    self.slice.clear();
+                    self.at = 0;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let e = self.slice[self.at];
+        self.at += 1;
+        Some(Ok(e))
     }
 }
 
@@ -174,7 +326,8 @@ pub struct Store {
     header_hash: [u8; 32],
     keys: Option<Arc<Keys>>,
     generations: Vec<Generation>,
-    snapshots: Vec<TableEntry>,
+    /// The newest snapshot table: where its entries start, and how many.
+    table: (u64, usize),
     committed_end: u64,
     tail: Option<Tail>,
     /// Plaintexts of the solid records read last.
@@ -336,31 +489,89 @@ fn rfind(hay: &[u8], needle: &[u8], end: usize) -> Option<usize> {
     }
 }
 
+/// Names `path` in an I/O error that names no path.
+fn with_path(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Io { path: None, source } => Error::io_at(path, source),
+        e => e,
+    }
+}
+
+/// The length of an archive file: a regular file or a block device. A
+/// directory is refused as such, and so is anything that cannot be read at
+/// positions (a FIFO, a pipe, a character device, a socket): callers that
+/// read such a stream copy it to a file first.
+pub(crate) fn archive_file_len(file: &File, path: &Path) -> Result<u64> {
+    use std::os::unix::fs::FileTypeExt;
+    let md = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    let t = md.file_type();
+    if t.is_file() {
+        return Ok(md.len());
+    }
+    if t.is_dir() {
+        return Err(Error::io_at(
+            path,
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        ));
+    }
+    if t.is_block_device() {
+        let end = rustix::fs::seek(file, rustix::fs::SeekFrom::End(0))
+            .map_err(|e| Error::io_at(path, e.into()))?;
+        return Ok(end);
+    }
+    let what = if t.is_fifo() {
+        "a FIFO or pipe"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::io_at(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::NotSeekable,
+            format!(
+                "cannot seek: {what} (an archive is read at positions; copy it to a file first)"
+            ),
+        ),
+    ))
+}
+
 impl Store {
     /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+        let file = eintr(|| File::open(path)).map_err(|e| Error::io_at(path, e))?;
         Store::from_file(file, path, passphrase)
     }
 
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
+        Store::from_file_inner(file, path, passphrase).map_err(|e| with_path(e, path))
+    }
+
+    fn from_file_inner(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        let len = archive_file_len(&file, path)?;
         // The footers (and any torn tail) are read with positional reads,
         // not through the map: a concurrent appender may truncate the bytes
         // after the last valid footer at any moment.
-        let located = locate_chain(len, &|off, buf| ReadAt::read_exact_at(&file, buf, off))?;
+        let located = locate_chain(
+            len,
+            &|off, buf| ReadAt::read_exact_at(&file, buf, off),
+            Some(&file),
+        )?;
         // SAFETY: only bytes up to the last valid footer are mapped. ptar
         // writers never modify or truncate bytes below the last valid footer
         // (they append, or truncate an uncommitted tail beyond it), so the
         // mapped bytes cannot change or vanish while we hold them. Another
         // program truncating the file below that point would fault the
         // process; the spec (§15.3) says archives must not be modified that way.
-        let map = unsafe {
+        let map = eintr(|| unsafe {
             memmap2::MmapOptions::new()
                 .len(located.committed_end as usize)
                 .map(&file)
-        }
+        })
         .map_err(|e| Error::io_at(path, e))?;
         Store::assemble(Bytes::Map(map, file), located, passphrase)
     }
@@ -370,14 +581,23 @@ impl Store {
     /// kept; blob records are read when asked for.
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
-        let located = locate_chain(source.size()?, &|off, buf| source.read_exact_at(buf, off))?;
-        let mut sections = Vec::with_capacity(located.generations.len());
+        let located = locate_chain(
+            source.size()?,
+            &|off, buf| source.read_exact_at(buf, off),
+            None,
+        )?;
+        let mut sections = Vec::with_capacity(2 * located.generations.len());
         for g in &located.generations {
-            // Index, snapshot table, key slots and footer lie back to back.
+            // The index; then key slots and footer, which lie back to back
+            // after the snapshot table (read when needed, not kept).
             let f = &g.footer;
-            let mut b = vec![0u8; (f.footer_end - f.index_offset) as usize];
+            let mut b = vec![0u8; f.index_len as usize];
             source.read_exact_at(&mut b, f.index_offset)?;
             sections.push((f.index_offset, b));
+            let table_end = f.table_offset + f.table_len;
+            let mut b = vec![0u8; (f.footer_end - table_end) as usize];
+            source.read_exact_at(&mut b, table_end)?;
+            sections.push((table_end, b));
         }
         Store::assemble(
             Bytes::Sections(source, Sections(sections)),
@@ -388,9 +608,11 @@ impl Store {
 
     /// Opens an archive held in memory.
     pub fn from_vec(mut bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
-        let located = locate_chain(bytes.len() as u64, &|off, buf| {
-            slice_read_at(&bytes, buf, off)
-        })?;
+        let located = locate_chain(
+            bytes.len() as u64,
+            &|off, buf| slice_read_at(&bytes, buf, off),
+            None,
+        )?;
         bytes.truncate(located.committed_end as usize);
         Store::assemble(Bytes::Owned(bytes), located, passphrase)
     }
@@ -411,7 +633,7 @@ impl Store {
             header_hash,
             keys: None,
             generations,
-            snapshots: Vec::new(),
+            table: (0, 0),
             committed_end,
             tail,
             bytes,
@@ -438,18 +660,9 @@ impl Store {
             }
         }
         if let Some(last) = store.generations.last() {
-            let f = &last.footer;
-            let region = Region::SnapshotTable {
-                generation: f.generation,
-            };
-            let t = store.slice(f.table_offset, f.table_len);
-            if blake3::hash(t).as_bytes() != &f.table_hash {
-                return Err(Error::corrupt(
-                    region,
-                    "snapshot table hash does not match the footer",
-                ));
-            }
-            store.snapshots = table::parse(t, f.generation).map_err(|m| m.at(region))?;
+            let f = last.footer.clone();
+            let n = store.check_table(&f)?;
+            store.table = (f.table_offset + table::PREFIX_LEN as u64, n);
         }
         for g in &store.generations {
             store.index(g)?;
@@ -561,9 +774,69 @@ impl Store {
         &self.generations
     }
 
-    /// Snapshots listed by the newest snapshot table.
-    pub fn snapshot_table(&self) -> &[TableEntry] {
-        &self.snapshots
+    /// Snapshots listed by the newest snapshot table, read from the archive
+    /// a slice at a time (a table may list 2^24 snapshots: it is never held
+    /// whole).
+    pub fn snapshot_table(&self) -> SnapshotTable<'_> {
+        let generation = self.generations.last().map_or(0, |g| g.footer.generation);
+        SnapshotTable {
+            store: self,
+            entries: self.table.0,
+            len: self.table.1,
+            generation,
+        }
+    }
+
+    /// The snapshot table of generation `g` (older tables are checked by
+    /// verification only; see [`Store::check_table`]).
+    pub(crate) fn table_of(&self, f: &Footer, len: usize) -> SnapshotTable<'_> {
+        SnapshotTable {
+            store: self,
+            entries: f.table_offset + table::PREFIX_LEN as u64,
+            len,
+            generation: f.generation,
+        }
+    }
+
+    /// Checks the snapshot table of the generation whose footer is `f`
+    /// (spec §11.2) in one pass of bounded reads: its hash against the
+    /// footer, its prefix, and every entry's generation. Returns the count.
+    pub(crate) fn check_table(&self, f: &Footer) -> Result<usize> {
+        let region = Region::SnapshotTable {
+            generation: f.generation,
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut at = f.table_offset;
+        let end = f.table_offset + f.table_len;
+        if f.table_len < table::PREFIX_LEN as u64 {
+            return Err(Error::corrupt(region, "shorter than its prefix"));
+        }
+        let prefix = self.read_at(at, table::PREFIX_LEN as u64)?;
+        hasher.update(&prefix);
+        let n = table::parse_prefix(&prefix, f.table_len).map_err(|m| m.at(region.clone()))?;
+        at += table::PREFIX_LEN as u64;
+        let mut bad = None;
+        while at < end {
+            let len = (end - at).min(TABLE_SLICE);
+            let b = self.read_at(at, len)?;
+            hasher.update(&b);
+            if bad.is_none() {
+                bad = b
+                    .chunks_exact(table::ENTRY_LEN)
+                    .find_map(|e| table::parse_entry(e, f.generation).err());
+            }
+            at += len;
+        }
+        if hasher.finalize().as_bytes() != &f.table_hash {
+            return Err(Error::corrupt(
+                region,
+                "snapshot table hash does not match the footer",
+            ));
+        }
+        match bad {
+            Some(m) => Err(m.at(region)),
+            None => Ok(n),
+        }
     }
 
     /// End of the last valid footer.
@@ -889,8 +1162,10 @@ struct Located {
 }
 
 /// Reads the header, finds the last valid footer and walks the chain back.
-fn locate_chain(len: u64, read_at: &PositionalRead<'_>) -> Result<Located> {
-    let (header, header_len, header_hash, (last, committed_end, tail)) = locate(len, read_at)?;
+/// `file`, when the bytes are a file's, lets the backward scan skip holes.
+fn locate_chain(len: u64, read_at: &PositionalRead<'_>, file: Option<&File>) -> Result<Located> {
+    let (header, header_len, header_hash, (last, committed_end, tail)) =
+        locate(len, read_at, file)?;
     let generations = walk_chain(
         read_at,
         committed_end,
@@ -910,11 +1185,17 @@ fn locate_chain(len: u64, read_at: &PositionalRead<'_>) -> Result<Located> {
 }
 
 /// Reads and checks the header, then finds the last valid footer.
-fn locate(len: u64, read_at: &PositionalRead<'_>) -> Result<(Header, u64, [u8; 32], Found)> {
+fn locate(
+    len: u64,
+    read_at: &PositionalRead<'_>,
+    file: Option<&File>,
+) -> Result<(Header, u64, [u8; 32], Found)> {
     let mut prefix = [0u8; 16];
-    if len < 16 || read_at(0, &mut prefix).is_err() {
+    if len < 16 {
         return Err(Error::NotPtar);
     }
+    // A failed read is an I/O error, not a verdict on the bytes.
+    read_at(0, &mut prefix)?;
     let header_len = Header::peek_len(&prefix).map_err(header_error)? as u64;
     if len < header_len {
         return Err(Error::corrupt(
@@ -926,7 +1207,7 @@ fn locate(len: u64, read_at: &PositionalRead<'_>) -> Result<(Header, u64, [u8; 3
     read_at(0, &mut hb)?;
     let header = Header::parse(&hb).map_err(header_error)?;
     let header_hash = *blake3::hash(&hb).as_bytes();
-    let found = find_last_footer(len, read_at, header_len, &header, &header_hash)?;
+    let found = find_last_footer(len, read_at, file, header_len, &header, &header_hash)?;
     Ok((header, header_len, header_hash, found))
 }
 
@@ -952,6 +1233,7 @@ fn footer_ending_at(
 fn find_last_footer(
     len: u64,
     read_at: &PositionalRead<'_>,
+    file: Option<&File>,
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
@@ -980,6 +1262,16 @@ fn find_last_footer(
     let mut hi = len - 1;
     let mut buf = vec![0u8; WINDOW as usize];
     while hi >= floor + mlen {
+        // A hole reads as zeros and holds no footer: skip it without reading.
+        if let Some(f) = file {
+            match data_end_before(f, floor, hi) {
+                Some(end) => hi = end,
+                None => break,
+            }
+            if hi < floor + mlen {
+                break;
+            }
+        }
         let lo = hi.saturating_sub(WINDOW).max(floor);
         let w = &mut buf[..(hi - lo) as usize];
         read_at(lo, w)?;
@@ -1011,6 +1303,48 @@ fn find_last_footer(
             "no complete generation: the file holds no valid footer".into()
         },
     ))
+}
+
+/// The end of the last data (not a hole) of `file` in `[floor, hi)`, or
+/// `None` when that range is all hole. Filesystems without hole reporting
+/// report everything as data, which gives `hi` back.
+fn data_end_before(file: &File, floor: u64, hi: u64) -> Option<u64> {
+    use rustix::fs::SeekFrom;
+    // The first data at or after `x`, if before `hi`.
+    let data_from = |x: u64| -> Option<u64> {
+        match eintr_seek(file, SeekFrom::Data(x)) {
+            Ok(d) if d < hi => Some(d),
+            Ok(_) => None,
+            // ENXIO: no data after `x`. Any other failure: assume data, so
+            // the bytes are read (and a read error reported) as before.
+            Err(rustix::io::Errno::NXIO) => None,
+            Err(_) => Some(x),
+        }
+    };
+    let last_window = hi.saturating_sub(1 << 20).max(floor);
+    if data_from(last_window).is_some() {
+        // The last window holds data: read it as usual.
+        return Some(hi);
+    }
+    data_from(floor)?;
+    // Binary search for the largest x with data in [x, hi); the hole that
+    // follows it starts at the end of that data.
+    let (mut lo, mut up) = (floor, last_window);
+    while up - lo > 1 {
+        let mid = lo + (up - lo) / 2;
+        if data_from(mid).is_some() {
+            lo = mid;
+        } else {
+            up = mid;
+        }
+    }
+    // Data lies in [lo, hi) but not in [up, hi), with up = lo + 1: the
+    // last data byte is at `lo`.
+    Some(up)
+}
+
+fn eintr_seek(file: &File, to: rustix::fs::SeekFrom) -> rustix::io::Result<u64> {
+    crate::retry::eintr_rustix(|| rustix::fs::seek(file, to))
 }
 
 /// Walks the footer chain from the last footer back to generation 1; `len`

@@ -713,6 +713,58 @@ impl<W: Sink> GenerationWriter<W> {
         Ok(*hasher.finalize().as_bytes())
     }
 
+    /// Writes a snapshot table: the existing archive's newest table (when
+    /// `base`), streamed a slice at a time, then `added`. Returns its offset
+    /// and hash.
+    fn write_table(
+        &mut self,
+        base: Option<&Store>,
+        added: &[TableEntry],
+    ) -> Result<(u64, [u8; 32])> {
+        let off = self.pos;
+        let old = base.map(|s| s.snapshot_table());
+        let n = old.map_or(0, |t| t.len()) + added.len();
+        if n > crate::format::limits::MAX_SNAPSHOTS as usize {
+            return Err(Error::InvalidInput(format!(
+                "the snapshot table would list {n} snapshots, more than the format's {}",
+                crate::format::limits::MAX_SNAPSHOTS
+            )));
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut put = |w: &mut Self, b: &[u8]| -> Result<()> {
+            w.out.write_all(b)?;
+            hasher.update(b);
+            w.pos += b.len() as u64;
+            Ok(())
+        };
+        put(self, &table::prefix_bytes(n))?;
+        if let Some(t) = old {
+            let per = (64 << 10) / table::ENTRY_LEN;
+            let mut first = 0;
+            while first < t.len() {
+                let count = (t.len() - first).min(per);
+                put(self, &t.raw(first, count)?)?;
+                first += count;
+            }
+        }
+        let mut b = Vec::with_capacity(table::ENTRY_LEN * added.len());
+        for e in added {
+            e.write(&mut b);
+        }
+        put(self, &b)?;
+        Ok((off, *hasher.finalize().as_bytes()))
+    }
+
+    /// Whether the existing archive's newest snapshot table lists `id` (a
+    /// snapshot whose blob no index holds is not listed by a sound table,
+    /// so the table is read only for a blob already stored).
+    pub fn existing_lists_snapshot(&self, id: &Id) -> Result<bool> {
+        match self.ctx.existing.as_deref() {
+            Some(s) if s.contains(id)? => Ok(s.snapshot_table().position(id)?.is_some()),
+            _ => Ok(false),
+        }
+    }
+
     fn write_section(&mut self, b: &[u8]) -> Result<(u64, [u8; 32])> {
         let off = self.pos;
         self.out.write_all(b)?;
@@ -722,9 +774,33 @@ impl<W: Sink> GenerationWriter<W> {
 
     /// Writes index, snapshot table, optional key slots and the footer, with
     /// the data made durable before the footer is written. Returns the sink
-    /// and the footer.
+    /// and the footer. `snapshots` is the whole table to write.
     pub fn finish(
+        self,
+        snapshots: &[TableEntry],
+        keyslots: Option<&[KeySlot]>,
+        signer: Option<&ed25519_dalek::SigningKey>,
+        time_ns: i64,
+    ) -> Result<(W, Footer)> {
+        self.finish_with(false, snapshots, keyslots, signer, time_ns)
+    }
+
+    /// [`GenerationWriter::finish`] with a table that lists the existing
+    /// archive's snapshots (read from its newest table a slice at a time,
+    /// never held whole) followed by `added`.
+    pub fn finish_appending(
+        self,
+        added: &[TableEntry],
+        keyslots: Option<&[KeySlot]>,
+        signer: Option<&ed25519_dalek::SigningKey>,
+        time_ns: i64,
+    ) -> Result<(W, Footer)> {
+        self.finish_with(true, added, keyslots, signer, time_ns)
+    }
+
+    fn finish_with(
         mut self,
+        keep_existing: bool,
         snapshots: &[TableEntry],
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
@@ -736,7 +812,8 @@ impl<W: Sink> GenerationWriter<W> {
         let packfile_hash = *self.packfile_hash.finalize().as_bytes();
         let index_hash = self.write_index()?;
         let index_len = self.pos - index_offset;
-        let (table_offset, table_hash) = self.write_section(&table::to_bytes(snapshots))?;
+        let base = self.ctx.existing.clone().filter(|_| keep_existing);
+        let (table_offset, table_hash) = self.write_table(base.as_deref(), snapshots)?;
         let table_len = self.pos - table_offset;
         let (mut keyslots_offset, mut keyslots_len, mut keyslots_hash) = (0, 0, [0; 32]);
         if let Some(slots) = keyslots {
