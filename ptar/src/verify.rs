@@ -458,6 +458,9 @@ impl Checker<'_> {
                 // Already reported by the table's checks.
                 break;
             };
+            if damaged.len() >= MAX_DAMAGED {
+                break;
+            }
             let snap = match archive.load_snapshot(&t) {
                 Ok(s) => s,
                 Err(e) => {

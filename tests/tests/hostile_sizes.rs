@@ -4,8 +4,10 @@
 //! on the archive are reported as I/O errors, not as format errors.
 
 use ptar_tests::forge::{snapshot_table_archive, snapshot_table_archive_with};
-use ptar_tests::ptar_peak_rss;
+use ptar_tests::{ptar_bin, ptar_in, ptar_peak_rss};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::process::{Command, Output};
 
 /// Snapshots in the forged table: 2^20 (40 MiB of table). Reading it whole
 /// the way the reader used to (entries plus a set of their ids) took over
@@ -159,4 +161,172 @@ fn verification_finds_a_repeated_snapshot_id() {
 fn forge_a_table_of_the_largest_size() {
     let path = std::env::var_os("PTAR_FORGE_TABLE").expect("PTAR_FORGE_TABLE=PATH");
     snapshot_table_archive(Path::new(&path), 1 << 24).unwrap();
+}
+
+fn strace_available() -> bool {
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("strace is not installed: skipping the fault-injection checks");
+    }
+    ok
+}
+
+/// A small archive `a.ptar` of the directory `d` (holding `f`) in `dir`.
+fn small_archive(dir: &Path) {
+    std::fs::create_dir(dir.join("d")).unwrap();
+    std::fs::write(dir.join("d/f"), "data\n").unwrap();
+    let o = ptar_in(dir, &["-c", "-f", "a.ptar", "d"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Traces `ptar args` in `dir` and returns the invocation numbers (as
+/// strace's `when=` counts them: per syscall, in the process) of the calls
+/// of `syscall` that concern the archive `name`: its `openat`, or the
+/// `pread64`s and `mmap`s of the descriptor that open returned.
+fn archive_calls(dir: &Path, args: &[&str], name: &str, syscall: &str) -> Vec<usize> {
+    let trace = dir.join("trace");
+    let o = Command::new("strace")
+        .arg("-o")
+        .arg(&trace)
+        .args(["-e", &format!("trace=openat,{syscall}")])
+        .arg(ptar_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    std::fs::remove_file(trace).unwrap();
+    let mut fd = None;
+    let mut n = 0;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("openat(") && line.contains(&format!("\"{name}\"")) {
+            fd = line.rsplit(" = ").next().and_then(|r| r.trim().parse::<i32>().ok());
+        }
+        if !line.starts_with(&format!("{syscall}(")) {
+            continue;
+        }
+        n += 1;
+        let args: Vec<&str> = line[syscall.len() + 1..].split(", ").collect();
+        let hit = match syscall {
+            "openat" => line.contains(&format!("\"{name}\"")),
+            "pread64" => fd.is_some_and(|fd| args[0] == fd.to_string()),
+            "mmap" => fd.is_some_and(|fd| args.get(4) == Some(&fd.to_string().as_str())),
+            _ => unreachable!(),
+        };
+        if hit {
+            found.push(n);
+        }
+    }
+    assert!(!found.is_empty(), "no {syscall} of {name} in:\n{text}");
+    found
+}
+
+/// Runs `ptar args` in `dir` under strace, failing invocation `when` of
+/// `syscall` with `errno`.
+fn ptar_with_fault(dir: &Path, args: &[&str], syscall: &str, errno: &str, when: usize) -> Output {
+    Command::new("strace")
+        .args(["-o", "/dev/null", "-e"])
+        .arg(format!("inject={syscall}:error={errno}:when={when}"))
+        .arg(ptar_bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_read_of_the_archive_is_an_io_error_not_a_format_error() {
+    if !strace_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_archive(dir);
+    let args = ["-t", "-f", "a.ptar"];
+    let reads = archive_calls(dir, &args, "a.ptar", "pread64");
+    // Every read of the archive up to and past the snapshot table: the
+    // header (probe and open), the last footer, the table.
+    for &n in reads.iter().take(7) {
+        let o = ptar_with_fault(dir, &args, "pread64", "EIO", n);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "read {n}: {err}");
+        assert!(
+            err.contains("a.ptar: Input/output error"),
+            "EIO on read {n} of the archive is reported as: {err}"
+        );
+        for wrong in ["not a ptar archive", "ends inside", "corrupt", "footer"] {
+            assert!(!err.contains(wrong), "read {n}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_directory_given_as_the_archive_is_reported_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_archive(dir);
+    for mode in ["-t", "-x"] {
+        let o = ptar_in(dir, &[mode, "-f", "d"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("d: is a directory"), "{mode}: {err}");
+    }
+}
+
+#[test]
+fn an_archive_is_read_from_a_fifo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_archive(dir);
+    let fifo = dir.join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let bytes = std::fs::read(dir.join("a.ptar")).unwrap();
+    let path = fifo.clone();
+    // The writer blocks in open until ptar opens the FIFO to read.
+    let writer = std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        let _ = std::io::Write::write_all(&mut f, &bytes);
+    });
+    let o = ptar_in(dir, &["-t", "-f", "fifo"]);
+    // Should ptar not have opened it, open it here so the writer ends.
+    let _unblock = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&fifo);
+    writer.join().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "d/\nd/f\n");
+}
+
+#[test]
+fn an_interrupted_open_or_map_of_the_archive_is_retried() {
+    if !strace_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_archive(dir);
+    let args = ["-t", "-f", "a.ptar"];
+    for syscall in ["openat", "mmap"] {
+        for n in archive_calls(dir, &args, "a.ptar", syscall) {
+            let o = ptar_with_fault(dir, &args, syscall, "EINTR", n);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "EINTR on {syscall} {n}: {err}");
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "d/\nd/f\n");
+        }
+    }
 }

@@ -1211,7 +1211,9 @@ fn locate(
     Ok((header, header_len, header_hash, found))
 }
 
-/// Reads the 512 bytes ending at `end` and checks them as a footer.
+/// Reads the 512 bytes ending at `end` and checks them as a footer: the
+/// outer error is a failed read, the inner one why the bytes are not a
+/// valid footer.
 fn footer_ending_at(
     read_at: &PositionalRead<'_>,
     len: u64,
@@ -1219,13 +1221,14 @@ fn footer_ending_at(
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
-) -> Result<Footer, String> {
+) -> Result<Result<Footer, String>> {
     if end < header_len + FOOTER_LEN as u64 || end > len {
-        return Err("no room for a footer".into());
+        return Ok(Err("no room for a footer".into()));
     }
     let mut buf = [0u8; FOOTER_LEN];
-    read_at(end - FOOTER_LEN as u64, &mut buf).map_err(|e| e.to_string())?;
-    check_footer(&buf, end, header_len, header, header_hash)
+    // A read that fails is an I/O error, not a verdict on the candidate.
+    read_at(end - FOOTER_LEN as u64, &mut buf)?;
+    Ok(check_footer(&buf, end, header_len, header, header_hash))
 }
 
 /// Finds the last footer that verifies: at the end of the file, or, after a
@@ -1244,14 +1247,15 @@ fn find_last_footer(
             "the archive has a header but no committed generation",
         ));
     }
-    let why = match footer_ending_at(read_at, len, len, header_len, header, header_hash) {
+    let why = match footer_ending_at(read_at, len, len, header_len, header, header_hash)? {
         Ok(f) => return Ok((f, len, None)),
         Err(why) => why,
     };
     let mut last = [0u8; FOOTER_LEN];
-    let damaged = len >= header_len + FOOTER_LEN as u64
-        && read_at(len - FOOTER_LEN as u64, &mut last).is_ok()
-        && Footer::looks_like_footer(&last);
+    let damaged = len >= header_len + FOOTER_LEN as u64 && {
+        read_at(len - FOOTER_LEN as u64, &mut last)?;
+        Footer::looks_like_footer(&last)
+    };
     // Scan back in windows that overlap by the magic's length minus one.
     const WINDOW: u64 = 1 << 20;
     let magic = &crate::format::footer::END_MAGIC;
@@ -1278,7 +1282,7 @@ fn find_last_footer(
         let mut end = w.len();
         while let Some(pos) = rfind(w, magic, end) {
             let cand = lo + pos as u64 + mlen;
-            if let Ok(f) = footer_ending_at(read_at, len, cand, header_len, header, header_hash) {
+            if let Ok(f) = footer_ending_at(read_at, len, cand, header_len, header, header_hash)? {
                 let detail = if damaged { why } else { String::new() };
                 let tail = Tail {
                     offset: cand,
@@ -1381,7 +1385,7 @@ fn walk_chain(
             generation: generation - 1,
         };
         let prev_end = prev_offset + FOOTER_LEN as u64;
-        let prev = footer_ending_at(read_at, len, prev_end, header_len, header, header_hash)
+        let prev = footer_ending_at(read_at, len, prev_end, header_len, header, header_hash)?
             .map_err(|d| Error::corrupt(region.clone(), d))?;
         let mut bytes = [0u8; FOOTER_LEN];
         read_at(prev_offset, &mut bytes)?;
