@@ -829,6 +829,7 @@ impl<W: Sink> Writer<W> {
                 "an identical snapshot is already in the archive".into(),
             ));
         }
+        gen.note_snapshot(id);
         self.snapshots.push(TableEntry {
             id,
             generation: gen.generation(),
@@ -940,7 +941,6 @@ impl<W: Sink> Writer<W> {
     pub fn commit(mut self) -> Result<CommitInfo> {
         let gen = self.gen.take().expect("live writer");
         let stats = gen.stats();
-        let generation = gen.generation();
         let time = self.clock();
         let (out, footer) = gen.finish_appending(
             &self.snapshots,
@@ -963,7 +963,8 @@ impl<W: Sink> Writer<W> {
             Target::Append { .. } | Target::Stream => {}
         }
         Ok(CommitInfo {
-            generation,
+            // Checkpoints may have committed generations before this one.
+            generation: footer.generation,
             archive_len: footer.footer_end,
             stats,
         })

@@ -378,3 +378,165 @@ fn a_sparse_tail_of_100_gib_is_skipped_not_read() {
         "{out}"
     );
 }
+
+/// Checkpoint threshold of the tests below: 128 KiB, where writers use 1 GiB.
+const CAP: u64 = 128 << 10;
+
+/// An archive `a.ptar` with one snapshot of `one/` (three small files),
+/// and a directory `two/` of 4 MiB of incompressible data to append.
+fn checkpoint_setup(dir: &Path) -> (std::path::PathBuf, ptar::Id) {
+    let one = dir.join("one");
+    std::fs::create_dir(&one).unwrap();
+    for i in 0..3 {
+        std::fs::write(one.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    let two = dir.join("two");
+    std::fs::create_dir(&two).unwrap();
+    for i in 0..256 {
+        let data = ptar_tests::random_bytes(format!("two {i}").as_bytes(), 16 << 10);
+        std::fs::write(two.join(format!("g{i:03}")), data).unwrap();
+    }
+    let archive = dir.join("a.ptar");
+    let id = ptar_tests::create_snapshot(&archive, &one, ptar::CreateOptions::default());
+    (archive, id)
+}
+
+/// An append of `two/` with checkpoints every `cap` bytes (0: none), each
+/// blob in a record of its own, stopped before its commit.
+fn append_two(
+    archive: &Path,
+    dir: &Path,
+    cap: u64,
+) -> ptar::Writer<std::io::BufWriter<std::fs::File>> {
+    let mut w = ptar::Writer::append(archive, None).unwrap();
+    w.set_pack_options(ptar::store::writer::PackOptions {
+        record_target: 0,
+        threads: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    w.generation_writer().set_checkpoint_bytes(cap);
+    w.add_snapshot(
+        &[dir.join("two")],
+        &ptar::SnapshotMeta::default(),
+        &ptar::progress::NoProgress,
+    )
+    .unwrap();
+    w
+}
+
+fn assert_first_snapshot_intact(archive: &Path, dir: &Path, id: ptar::Id) {
+    let a = ptar::Archive::open(archive, None).unwrap();
+    let report = a.verify(&ptar::VerifyOptions {
+        full: true,
+        ..Default::default()
+    });
+    assert!(report.ok(), "{:?}", report.problems);
+    let s = a.find_snapshot(&id.to_hex()).unwrap();
+    let out = dir.join(format!("out-{}", a.store().generations().len()));
+    std::fs::create_dir(&out).unwrap();
+    a.extract(
+        &s,
+        &out,
+        &ptar::fs::ExtractOptions::default(),
+        &ptar::progress::NoProgress,
+    )
+    .unwrap();
+    for i in 0..3 {
+        let f = format!("f{i}");
+        assert_eq!(
+            std::fs::read(
+                out.join(dir.strip_prefix("/").unwrap())
+                    .join("one")
+                    .join(&f)
+            )
+            .unwrap(),
+            std::fs::read(dir.join("one").join(&f)).unwrap()
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_append_leaves_a_tail_no_longer_than_the_checkpoint_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (archive, id) = checkpoint_setup(dir);
+    // Without checkpoints, the same interrupted append leaves megabytes.
+    let control = dir.join("control.ptar");
+    std::fs::copy(&archive, &control).unwrap();
+    let w = append_two(&control, dir, 0);
+    // What kill -9 leaves: no commit, no clean-up, the buffer lost.
+    std::mem::forget(w);
+    let c = ptar::Archive::open(&control, None).unwrap();
+    let control_tail = c.store().tail().map_or(0, |t| t.len);
+    assert!(control_tail > 2 << 20, "control tail {control_tail}");
+
+    let w = append_two(&archive, dir, CAP);
+    std::mem::forget(w);
+    let a = ptar::Archive::open(&archive, None).unwrap();
+    let gens = a.store().generations().len();
+    assert!(gens > 10, "{gens} generations: checkpoints were committed");
+    // The tail: at most the threshold, plus the one record that crossed
+    // it (16 KiB), plus an index, a table and a footer.
+    let tail = a.store().tail().map_or(0, |t| t.len);
+    assert!(tail <= CAP + (32 << 10), "tail of {tail} bytes");
+    // Checkpoints add no snapshot; the earlier one reads back whole.
+    assert_eq!(a.snapshot_count(), 1);
+    drop(a);
+    assert_first_snapshot_intact(&archive, dir, id);
+}
+
+#[test]
+fn an_append_with_checkpoints_commits_its_snapshot_in_the_last_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (archive, id) = checkpoint_setup(dir);
+    let w = append_two(&archive, dir, CAP);
+    let info = w.commit().unwrap();
+    let a = ptar::Archive::open(&archive, None).unwrap();
+    assert!(a.store().tail().is_none());
+    let gens = a.store().generations().len() as u64;
+    assert!(gens > 10, "{gens} generations");
+    assert_eq!(info.generation, gens);
+    assert_eq!(a.snapshot_count(), 2);
+    let latest = a.find_snapshot("latest").unwrap();
+    assert_eq!(latest.generation, gens);
+    let out = dir.join("out-two");
+    std::fs::create_dir(&out).unwrap();
+    a.extract(
+        &latest,
+        &out,
+        &ptar::fs::ExtractOptions::default(),
+        &ptar::progress::NoProgress,
+    )
+    .unwrap();
+    for i in [0, 17, 255] {
+        let f = format!("two/g{i:03}");
+        assert_eq!(
+            std::fs::read(out.join(dir.strip_prefix("/").unwrap()).join(&f)).unwrap(),
+            std::fs::read(dir.join(&f)).unwrap()
+        );
+    }
+    drop(a);
+    assert_first_snapshot_intact(&archive, dir, id);
+    // The next append goes on from there.
+    std::fs::write(dir.join("one/f9"), "later\n").unwrap();
+    ptar_tests::append_snapshot(&archive, &dir.join("one"), None);
+    let a = ptar::Archive::open(&archive, None).unwrap();
+    assert_eq!(a.snapshot_count(), 3);
+    assert!(a.verify(&ptar::VerifyOptions::default()).ok());
+}
+
+#[test]
+fn an_abandoned_append_with_checkpoints_leaves_the_archive_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (archive, id) = checkpoint_setup(dir);
+    let before = std::fs::read(&archive).unwrap();
+    let w = append_two(&archive, dir, CAP);
+    // A clean failure: the writer is dropped without committing, and
+    // truncates the file to where the append started.
+    drop(w);
+    assert_eq!(std::fs::read(&archive).unwrap(), before);
+    assert_first_snapshot_intact(&archive, dir, id);
+}

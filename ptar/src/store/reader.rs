@@ -1207,7 +1207,15 @@ fn locate(
     read_at(0, &mut hb)?;
     let header = Header::parse(&hb).map_err(header_error)?;
     let header_hash = *blake3::hash(&hb).as_bytes();
-    let found = find_last_footer(len, read_at, file, header_len, &header, &header_hash)?;
+    let found = find_last_footer(
+        len,
+        read_at,
+        file,
+        header_len,
+        &header,
+        &header_hash,
+        crate::format::footer::MAX_TAIL_SCAN,
+    )?;
     Ok((header, header_len, header_hash, found))
 }
 
@@ -1240,6 +1248,7 @@ fn find_last_footer(
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
+    max_scan: u64,
 ) -> Result<Found> {
     if len == header_len {
         return Err(Error::corrupt(
@@ -1265,7 +1274,21 @@ fn find_last_footer(
     // Candidates must end before the file's end (that one already failed).
     let mut hi = len - 1;
     let mut buf = vec![0u8; WINDOW as usize];
+    // Data bytes read so far: a writer never leaves an uncommitted tail
+    // near MAX_TAIL_SCAN (spec §10.3), so the scan stops there.
+    let mut scanned = 0u64;
     while hi >= floor + mlen {
+        if scanned >= max_scan {
+            return Err(Error::corrupt(
+                Region::Tail { offset: hi },
+                format!(
+                    "no valid footer in the last {} MiB of data before the end of the file \
+                     (from offset {hi} to {len}); a ptar writer never leaves an uncommitted \
+                     tail that long, so the file was extended or damaged after its last generation",
+                    max_scan >> 20,
+                ),
+            ));
+        }
         // A hole reads as zeros and holds no footer: skip it without reading.
         if let Some(f) = file {
             match data_end_before(f, floor, hi) {
@@ -1279,6 +1302,7 @@ fn find_last_footer(
         let lo = hi.saturating_sub(WINDOW).max(floor);
         let w = &mut buf[..(hi - lo) as usize];
         read_at(lo, w)?;
+        scanned += w.len() as u64;
         let mut end = w.len();
         while let Some(pos) = rfind(w, magic, end) {
             let cand = lo + pos as u64 + mlen;
@@ -1405,4 +1429,57 @@ fn walk_chain(
     }
     gens.reverse();
     Ok(gens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-generation archive's bytes.
+    fn archive() -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.ptar");
+        let mut w = crate::Writer::create(&path, crate::CreateOptions::default()).expect("writer");
+        w.add_snapshot_record(&crate::format::snapshot::SnapshotRecord::default())
+            .expect("snapshot");
+        w.commit().expect("commit");
+        std::fs::read(&path).expect("archive")
+    }
+
+    fn scan(bytes: &[u8], max_scan: u64) -> Result<Found> {
+        let read_at = |off: u64, buf: &mut [u8]| slice_read_at(bytes, buf, off);
+        let mut prefix = [0u8; 16];
+        read_at(0, &mut prefix).unwrap();
+        let header_len = Header::peek_len(&prefix).unwrap() as u64;
+        let hb = &bytes[..header_len as usize];
+        let header = Header::parse(hb).unwrap();
+        let hash = *blake3::hash(hb).as_bytes();
+        find_last_footer(
+            bytes.len() as u64,
+            &read_at,
+            None,
+            header_len,
+            &header,
+            &hash,
+            max_scan,
+        )
+    }
+
+    #[test]
+    fn the_footer_scan_stops_after_its_bound() {
+        let a = archive();
+        let committed = a.len() as u64;
+        // A torn tail of 1.5 MiB of written bytes, within a 4 MiB bound.
+        let mut torn = a.clone();
+        torn.resize(a.len() + (3 << 19), 0x55);
+        let (_, end, tail) = scan(&torn, 4 << 20).expect("found");
+        assert_eq!(end, committed);
+        assert_eq!(tail.expect("a tail").len, 3 << 19);
+        // 6 MiB of junk, beyond the bound: refused, naming the region.
+        let mut junk = a.clone();
+        junk.resize(a.len() + (6 << 20), 0x55);
+        let e = scan(&junk, 4 << 20).map(|f| f.1).unwrap_err().to_string();
+        assert!(e.contains("no valid footer in the last 4 MiB"), "{e}");
+        assert!(e.contains(&format!("to {}", junk.len())), "{e}");
+    }
 }
