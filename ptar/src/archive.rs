@@ -152,8 +152,9 @@ impl Archive {
 
     /// Opens an archive over any positional source: bytes in memory, a
     /// file, or a caller's [`ReadAt`](crate::store::ReadAt) serving a
-    /// remote object. The header, footers, indexes and snapshot tables are
-    /// read now; blob records when they are asked for.
+    /// remote object. The header, footers and indexes are read now, the
+    /// snapshot table checked now and read in slices when needed; blob
+    /// records when they are asked for.
     pub fn from_reader(
         source: impl crate::store::ReadAt + 'static,
         passphrase: Option<&[u8]>,

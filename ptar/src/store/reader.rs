@@ -22,9 +22,10 @@ use crate::{Error, Region, Result};
 /// memory, or a caller's own store (an object in a remote store, a cache).
 ///
 /// A store opened over a `ReadAt` ([`Store::from_reader`]) reads the
-/// header, footers, indexes and snapshot tables once when it opens and keeps
-/// them; blob records are read when asked for, one positional read each.
-/// Many threads may read at once.
+/// header, footers, indexes and key-slot tables once when it opens and keeps
+/// them; the newest snapshot table is checked then and read again a slice
+/// at a time when asked for; blob records are read when asked for, one
+/// positional read each. Many threads may read at once.
 pub trait ReadAt: Send + Sync {
     /// The source's length in bytes.
     fn size(&self) -> std::io::Result<u64>;
@@ -577,8 +578,9 @@ impl Store {
     }
 
     /// Opens an archive over a caller's positional source (see [`ReadAt`]).
-    /// The header, footers, indexes and snapshot tables are read now and
-    /// kept; blob records are read when asked for.
+    /// The header, footers, indexes and key slots are read now and kept;
+    /// the snapshot table is checked now and read in slices when asked
+    /// for; blob records are read when asked for.
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
         let located = locate_chain(
