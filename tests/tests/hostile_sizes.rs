@@ -540,3 +540,55 @@ fn an_abandoned_append_with_checkpoints_leaves_the_archive_as_it_was() {
     assert_eq!(std::fs::read(&archive).unwrap(), before);
     assert_first_snapshot_intact(&archive, dir, id);
 }
+
+#[test]
+fn checkpoints_of_an_encrypted_append_authenticate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pass: &[u8] = b"checkpoint passphrase";
+    let one = dir.join("one");
+    std::fs::create_dir(&one).unwrap();
+    std::fs::write(one.join("f"), "first\n").unwrap();
+    let two = dir.join("two");
+    std::fs::create_dir(&two).unwrap();
+    for i in 0..64 {
+        let data = ptar_tests::random_bytes(format!("enc {i}").as_bytes(), 16 << 10);
+        std::fs::write(two.join(format!("g{i:02}")), data).unwrap();
+    }
+    let archive = dir.join("e.ptar");
+    let opts = ptar::CreateOptions {
+        encryption: Some(ptar::Encryption {
+            passphrase: zeroize::Zeroizing::new(pass.to_vec()),
+            kdf: ptar::KdfParams {
+                m_kib: 256,
+                t: 1,
+                p: 1,
+            },
+        }),
+        ..Default::default()
+    };
+    ptar_tests::create_snapshot(&archive, &one, opts);
+    let mut w = ptar::Writer::append(&archive, Some(pass)).unwrap();
+    w.set_pack_options(ptar::store::writer::PackOptions {
+        record_target: 0,
+        threads: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    w.generation_writer().set_checkpoint_bytes(CAP);
+    w.add_snapshot(
+        &[two.clone()],
+        &ptar::SnapshotMeta::default(),
+        &ptar::progress::NoProgress,
+    )
+    .unwrap();
+    w.commit().unwrap();
+    let a = ptar::Archive::open(&archive, Some(pass)).unwrap();
+    assert!(a.store().generations().len() > 4);
+    let report = a.verify(&ptar::VerifyOptions {
+        full: true,
+        ..Default::default()
+    });
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(a.snapshot_count(), 2);
+}
