@@ -577,7 +577,7 @@ fn checkpoints_of_an_encrypted_append_authenticate() {
     .unwrap();
     w.generation_writer().set_checkpoint_bytes(CAP);
     w.add_snapshot(
-        &[two.clone()],
+        std::slice::from_ref(&two),
         &ptar::SnapshotMeta::default(),
         &ptar::progress::NoProgress,
     )
