@@ -268,14 +268,35 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 /// Opens an archive to read; `-` spools standard input to an unnamed
 /// temporary file first (the format is read from its end).
 pub(crate) fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Result<Archive> {
+    // An archive is read at positions: a stream (standard input, a FIFO,
+    // a pipe such as /dev/fd/N, a character device) is first copied to an
+    // unnamed temporary file, as tar reads archives from FIFOs.
+    let spool = |from: &mut dyn std::io::Read, what: &str| -> Result<std::fs::File> {
+        let mut tmp = ptar::retry::eintr(tempfile::tempfile)
+            .with_context(|| format!("cannot create a temporary file to hold {what}"))?;
+        std::io::copy(from, &mut tmp)
+            .with_context(|| format!("reading the archive from {what}"))?;
+        Ok(tmp)
+    };
     let file = if path == Path::new("-") {
-        let mut tmp = tempfile::tempfile()
-            .context("cannot create a temporary file to hold standard input")?;
-        std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
-            .context("reading the archive from standard input")?;
-        tmp
+        spool(&mut std::io::stdin().lock(), "standard input")?
     } else {
-        std::fs::File::open(path).with_context(|| path.display().to_string())?
+        use std::os::unix::fs::FileTypeExt;
+        let file = ptar::retry::eintr(|| std::fs::File::open(path))
+            .with_context(|| path.display().to_string())?;
+        let kind = file
+            .metadata()
+            .with_context(|| path.display().to_string())?
+            .file_type();
+        if kind.is_dir() {
+            bail!("{}: is a directory", path.display());
+        }
+        if kind.is_fifo() || kind.is_char_device() || kind.is_socket() {
+            let name = path.display().to_string();
+            spool(&mut &file, &name)?
+        } else {
+            file
+        }
     };
     let header = ptar::probe_file(&file).with_context(|| path.display().to_string())?;
     let pass = if header.encrypted() {
@@ -1148,7 +1169,26 @@ fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Resu
             "ID", "TIME (UTC)", "HOST", "FILES", "SIZE"
         )?;
     }
-    for s in archive.snapshots()? {
+    let mut failed = None;
+    // One snapshot read and printed at a time: the table may list millions.
+    let listed = archive.for_each_snapshot(|s| {
+        if let Err(e) = print_snapshot(&mut out, &s, as_json) {
+            failed = Some(e);
+            return Err(ptar::Error::Cancelled);
+        }
+        Ok(())
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    listed?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `ptar snapshots`.
+fn print_snapshot(out: &mut impl Write, s: &ptar::Snapshot, as_json: bool) -> Result<()> {
+    {
         let r = &s.record;
         let paths: Vec<String> = r
             .paths
@@ -1172,7 +1212,7 @@ fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Resu
                 .num("errors", r.errors.len() as u64)
                 .done();
             writeln!(out, "{line}")?;
-            continue;
+            return Ok(());
         }
         writeln!(
             out,
@@ -1185,8 +1225,7 @@ fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Resu
             paths.join(" ")
         )?;
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn keygen(path: &Path) -> Result<ExitCode> {

@@ -248,8 +248,9 @@ mod fs {
                 }
                 None => {
                     let mut snapshots = Vec::new();
-                    for t in archive.store().snapshot_table() {
-                        match archive.snapshot(&t.id.to_hex()) {
+                    for t in archive.store().snapshot_table().iter() {
+                        let t = t?;
+                        match archive.load_snapshot(&t) {
                             Ok(s) => snapshots.push(s),
                             Err(e) => eprintln!(
                                 "ptar: snapshot {}: {e}; it is left out of the mount",

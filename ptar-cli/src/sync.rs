@@ -31,8 +31,12 @@ fn sync_selection(src: &Archive, a: &SyncArgs) -> Result<Vec<ptar::Snapshot>> {
         }
     }
     let table = src.store().snapshot_table();
-    chosen.sort_by_key(|s| table.iter().position(|t| t.id == s.id));
-    Ok(chosen)
+    let mut placed = chosen
+        .into_iter()
+        .map(|s| Ok((table.position(&s.id)?, s)))
+        .collect::<Result<Vec<_>, ptar::Error>>()?;
+    placed.sort_by_key(|(at, _)| *at);
+    Ok(placed.into_iter().map(|(_, s)| s).collect())
 }
 
 /// `ptar sync -f SRC DST`: copies snapshots into DST (created when absent)

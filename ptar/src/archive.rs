@@ -67,21 +67,50 @@ fn components(path: &[u8]) -> Result<Vec<&[u8]>> {
 /// Reads just the header of the file at `path`: whether it is a ptar
 /// archive, and whether it is encrypted.
 pub fn probe(path: &Path) -> Result<Header> {
-    let f = File::open(path).map_err(|e| Error::io_at(path, e))?;
-    probe_file(&f)
+    let f = crate::retry::eintr(|| File::open(path)).map_err(|e| Error::io_at(path, e))?;
+    crate::store::reader::archive_file_len(&f, path)?;
+    probe_file(&f).map_err(|e| match e {
+        Error::Io { path: None, source } => Error::io_at(path, source),
+        e => e,
+    })
 }
 
-/// Like [`probe`], for an open file (read with positional reads).
+/// Like [`probe`], for an open file (read with positional reads). A read
+/// that fails is reported as the I/O error it is; only a file too short or
+/// holding other bytes is "not a ptar archive" or a damaged header.
 pub fn probe_file(f: &File) -> Result<Header> {
     use std::os::unix::fs::FileExt;
     let mut prefix = [0u8; 16];
-    f.read_exact_at(&mut prefix, 0)
-        .map_err(|_| Error::NotPtar)?;
+    match f.read_exact_at(&mut prefix, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(Error::NotPtar),
+        Err(e) => return Err(e.into()),
+    }
     let len = Header::peek_len(&prefix).map_err(header_err)?;
     let mut buf = vec![0u8; len];
-    f.read_exact_at(&mut buf, 0)
-        .map_err(|_| Error::corrupt(Region::Header, "file ends inside the header"))?;
+    match f.read_exact_at(&mut buf, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(Error::corrupt(
+                Region::Header,
+                "file ends inside the header",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
     Header::parse(&buf).map_err(header_err)
+}
+
+/// Whether `prefix` (lowercase hex digits) begins the hex form of `id`,
+/// compared without writing the id out.
+fn hex_prefix_of(id: &Id, prefix: &[u8]) -> bool {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    prefix.len() <= 64
+        && prefix.iter().enumerate().all(|(i, &c)| {
+            let byte = id.0[i / 2];
+            let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 15 };
+            HEX[nibble as usize] == c
+        })
 }
 
 fn header_err(e: crate::format::header::HeaderError) -> Error {
@@ -123,8 +152,9 @@ impl Archive {
 
     /// Opens an archive over any positional source: bytes in memory, a
     /// file, or a caller's [`ReadAt`](crate::store::ReadAt) serving a
-    /// remote object. The header, footers, indexes and snapshot tables are
-    /// read now; blob records when they are asked for.
+    /// remote object. The header, footers and indexes are read now, the
+    /// snapshot table checked now and read in slices when needed; blob
+    /// records when they are asked for.
     pub fn from_reader(
         source: impl crate::store::ReadAt + 'static,
         passphrase: Option<&[u8]>,
@@ -139,16 +169,35 @@ impl Archive {
         &self.store
     }
 
-    /// All snapshots, oldest first.
+    /// All snapshots, oldest first. This holds every snapshot record in
+    /// memory; [`Archive::for_each_snapshot`] reads them one at a time.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
-        self.store
-            .snapshot_table()
-            .iter()
-            .map(|t| self.load_snapshot(t))
-            .collect()
+        let mut all = Vec::new();
+        self.for_each_snapshot(|s| {
+            all.push(s);
+            Ok(())
+        })?;
+        Ok(all)
     }
 
-    fn load_snapshot(&self, t: &TableEntry) -> Result<Snapshot> {
+    /// Number of snapshots, as listed by the newest snapshot table.
+    pub fn snapshot_count(&self) -> usize {
+        self.store.snapshot_table().len()
+    }
+
+    /// Calls `f` on every snapshot, oldest first, reading the snapshot
+    /// table a slice at a time and one record at a time: memory stays
+    /// bounded however many snapshots the archive lists. Stops at the first
+    /// error, from reading or from `f`.
+    pub fn for_each_snapshot(&self, mut f: impl FnMut(Snapshot) -> Result<()>) -> Result<()> {
+        for t in self.store.snapshot_table().iter() {
+            f(self.load_snapshot(&t?)?)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the snapshot a table entry names.
+    pub fn load_snapshot(&self, t: &TableEntry) -> Result<Snapshot> {
         let region = Region::Blob {
             id: t.id.short(),
             kind: Kind::Snapshot.name(),
@@ -164,31 +213,40 @@ impl Archive {
 
     /// Finds a snapshot by `latest`, a position from the end (`1` is the
     /// latest), or a hex prefix of its id.
+    ///
+    /// The table is read a slice at a time: `latest` and a position read
+    /// one entry, a prefix streams through the table.
     pub fn find_snapshot(&self, selector: &str) -> Result<Snapshot> {
         let table = self.store.snapshot_table();
         if table.is_empty() {
             return Err(Error::NotFound("the archive holds no snapshot".into()));
         }
         let pick = if selector == "latest" {
-            table.last().copied()
+            table.last()?
         } else if let Ok(n) = selector.parse::<usize>() {
             if n == 0 || n > table.len() {
                 None
             } else {
-                Some(table[table.len() - n])
+                table.get(table.len() - n)?
             }
         } else {
             let sel = selector.to_ascii_lowercase();
-            let matches: Vec<_> = table
-                .iter()
-                .filter(|t| t.id.to_hex().starts_with(&sel))
-                .collect();
-            if matches.len() > 1 {
-                return Err(Error::InvalidInput(format!(
-                    "snapshot id prefix '{selector}' is ambiguous"
-                )));
+            let mut found: Option<TableEntry> = None;
+            for t in table.iter() {
+                let t = t?;
+                if !hex_prefix_of(&t.id, sel.as_bytes()) {
+                    continue;
+                }
+                match found {
+                    Some(f) if f.id != t.id => {
+                        return Err(Error::InvalidInput(format!(
+                            "snapshot id prefix '{selector}' is ambiguous"
+                        )));
+                    }
+                    _ => found = Some(t),
+                }
             }
-            matches.first().map(|t| **t)
+            found
         };
         let t = pick.ok_or_else(|| Error::NotFound(format!("snapshot '{selector}'")))?;
         self.load_snapshot(&t)
@@ -634,7 +692,9 @@ impl Writer<BufWriter<File>> {
         use std::io::Seek;
         out.seek(std::io::SeekFrom::Start(committed))?;
         let keys = store.keys_arc();
-        let snapshots = store.snapshot_table().to_vec();
+        // The existing snapshots are not copied: the new table streams them
+        // from the archive when the generation is committed.
+        let snapshots = Vec::new();
         let chunker = Chunker::new(
             store.header().chunker,
             keys.as_deref().map(|k| k.gear_key()),
@@ -765,11 +825,12 @@ impl<W: Sink> Writer<W> {
     pub fn add_snapshot_record(&mut self, record: &SnapshotRecord) -> Result<Id> {
         let gen = self.gen.as_mut().expect("live writer");
         let id = gen.put_blob(Kind::Snapshot, &record.to_bytes())?;
-        if self.snapshots.iter().any(|s| s.id == id) {
+        if self.snapshots.iter().any(|s| s.id == id) || gen.existing_lists_snapshot(&id)? {
             return Err(Error::InvalidInput(
                 "an identical snapshot is already in the archive".into(),
             ));
         }
+        gen.note_snapshot(id);
         self.snapshots.push(TableEntry {
             id,
             generation: gen.generation(),
@@ -780,7 +841,12 @@ impl<W: Sink> Writer<W> {
     /// Whether the snapshot table this generation will write (the archive's
     /// snapshots so far and those added since) lists `id`.
     pub fn holds_snapshot(&self, id: &Id) -> bool {
+        // A table that does not read fails the commit, which streams it.
         self.snapshots.iter().any(|s| s.id == *id)
+            || self
+                .gen
+                .as_ref()
+                .is_some_and(|g| g.existing_lists_snapshot(id).unwrap_or(false))
     }
 
     /// Sets what to leave out and how to walk when reading sources.
@@ -876,9 +942,8 @@ impl<W: Sink> Writer<W> {
     pub fn commit(mut self) -> Result<CommitInfo> {
         let gen = self.gen.take().expect("live writer");
         let stats = gen.stats();
-        let generation = gen.generation();
         let time = self.clock();
-        let (out, footer) = gen.finish(
+        let (out, footer) = gen.finish_appending(
             &self.snapshots,
             self.keyslots.as_deref(),
             self.signer.as_ref(),
@@ -899,7 +964,8 @@ impl<W: Sink> Writer<W> {
             Target::Append { .. } | Target::Stream => {}
         }
         Ok(CommitInfo {
-            generation,
+            // Checkpoints may have committed generations before this one.
+            generation: footer.generation,
             archive_len: footer.footer_end,
             stats,
         })
@@ -927,8 +993,15 @@ impl<W: Sink> Drop for Writer<W> {
 /// recognised by device, inode, size and times, never by name alone, so a
 /// parent of other paths can only cost the shortcut, not correctness.
 fn parent_snapshot(store: &Store, paths: &[Vec<u8>]) -> Option<Id> {
+    // Looking back this far is plenty for the shortcut, and bounds the
+    // time spent on an archive whose table lists millions of snapshots.
+    const LOOKED_AT: usize = 1 << 12;
     let mut latest = None;
-    for t in store.snapshot_table().iter().rev() {
+    let table = store.snapshot_table();
+    for i in (table.len().saturating_sub(LOOKED_AT)..table.len()).rev() {
+        let Ok(Some(t)) = table.get(i) else {
+            continue;
+        };
         let Ok(b) = store.read_blob(&t.id, Kind::Snapshot) else {
             continue;
         };

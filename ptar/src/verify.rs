@@ -13,7 +13,6 @@ use crate::archive::Archive;
 use crate::format::footer::FLAG_SIGNED;
 use crate::format::header::keyslots_parse;
 use crate::format::index::IndexEntry;
-use crate::format::table;
 use crate::format::tree::{Content, Extent, Payload};
 use crate::format::{Id, Kind};
 use crate::store::{Generation, Store, Tail};
@@ -134,8 +133,9 @@ struct Checker<'a> {
     store: &'a Store,
     progress: &'a dyn crate::progress::Progress,
     report: VerifyReport,
-    /// The previous generation's snapshot table, once read.
-    prev_table: Option<Vec<table::TableEntry>>,
+    /// The previous generation's footer and snapshot count, once its table
+    /// is checked.
+    prev_table: Option<(crate::format::footer::Footer, usize)>,
     /// Blobs found unreadable by the full check, and whether any tree or
     /// reference failed while walking the snapshots.
     bad_blobs: HashSet<Id>,
@@ -150,26 +150,46 @@ impl Checker<'_> {
     }
 
     /// A table lists the previous table's snapshots first, in order, then
-    /// only snapshots added by its own generation (spec §11.2).
-    fn check_table_growth(&mut self, gen: u64, entries: Vec<table::TableEntry>) {
+    /// only snapshots added by its own generation (spec §11.2). Both tables
+    /// are read a slice at a time.
+    fn check_table_growth(&mut self, f: &crate::format::footer::Footer, n: usize) {
+        let gen = f.generation;
         let region = Region::SnapshotTable { generation: gen };
-        let prev = self.prev_table.take().unwrap_or_default();
-        if entries.len() < prev.len() || entries[..prev.len()] != prev[..] {
-            self.problem(Error::corrupt(
-                region.clone(),
-                "does not begin with the previous generation's snapshots",
-            ));
-        } else if let Some(e) = entries[prev.len()..].iter().find(|e| e.generation != gen) {
-            self.problem(Error::corrupt(
-                region,
-                format!(
-                    "lists new snapshot {} as added by generation {}",
-                    e.id.short(),
-                    e.generation
-                ),
-            ));
+        let now = self.store.table_of(f, n);
+        let (same, prev_len) = match self.prev_table.take() {
+            None => (Ok(true), 0),
+            Some((pf, pn)) => {
+                let prev = self.store.table_of(&pf, pn);
+                (same_entries(&prev, &now, pn), pn)
+            }
+        };
+        self.prev_table = Some((f.clone(), n));
+        match same {
+            Err(e) => return self.problem(e),
+            Ok(false) => {
+                return self.problem(Error::corrupt(
+                    region,
+                    "does not begin with the previous generation's snapshots",
+                ))
+            }
+            Ok(true) => {}
         }
-        self.prev_table = Some(entries);
+        for e in now.iter_from(prev_len) {
+            match e {
+                Err(e) => return self.problem(e),
+                Ok(e) if e.generation != gen => {
+                    return self.problem(Error::corrupt(
+                        region,
+                        format!(
+                            "lists new snapshot {} as added by generation {}",
+                            e.id.short(),
+                            e.generation
+                        ),
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
     }
 
     fn check_generation(&mut self, g: &Generation, full: bool) {
@@ -201,17 +221,9 @@ impl Checker<'_> {
                 self.problem(m.at(Region::KeySlots { generation: gen }));
             }
         }
-        let t = self.store.slice(f.table_offset, f.table_len);
-        if blake3::hash(t).as_bytes() != &f.table_hash {
-            self.problem(Error::corrupt(
-                Region::SnapshotTable { generation: gen },
-                "hash does not match the footer",
-            ));
-        } else {
-            match table::parse(t, gen) {
-                Err(m) => self.problem(m.at(Region::SnapshotTable { generation: gen })),
-                Ok(entries) => self.check_table_growth(gen, entries),
-            }
+        match self.store.check_table(f) {
+            Err(e) => self.problem(e),
+            Ok(n) => self.check_table_growth(f, n),
         }
         let ib = self.store.slice(f.index_offset, f.index_len);
         let index_region = Region::Index { generation: gen };
@@ -368,8 +380,8 @@ impl Checker<'_> {
 
     fn walk_snapshots(&mut self, archive: &Archive) -> Result<()> {
         let mut seen_trees: HashSet<Id> = HashSet::new();
-        for t in self.store.snapshot_table().to_vec() {
-            let snap = match archive.find_snapshot(&t.id.to_hex()) {
+        for t in self.store.snapshot_table().iter() {
+            let snap = match t.and_then(|t| archive.load_snapshot(&t)) {
                 Ok(s) => s,
                 Err(e) => {
                     self.problem(e);
@@ -441,8 +453,15 @@ impl Checker<'_> {
             }
         };
         let mut damaged = Vec::new();
-        'snapshots: for t in store.snapshot_table() {
-            let snap = match archive.find_snapshot(&t.id.to_hex()) {
+        'snapshots: for t in store.snapshot_table().iter() {
+            let Ok(t) = t else {
+                // Already reported by the table's checks.
+                break;
+            };
+            if damaged.len() >= MAX_DAMAGED {
+                break;
+            }
+            let snap = match archive.load_snapshot(&t) {
                 Ok(s) => s,
                 Err(e) => {
                     damaged.push(DamagedPath {
@@ -511,6 +530,89 @@ impl Checker<'_> {
     }
 }
 
+/// Whether the first `n` entries of `a` and `b` are the same, read a
+/// slice at a time.
+fn same_entries(
+    a: &crate::store::SnapshotTable<'_>,
+    b: &crate::store::SnapshotTable<'_>,
+    n: usize,
+) -> Result<bool> {
+    if b.len() < n || a.len() < n {
+        return Ok(false);
+    }
+    const PER: usize = 1638;
+    let mut first = 0;
+    while first < n {
+        let count = (n - first).min(PER);
+        if a.raw(first, count)? != b.raw(first, count)? {
+            return Ok(false);
+        }
+        first += count;
+    }
+    Ok(true)
+}
+
+/// Fingerprints of ids held at once while looking for a repeated id: 32 MiB.
+const FINGERPRINTS_HELD: usize = 1 << 22;
+
+/// A snapshot id listed twice in `table`, found in bounded memory: each
+/// id's 64-bit fingerprint under a random key (so a hostile table cannot
+/// make fingerprints collide) is sorted with the others, in as many passes
+/// over the table as it takes to hold at most [`FINGERPRINTS_HELD`] of them;
+/// equal fingerprints are confirmed by comparing the ids themselves.
+fn repeated_id(table: &crate::store::SnapshotTable<'_>) -> Result<Option<Id>> {
+    use std::hash::BuildHasher;
+    let key = std::collections::hash_map::RandomState::new();
+    let passes = table.len().div_ceil(FINGERPRINTS_HELD).max(1) as u64;
+    // Repeats of one id fall in one pass: a pass that collects more than
+    // twice its share is sorted early, and its repeats confirmed then.
+    let cap = FINGERPRINTS_HELD * 2;
+    let confirm = |prints: &mut Vec<u64>| -> Result<Option<Id>> {
+        prints.sort_unstable();
+        let mut suspects: Vec<u64> = prints
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        suspects.dedup();
+        // Each suspect is confirmed with one more pass; a true repeat ends
+        // the search, and fingerprints of distinct ids collide with
+        // probability about n²/2^65, so this loop almost never goes round.
+        for fp in suspects {
+            let mut ids: Vec<Id> = Vec::new();
+            for e in table.iter() {
+                let e = e?;
+                if key.hash_one(e.id) == fp {
+                    if ids.contains(&e.id) {
+                        return Ok(Some(e.id));
+                    }
+                    ids.push(e.id);
+                }
+            }
+        }
+        Ok(None)
+    };
+    for pass in 0..passes {
+        let mut prints = Vec::with_capacity(table.len().min(cap));
+        for e in table.iter() {
+            let fp = key.hash_one(e?.id);
+            if fp % passes == pass {
+                prints.push(fp);
+                if prints.len() == cap {
+                    if let Some(id) = confirm(&mut prints)? {
+                        return Ok(Some(id));
+                    }
+                    prints.dedup();
+                }
+            }
+        }
+        if let Some(id) = confirm(&mut prints)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 /// Checks `archive` as `opts` says.
 pub fn verify(archive: &Archive, opts: &VerifyOptions) -> VerifyReport {
     verify_with_progress(archive, opts, &crate::progress::NoProgress)
@@ -561,7 +663,27 @@ pub fn verify_with_progress(
             }
         }
     }
-    for t in store.snapshot_table() {
+    match repeated_id(&store.snapshot_table()) {
+        Ok(None) => {}
+        Ok(Some(id)) => c.problem(Error::corrupt(
+            Region::SnapshotTable {
+                generation: c.report.generations,
+            },
+            format!("snapshot {} is listed twice", id.short()),
+        )),
+        Err(e) => c.problem(e),
+    }
+    for t in store.snapshot_table().iter() {
+        if c.report.problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                c.problem(e);
+                break;
+            }
+        };
         c.check_blob_exists(
             &t.id,
             Kind::Snapshot,

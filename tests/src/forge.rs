@@ -120,3 +120,74 @@ pub fn try_extract(bytes: Vec<u8>, dest: &Path) -> Result<ptar::fs::ExtractOutco
     let s = a.find_snapshot("latest")?;
     a.extract(&s, dest, &ExtractOptions::default(), &NoProgress)
 }
+
+/// Writes to `path` a plain archive of one generation whose snapshot
+/// table lists `n` snapshots (the format allows 2^24): `n - 1` ids of
+/// snapshots no index holds, then the one real snapshot, whose root holds
+/// the file `hello.txt` ("hello\n"). Every hash is right, so it opens;
+/// it is an archive readers must list and verify in bounded memory.
+/// Returns the real snapshot's id.
+pub fn snapshot_table_archive(path: &Path, n: usize) -> std::io::Result<ptar::Id> {
+    snapshot_table_archive_with(path, n, |i| {
+        ptar::Id(*blake3::hash(&(i as u64).to_le_bytes()).as_bytes())
+    })
+}
+
+/// [`snapshot_table_archive`] with the id of the `i`-th unheld snapshot
+/// given by `fake` (to forge a table that lists an id twice).
+pub fn snapshot_table_archive_with(
+    path: &Path,
+    n: usize,
+    fake: impl Fn(usize) -> ptar::Id,
+) -> std::io::Result<ptar::Id> {
+    use std::io::Write;
+    assert!(n >= 1);
+    let h = header(None);
+    let hb = h.to_bytes();
+    let ctx = ArchiveContext {
+        uuid: h.uuid,
+        header_minor: h.minor,
+        header_hash: *blake3::hash(&hb).as_bytes(),
+        keys: None,
+        existing: None,
+    };
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    file.write_all(&hb)?;
+    let mut w = GenerationWriter::new(
+        file,
+        hb.len() as u64,
+        ctx,
+        Box::new(SeededEntropy::new(b"big table")),
+    );
+    let chunk = w.put_blob(Kind::Chunk, b"hello\n").unwrap();
+    let data = Payload::File(ptar::format::tree::Content::Inline(vec![
+        ptar::format::tree::Extent::Data { len: 6, id: chunk },
+    ]));
+    let page =
+        ptar::format::tree::TreePage::Leaf(vec![entry(b"hello.txt", EntryType::File, data, 6)])
+            .to_bytes();
+    let root = w.put_blob(Kind::Tree, &page).unwrap();
+    let mut rec = SnapshotRecord {
+        root,
+        hostname: "forge".into(),
+        ..SnapshotRecord::default()
+    };
+    rec.summary.files = 1;
+    rec.summary.total_size = 6;
+    let real = w.put_blob(Kind::Snapshot, &rec.to_bytes()).unwrap();
+    let mut table: Vec<TableEntry> = (0..n - 1)
+        .map(|i| TableEntry {
+            id: fake(i),
+            generation: 1,
+        })
+        .collect();
+    table.push(TableEntry {
+        id: real,
+        generation: 1,
+    });
+    let (mut file, _) = w
+        .finish(&table, None, None, 0)
+        .map_err(std::io::Error::other)?;
+    file.flush()?;
+    Ok(real)
+}

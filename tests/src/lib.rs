@@ -206,3 +206,42 @@ fn add_and_commit<W: ptar::store::Sink>(mut w: ptar::Writer<W>, src: &Path) -> p
     w.commit().unwrap();
     id
 }
+
+/// Runs `ptar` with `args` in `dir` (stdin from /dev/null, stdout and
+/// stderr to files) through `peak_rss` (the `peak-rss` binary of this
+/// crate, `env!("CARGO_BIN_EXE_peak-rss")` in a test) and returns its exit
+/// code, stdout, stderr and peak resident memory in bytes, as the kernel
+/// measured it for that one process: a deterministic figure, independent of
+/// timing and of the test process's own memory.
+pub fn ptar_peak_rss(peak_rss: &Path, dir: &Path, args: &[&str]) -> (i32, String, String, u64) {
+    let out = tempfile_in(dir, "stdout");
+    let err = tempfile_in(dir, "stderr");
+    let rss = tempfile_in(dir, "rss");
+    let status = Command::new(peak_rss)
+        .arg(&rss)
+        .arg(ptar_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PTAR_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .status()
+        .expect("running peak-rss");
+    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    let (o, e, r) = (read(&out), read(&err), read(&rss));
+    for p in [out, err, rss] {
+        let _ = std::fs::remove_file(p);
+    }
+    let peak = r
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("peak-rss wrote no figure: {e}"));
+    (status.code().expect("peak-rss exits"), o, e, peak)
+}
+
+fn tempfile_in(dir: &Path, what: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!(".ptar-test-{what}-{}-{n}", std::process::id()))
+}

@@ -292,7 +292,9 @@ fn c11_a_blob_stored_twice_reads_the_newest() {
         Box::new(ptar::crypto::SeededEntropy::new(b"dup")),
     );
     let id = w.put_blob_again(Kind::Chunk, b"same bytes").unwrap();
-    let (gen2, _) = w.finish(store.snapshot_table(), None, None, 0).unwrap();
+    let (gen2, _) = w
+        .finish(&store.snapshot_table().to_vec().unwrap(), None, None, 0)
+        .unwrap();
     let mut bytes = first;
     bytes.extend_from_slice(&gen2);
     let a = Archive::from_vec(bytes, None).unwrap();

@@ -358,7 +358,12 @@ fn evaluate(bytes: Vec<u8>, built: &Built, scratch: &Path) -> Eval {
     let mut failures = Vec::new();
     let mut wrong = Vec::new();
     let mut listed = Vec::new();
-    let table: Vec<Id> = a.store().snapshot_table().iter().map(|t| t.id).collect();
+    let table: Vec<Id> = a
+        .store()
+        .snapshot_table()
+        .iter()
+        .map(|t| t.unwrap().id)
+        .collect();
     for (n, id) in table.iter().enumerate() {
         listed.push(*id);
         let s = match a.find_snapshot(&id.to_hex()) {

@@ -47,6 +47,11 @@ pub const COMMITTED_LEN: usize = 368;
 pub const FLAG_MAC: u32 = 1;
 /// Footer flag: the footer carries a signature.
 pub const FLAG_SIGNED: u32 = 2;
+/// Bytes of data (holes excluded) before the end of the file within which
+/// readers look for the last valid footer (spec §10.3): 4 GiB. Writers
+/// commit a checkpoint generation before their uncommitted bytes pass
+/// 1 GiB, so an interrupted append never leaves a tail near this long.
+pub const MAX_TAIL_SCAN: u64 = 4 << 30;
 /// Prefix of the bytes an ed25519 signature covers.
 pub const SIGNATURE_CONTEXT: &[u8] = b"ptar-footer-signature-v1";
 

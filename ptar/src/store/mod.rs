@@ -6,5 +6,5 @@
 pub mod reader;
 pub mod writer;
 
-pub use reader::{Generation, ReadAt, Store, Tail};
+pub use reader::{Generation, ReadAt, SnapshotTable, Store, TableIter, Tail};
 pub use writer::{GenerationWriter, Sink};

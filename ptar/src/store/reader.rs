@@ -15,15 +15,17 @@ use crate::format::index::{IndexEntry, IndexView};
 use crate::format::limits::MAX_GENERATIONS;
 use crate::format::table::{self, TableEntry};
 use crate::format::{Id, Kind, FORMAT_MAJOR};
+use crate::retry::eintr;
 use crate::{Error, Region, Result};
 
 /// Where an archive's bytes come from, read at positions: a file, bytes in
 /// memory, or a caller's own store (an object in a remote store, a cache).
 ///
 /// A store opened over a `ReadAt` ([`Store::from_reader`]) reads the
-/// header, footers, indexes and snapshot tables once when it opens and keeps
-/// them; blob records are read when asked for, one positional read each.
-/// Many threads may read at once.
+/// header, footers, indexes and key-slot tables once when it opens and keeps
+/// them; the newest snapshot table is checked then and read again a slice
+/// at a time when asked for; blob records are read when asked for, one
+/// positional read each. Many threads may read at once.
 pub trait ReadAt: Send + Sync {
     /// The source's length in bytes.
     fn size(&self) -> std::io::Result<u64>;
@@ -126,8 +128,9 @@ impl Bytes {
 }
 
 /// Byte ranges of a positional source held in memory: each generation's
-/// index, snapshot table, key slots and footer, which lie back to back
-/// (spec §10), read once when the archive is opened.
+/// index, and its key slots and footer (which lie back to back, spec §10),
+/// read once when the archive is opened. Snapshot tables are not held:
+/// they are read a slice at a time (see [`SnapshotTable`]).
 #[derive(Default)]
 struct Sections(Vec<(u64, Vec<u8>)>);
 
@@ -140,6 +143,156 @@ impl Sections {
         let (start, bytes) = &self.0[i.checked_sub(1).expect("a section holds the range")];
         let at = (offset - start) as usize;
         &bytes[at..at + len as usize]
+    }
+}
+
+/// Bytes of a snapshot table read at once: 1638 entries (a multiple of
+/// the entry length, under 64 KiB).
+const TABLE_SLICE: u64 = 1638 * table::ENTRY_LEN as u64;
+
+/// A snapshot table of an open archive, read from the archive a slice at
+/// a time with positional reads: a table may list 2^24 snapshots (640 MiB),
+/// and reading it never holds more than one slice. Its hash, prefix and
+/// entries were checked when the archive was opened; an entry is checked
+/// again as it is read.
+#[derive(Clone, Copy)]
+pub struct SnapshotTable<'a> {
+    store: &'a Store,
+    /// Offset of the first entry.
+    entries: u64,
+    len: usize,
+    /// The generation whose table this is.
+    generation: u64,
+}
+
+impl<'a> SnapshotTable<'a> {
+    /// Number of snapshots listed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table lists no snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn region(&self) -> Region {
+        Region::SnapshotTable {
+            generation: self.generation,
+        }
+    }
+
+    /// The entry at position `i` (0 is the oldest), or `None` past the end.
+    pub fn get(&self, i: usize) -> Result<Option<TableEntry>> {
+        if i >= self.len {
+            return Ok(None);
+        }
+        let b = self.store.read_at(
+            self.entries + (i * table::ENTRY_LEN) as u64,
+            table::ENTRY_LEN as u64,
+        )?;
+        table::parse_entry(&b, self.generation)
+            .map(Some)
+            .map_err(|m| m.at(self.region()))
+    }
+
+    /// The newest entry.
+    pub fn last(&self) -> Result<Option<TableEntry>> {
+        match self.len {
+            0 => Ok(None),
+            n => self.get(n - 1),
+        }
+    }
+
+    /// The entries from the oldest, read a slice at a time.
+    pub fn iter(&self) -> TableIter<'a> {
+        self.iter_from(0)
+    }
+
+    /// The entries from position `start` on.
+    pub fn iter_from(&self, start: usize) -> TableIter<'a> {
+        TableIter {
+            table: *self,
+            next: start.min(self.len),
+            slice: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// The position of the entry for snapshot `id`, if listed.
+    pub fn position(&self, id: &Id) -> Result<Option<usize>> {
+        for (i, e) in self.iter().enumerate() {
+            if e?.id == *id {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry, in memory: only for tables known to be small (this
+    /// holds 40 bytes per snapshot).
+    pub fn to_vec(&self) -> Result<Vec<TableEntry>> {
+        self.iter().collect()
+    }
+
+    /// The raw bytes of entries `[first, first + count)`, a slice at most
+    /// [`TABLE_SLICE`] long.
+    pub(crate) fn raw(&self, first: usize, count: usize) -> Result<std::borrow::Cow<'a, [u8]>> {
+        self.store.read_at(
+            self.entries + (first * table::ENTRY_LEN) as u64,
+            (count * table::ENTRY_LEN) as u64,
+        )
+    }
+}
+
+/// Entries of a [`SnapshotTable`], oldest first, each a `Result` (a read
+/// can fail).
+pub struct TableIter<'a> {
+    table: SnapshotTable<'a>,
+    /// Position of the next entry not yet in `slice`.
+    next: usize,
+    /// Entries read and not yet returned.
+    slice: Vec<TableEntry>,
+    /// Next entry of `slice` to return.
+    at: usize,
+}
+
+impl Iterator for TableIter<'_> {
+    type Item = Result<TableEntry>;
+
+    fn next(&mut self) -> Option<Result<TableEntry>> {
+        if self.at == self.slice.len() {
+            if self.next >= self.table.len {
+                return None;
+            }
+            let per = TABLE_SLICE as usize / table::ENTRY_LEN;
+            let count = (self.table.len - self.next).min(per);
+            let parsed: Result<Vec<TableEntry>> = self.table.raw(self.next, count).and_then(|b| {
+                b.chunks_exact(table::ENTRY_LEN)
+                    .map(|e| {
+                        table::parse_entry(e, self.table.generation)
+                            .map_err(|m| m.at(self.table.region()))
+                    })
+                    .collect()
+            });
+            match parsed {
+                Ok(v) => {
+                    self.slice = v;
+                    self.at = 0;
+                    self.next += count;
+                }
+                Err(e) => {
+                    // Stop after reporting the error.
+                    self.next = self.table.len;
+                    self.slice.clear();
+                    self.at = 0;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let e = self.slice[self.at];
+        self.at += 1;
+        Some(Ok(e))
     }
 }
 
@@ -174,7 +327,8 @@ pub struct Store {
     header_hash: [u8; 32],
     keys: Option<Arc<Keys>>,
     generations: Vec<Generation>,
-    snapshots: Vec<TableEntry>,
+    /// The newest snapshot table: where its entries start, and how many.
+    table: (u64, usize),
     committed_end: u64,
     tail: Option<Tail>,
     /// Plaintexts of the solid records read last.
@@ -336,48 +490,116 @@ fn rfind(hay: &[u8], needle: &[u8], end: usize) -> Option<usize> {
     }
 }
 
+/// Names `path` in an I/O error that names no path.
+fn with_path(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Io { path: None, source } => Error::io_at(path, source),
+        e => e,
+    }
+}
+
+/// The length of an archive file: a regular file or a block device. A
+/// directory is refused as such, and so is anything that cannot be read at
+/// positions (a FIFO, a pipe, a character device, a socket): callers that
+/// read such a stream copy it to a file first.
+pub(crate) fn archive_file_len(file: &File, path: &Path) -> Result<u64> {
+    use std::os::unix::fs::FileTypeExt;
+    let md = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    let t = md.file_type();
+    if t.is_file() {
+        return Ok(md.len());
+    }
+    if t.is_dir() {
+        return Err(Error::io_at(
+            path,
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        ));
+    }
+    if t.is_block_device() {
+        let end = rustix::fs::seek(file, rustix::fs::SeekFrom::End(0))
+            .map_err(|e| Error::io_at(path, e.into()))?;
+        return Ok(end);
+    }
+    let what = if t.is_fifo() {
+        "a FIFO or pipe"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::io_at(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::NotSeekable,
+            format!(
+                "cannot seek: {what} (an archive is read at positions; copy it to a file first)"
+            ),
+        ),
+    ))
+}
+
 impl Store {
     /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        let file = File::open(path).map_err(|e| Error::io_at(path, e))?;
+        let file = eintr(|| File::open(path)).map_err(|e| Error::io_at(path, e))?;
         Store::from_file(file, path, passphrase)
     }
 
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        let len = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
+        Store::from_file_inner(file, path, passphrase).map_err(|e| with_path(e, path))
+    }
+
+    fn from_file_inner(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        let len = archive_file_len(&file, path)?;
         // The footers (and any torn tail) are read with positional reads,
         // not through the map: a concurrent appender may truncate the bytes
         // after the last valid footer at any moment.
-        let located = locate_chain(len, &|off, buf| ReadAt::read_exact_at(&file, buf, off))?;
+        let located = locate_chain(
+            len,
+            &|off, buf| ReadAt::read_exact_at(&file, buf, off),
+            Some(&file),
+        )?;
         // SAFETY: only bytes up to the last valid footer are mapped. ptar
         // writers never modify or truncate bytes below the last valid footer
         // (they append, or truncate an uncommitted tail beyond it), so the
         // mapped bytes cannot change or vanish while we hold them. Another
         // program truncating the file below that point would fault the
         // process; the spec (§15.3) says archives must not be modified that way.
-        let map = unsafe {
+        let map = eintr(|| unsafe {
             memmap2::MmapOptions::new()
                 .len(located.committed_end as usize)
                 .map(&file)
-        }
+        })
         .map_err(|e| Error::io_at(path, e))?;
         Store::assemble(Bytes::Map(map, file), located, passphrase)
     }
 
     /// Opens an archive over a caller's positional source (see [`ReadAt`]).
-    /// The header, footers, indexes and snapshot tables are read now and
-    /// kept; blob records are read when asked for.
+    /// The header, footers, indexes and key slots are read now and kept;
+    /// the snapshot table is checked now and read in slices when asked
+    /// for; blob records are read when asked for.
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
-        let located = locate_chain(source.size()?, &|off, buf| source.read_exact_at(buf, off))?;
-        let mut sections = Vec::with_capacity(located.generations.len());
+        let located = locate_chain(
+            source.size()?,
+            &|off, buf| source.read_exact_at(buf, off),
+            None,
+        )?;
+        let mut sections = Vec::with_capacity(2 * located.generations.len());
         for g in &located.generations {
-            // Index, snapshot table, key slots and footer lie back to back.
+            // The index; then key slots and footer, which lie back to back
+            // after the snapshot table (read when needed, not kept).
             let f = &g.footer;
-            let mut b = vec![0u8; (f.footer_end - f.index_offset) as usize];
+            let mut b = vec![0u8; f.index_len as usize];
             source.read_exact_at(&mut b, f.index_offset)?;
             sections.push((f.index_offset, b));
+            let table_end = f.table_offset + f.table_len;
+            let mut b = vec![0u8; (f.footer_end - table_end) as usize];
+            source.read_exact_at(&mut b, table_end)?;
+            sections.push((table_end, b));
         }
         Store::assemble(
             Bytes::Sections(source, Sections(sections)),
@@ -388,9 +610,11 @@ impl Store {
 
     /// Opens an archive held in memory.
     pub fn from_vec(mut bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
-        let located = locate_chain(bytes.len() as u64, &|off, buf| {
-            slice_read_at(&bytes, buf, off)
-        })?;
+        let located = locate_chain(
+            bytes.len() as u64,
+            &|off, buf| slice_read_at(&bytes, buf, off),
+            None,
+        )?;
         bytes.truncate(located.committed_end as usize);
         Store::assemble(Bytes::Owned(bytes), located, passphrase)
     }
@@ -411,7 +635,7 @@ impl Store {
             header_hash,
             keys: None,
             generations,
-            snapshots: Vec::new(),
+            table: (0, 0),
             committed_end,
             tail,
             bytes,
@@ -438,18 +662,9 @@ impl Store {
             }
         }
         if let Some(last) = store.generations.last() {
-            let f = &last.footer;
-            let region = Region::SnapshotTable {
-                generation: f.generation,
-            };
-            let t = store.slice(f.table_offset, f.table_len);
-            if blake3::hash(t).as_bytes() != &f.table_hash {
-                return Err(Error::corrupt(
-                    region,
-                    "snapshot table hash does not match the footer",
-                ));
-            }
-            store.snapshots = table::parse(t, f.generation).map_err(|m| m.at(region))?;
+            let f = last.footer.clone();
+            let n = store.check_table(&f)?;
+            store.table = (f.table_offset + table::PREFIX_LEN as u64, n);
         }
         for g in &store.generations {
             store.index(g)?;
@@ -561,9 +776,69 @@ impl Store {
         &self.generations
     }
 
-    /// Snapshots listed by the newest snapshot table.
-    pub fn snapshot_table(&self) -> &[TableEntry] {
-        &self.snapshots
+    /// Snapshots listed by the newest snapshot table, read from the archive
+    /// a slice at a time (a table may list 2^24 snapshots: it is never held
+    /// whole).
+    pub fn snapshot_table(&self) -> SnapshotTable<'_> {
+        let generation = self.generations.last().map_or(0, |g| g.footer.generation);
+        SnapshotTable {
+            store: self,
+            entries: self.table.0,
+            len: self.table.1,
+            generation,
+        }
+    }
+
+    /// The snapshot table of generation `g` (older tables are checked by
+    /// verification only; see [`Store::check_table`]).
+    pub(crate) fn table_of(&self, f: &Footer, len: usize) -> SnapshotTable<'_> {
+        SnapshotTable {
+            store: self,
+            entries: f.table_offset + table::PREFIX_LEN as u64,
+            len,
+            generation: f.generation,
+        }
+    }
+
+    /// Checks the snapshot table of the generation whose footer is `f`
+    /// (spec §11.2) in one pass of bounded reads: its hash against the
+    /// footer, its prefix, and every entry's generation. Returns the count.
+    pub(crate) fn check_table(&self, f: &Footer) -> Result<usize> {
+        let region = Region::SnapshotTable {
+            generation: f.generation,
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut at = f.table_offset;
+        let end = f.table_offset + f.table_len;
+        if f.table_len < table::PREFIX_LEN as u64 {
+            return Err(Error::corrupt(region, "shorter than its prefix"));
+        }
+        let prefix = self.read_at(at, table::PREFIX_LEN as u64)?;
+        hasher.update(&prefix);
+        let n = table::parse_prefix(&prefix, f.table_len).map_err(|m| m.at(region.clone()))?;
+        at += table::PREFIX_LEN as u64;
+        let mut bad = None;
+        while at < end {
+            let len = (end - at).min(TABLE_SLICE);
+            let b = self.read_at(at, len)?;
+            hasher.update(&b);
+            if bad.is_none() {
+                bad = b
+                    .chunks_exact(table::ENTRY_LEN)
+                    .find_map(|e| table::parse_entry(e, f.generation).err());
+            }
+            at += len;
+        }
+        if hasher.finalize().as_bytes() != &f.table_hash {
+            return Err(Error::corrupt(
+                region,
+                "snapshot table hash does not match the footer",
+            ));
+        }
+        match bad {
+            Some(m) => Err(m.at(region)),
+            None => Ok(n),
+        }
     }
 
     /// End of the last valid footer.
@@ -889,8 +1164,10 @@ struct Located {
 }
 
 /// Reads the header, finds the last valid footer and walks the chain back.
-fn locate_chain(len: u64, read_at: &PositionalRead<'_>) -> Result<Located> {
-    let (header, header_len, header_hash, (last, committed_end, tail)) = locate(len, read_at)?;
+/// `file`, when the bytes are a file's, lets the backward scan skip holes.
+fn locate_chain(len: u64, read_at: &PositionalRead<'_>, file: Option<&File>) -> Result<Located> {
+    let (header, header_len, header_hash, (last, committed_end, tail)) =
+        locate(len, read_at, file)?;
     let generations = walk_chain(
         read_at,
         committed_end,
@@ -910,11 +1187,17 @@ fn locate_chain(len: u64, read_at: &PositionalRead<'_>) -> Result<Located> {
 }
 
 /// Reads and checks the header, then finds the last valid footer.
-fn locate(len: u64, read_at: &PositionalRead<'_>) -> Result<(Header, u64, [u8; 32], Found)> {
+fn locate(
+    len: u64,
+    read_at: &PositionalRead<'_>,
+    file: Option<&File>,
+) -> Result<(Header, u64, [u8; 32], Found)> {
     let mut prefix = [0u8; 16];
-    if len < 16 || read_at(0, &mut prefix).is_err() {
+    if len < 16 {
         return Err(Error::NotPtar);
     }
+    // A failed read is an I/O error, not a verdict on the bytes.
+    read_at(0, &mut prefix)?;
     let header_len = Header::peek_len(&prefix).map_err(header_error)? as u64;
     if len < header_len {
         return Err(Error::corrupt(
@@ -926,11 +1209,21 @@ fn locate(len: u64, read_at: &PositionalRead<'_>) -> Result<(Header, u64, [u8; 3
     read_at(0, &mut hb)?;
     let header = Header::parse(&hb).map_err(header_error)?;
     let header_hash = *blake3::hash(&hb).as_bytes();
-    let found = find_last_footer(len, read_at, header_len, &header, &header_hash)?;
+    let found = find_last_footer(
+        len,
+        read_at,
+        file,
+        header_len,
+        &header,
+        &header_hash,
+        crate::format::footer::MAX_TAIL_SCAN,
+    )?;
     Ok((header, header_len, header_hash, found))
 }
 
-/// Reads the 512 bytes ending at `end` and checks them as a footer.
+/// Reads the 512 bytes ending at `end` and checks them as a footer: the
+/// outer error is a failed read, the inner one why the bytes are not a
+/// valid footer.
 fn footer_ending_at(
     read_at: &PositionalRead<'_>,
     len: u64,
@@ -938,13 +1231,14 @@ fn footer_ending_at(
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
-) -> Result<Footer, String> {
+) -> Result<Result<Footer, String>> {
     if end < header_len + FOOTER_LEN as u64 || end > len {
-        return Err("no room for a footer".into());
+        return Ok(Err("no room for a footer".into()));
     }
     let mut buf = [0u8; FOOTER_LEN];
-    read_at(end - FOOTER_LEN as u64, &mut buf).map_err(|e| e.to_string())?;
-    check_footer(&buf, end, header_len, header, header_hash)
+    // A read that fails is an I/O error, not a verdict on the candidate.
+    read_at(end - FOOTER_LEN as u64, &mut buf)?;
+    Ok(check_footer(&buf, end, header_len, header, header_hash))
 }
 
 /// Finds the last footer that verifies: at the end of the file, or, after a
@@ -952,9 +1246,11 @@ fn footer_ending_at(
 fn find_last_footer(
     len: u64,
     read_at: &PositionalRead<'_>,
+    file: Option<&File>,
     header_len: u64,
     header: &Header,
     header_hash: &[u8; 32],
+    max_scan: u64,
 ) -> Result<Found> {
     if len == header_len {
         return Err(Error::corrupt(
@@ -962,14 +1258,15 @@ fn find_last_footer(
             "the archive has a header but no committed generation",
         ));
     }
-    let why = match footer_ending_at(read_at, len, len, header_len, header, header_hash) {
+    let why = match footer_ending_at(read_at, len, len, header_len, header, header_hash)? {
         Ok(f) => return Ok((f, len, None)),
         Err(why) => why,
     };
     let mut last = [0u8; FOOTER_LEN];
-    let damaged = len >= header_len + FOOTER_LEN as u64
-        && read_at(len - FOOTER_LEN as u64, &mut last).is_ok()
-        && Footer::looks_like_footer(&last);
+    let damaged = len >= header_len + FOOTER_LEN as u64 && {
+        read_at(len - FOOTER_LEN as u64, &mut last)?;
+        Footer::looks_like_footer(&last)
+    };
     // Scan back in windows that overlap by the magic's length minus one.
     const WINDOW: u64 = 1 << 20;
     let magic = &crate::format::footer::END_MAGIC;
@@ -979,14 +1276,39 @@ fn find_last_footer(
     // Candidates must end before the file's end (that one already failed).
     let mut hi = len - 1;
     let mut buf = vec![0u8; WINDOW as usize];
+    // Data bytes read so far: a writer never leaves an uncommitted tail
+    // near MAX_TAIL_SCAN (spec §10.3), so the scan stops there.
+    let mut scanned = 0u64;
     while hi >= floor + mlen {
+        if scanned >= max_scan {
+            return Err(Error::corrupt(
+                Region::Tail { offset: hi },
+                format!(
+                    "no valid footer in the last {} MiB of data before the end of the file \
+                     (from offset {hi} to {len}); a ptar writer never leaves an uncommitted \
+                     tail that long, so the file was extended or damaged after its last generation",
+                    max_scan >> 20,
+                ),
+            ));
+        }
+        // A hole reads as zeros and holds no footer: skip it without reading.
+        if let Some(f) = file {
+            match data_end_before(f, floor, hi) {
+                Some(end) => hi = end,
+                None => break,
+            }
+            if hi < floor + mlen {
+                break;
+            }
+        }
         let lo = hi.saturating_sub(WINDOW).max(floor);
         let w = &mut buf[..(hi - lo) as usize];
         read_at(lo, w)?;
+        scanned += w.len() as u64;
         let mut end = w.len();
         while let Some(pos) = rfind(w, magic, end) {
             let cand = lo + pos as u64 + mlen;
-            if let Ok(f) = footer_ending_at(read_at, len, cand, header_len, header, header_hash) {
+            if let Ok(f) = footer_ending_at(read_at, len, cand, header_len, header, header_hash)? {
                 let detail = if damaged { why } else { String::new() };
                 let tail = Tail {
                     offset: cand,
@@ -1011,6 +1333,48 @@ fn find_last_footer(
             "no complete generation: the file holds no valid footer".into()
         },
     ))
+}
+
+/// The end of the last data (not a hole) of `file` in `[floor, hi)`, or
+/// `None` when that range is all hole. Filesystems without hole reporting
+/// report everything as data, which gives `hi` back.
+fn data_end_before(file: &File, floor: u64, hi: u64) -> Option<u64> {
+    use rustix::fs::SeekFrom;
+    // The first data at or after `x`, if before `hi`.
+    let data_from = |x: u64| -> Option<u64> {
+        match eintr_seek(file, SeekFrom::Data(x)) {
+            Ok(d) if d < hi => Some(d),
+            Ok(_) => None,
+            // ENXIO: no data after `x`. Any other failure: assume data, so
+            // the bytes are read (and a read error reported) as before.
+            Err(rustix::io::Errno::NXIO) => None,
+            Err(_) => Some(x),
+        }
+    };
+    let last_window = hi.saturating_sub(1 << 20).max(floor);
+    if data_from(last_window).is_some() {
+        // The last window holds data: read it as usual.
+        return Some(hi);
+    }
+    data_from(floor)?;
+    // Binary search for the largest x with data in [x, hi); the hole that
+    // follows it starts at the end of that data.
+    let (mut lo, mut up) = (floor, last_window);
+    while up - lo > 1 {
+        let mid = lo + (up - lo) / 2;
+        if data_from(mid).is_some() {
+            lo = mid;
+        } else {
+            up = mid;
+        }
+    }
+    // Data lies in [lo, hi) but not in [up, hi), with up = lo + 1: the
+    // last data byte is at `lo`.
+    Some(up)
+}
+
+fn eintr_seek(file: &File, to: rustix::fs::SeekFrom) -> rustix::io::Result<u64> {
+    crate::retry::eintr_rustix(|| rustix::fs::seek(file, to))
 }
 
 /// Walks the footer chain from the last footer back to generation 1; `len`
@@ -1047,7 +1411,7 @@ fn walk_chain(
             generation: generation - 1,
         };
         let prev_end = prev_offset + FOOTER_LEN as u64;
-        let prev = footer_ending_at(read_at, len, prev_end, header_len, header, header_hash)
+        let prev = footer_ending_at(read_at, len, prev_end, header_len, header, header_hash)?
             .map_err(|d| Error::corrupt(region.clone(), d))?;
         let mut bytes = [0u8; FOOTER_LEN];
         read_at(prev_offset, &mut bytes)?;
@@ -1067,4 +1431,57 @@ fn walk_chain(
     }
     gens.reverse();
     Ok(gens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-generation archive's bytes.
+    fn archive() -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.ptar");
+        let mut w = crate::Writer::create(&path, crate::CreateOptions::default()).expect("writer");
+        w.add_snapshot_record(&crate::format::snapshot::SnapshotRecord::default())
+            .expect("snapshot");
+        w.commit().expect("commit");
+        std::fs::read(&path).expect("archive")
+    }
+
+    fn scan(bytes: &[u8], max_scan: u64) -> Result<Found> {
+        let read_at = |off: u64, buf: &mut [u8]| slice_read_at(bytes, buf, off);
+        let mut prefix = [0u8; 16];
+        read_at(0, &mut prefix).unwrap();
+        let header_len = Header::peek_len(&prefix).unwrap() as u64;
+        let hb = &bytes[..header_len as usize];
+        let header = Header::parse(hb).unwrap();
+        let hash = *blake3::hash(hb).as_bytes();
+        find_last_footer(
+            bytes.len() as u64,
+            &read_at,
+            None,
+            header_len,
+            &header,
+            &hash,
+            max_scan,
+        )
+    }
+
+    #[test]
+    fn the_footer_scan_stops_after_its_bound() {
+        let a = archive();
+        let committed = a.len() as u64;
+        // A torn tail of 1.5 MiB of written bytes, within a 4 MiB bound.
+        let mut torn = a.clone();
+        torn.resize(a.len() + (3 << 19), 0x55);
+        let (_, end, tail) = scan(&torn, 4 << 20).expect("found");
+        assert_eq!(end, committed);
+        assert_eq!(tail.expect("a tail").len, 3 << 19);
+        // 6 MiB of junk, beyond the bound: refused, naming the region.
+        let mut junk = a.clone();
+        junk.resize(a.len() + (6 << 20), 0x55);
+        let e = scan(&junk, 4 << 20).map(|f| f.1).unwrap_err().to_string();
+        assert!(e.contains("no valid footer in the last 4 MiB"), "{e}");
+        assert!(e.contains(&format!("to {}", junk.len())), "{e}");
+    }
 }

@@ -310,6 +310,49 @@ pub struct GenerationWriter<W: Sink> {
     /// payload buffer only as far as compressed bytes reach, so reusing one
     /// for the other would make every buffer resident in full.
     spares: Spares,
+    /// Checkpoints (spec §10.3): the generations this writer committed
+    /// before the one being written, and what it needs to go on.
+    checkpoints: Checkpoints,
+}
+
+/// Uncommitted bytes (records and the index they need) after which a
+/// writer commits a *checkpoint generation* (spec §10.3): an interrupted
+/// append then leaves a tail of at most this much plus one snapshot table,
+/// key-slot table and footer, which readers find by scanning back at most
+/// [`crate::format::footer::MAX_TAIL_SCAN`] bytes (spec §10.3).
+pub const CHECKPOINT_BYTES: u64 = 1 << 30;
+
+/// Blobs per first byte of their id, for an index's fan-out.
+fn fan_out<'a>(rows: impl Iterator<Item = &'a BlobRow>) -> [u32; 256] {
+    let mut first = [0u32; 256];
+    for b in rows {
+        first[b.id.0[0] as usize] += 1;
+    }
+    first
+}
+
+/// A checkpoint's commit time: now.
+fn checkpoint_time() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// What a writer keeps to commit checkpoint generations.
+struct Checkpoints {
+    /// Uncommitted bytes that trigger one (0: never).
+    threshold: u64,
+    /// This generation's first record in `records`: earlier ones belong to
+    /// checkpoint generations already committed.
+    first_record: u32,
+    /// Blobs in this generation's written records.
+    rows: u64,
+    /// (first record, generation) of every generation this writer began.
+    starts: Vec<(u32, u64)>,
+    /// Offset and BLAKE3 of the last footer this writer committed.
+    last_footer: Option<(u64, [u8; 32])>,
+    /// Snapshots added (see [`GenerationWriter::note_snapshot`]), in order.
+    snapshots: Vec<Id>,
 }
 
 impl<W: Sink> GenerationWriter<W> {
@@ -356,7 +399,92 @@ impl<W: Sink> GenerationWriter<W> {
             compressor: Compressor::new(opts.compression),
             workers: None,
             spares: Spares::default(),
+            checkpoints: Checkpoints {
+                threshold: CHECKPOINT_BYTES,
+                first_record: 0,
+                rows: 0,
+                starts: vec![(0, generation)],
+                last_footer: None,
+                snapshots: Vec::new(),
+            },
         }
+    }
+
+    /// Sets the uncommitted bytes after which a checkpoint generation is
+    /// committed (default [`CHECKPOINT_BYTES`]; 0 never commits one). For
+    /// tests: a writer that sets it above [`CHECKPOINT_BYTES`] can leave
+    /// tails that readers refuse.
+    #[doc(hidden)]
+    pub fn set_checkpoint_bytes(&mut self, bytes: u64) {
+        self.checkpoints.threshold = bytes;
+    }
+
+    /// Records that the snapshot blob `id`, just stored, is to be listed in
+    /// the table: a checkpoint generation lists the snapshots whose blobs
+    /// it holds, so that every table lists each snapshot from the
+    /// generation that holds it (spec §11.2).
+    pub fn note_snapshot(&mut self, id: Id) {
+        self.checkpoints.snapshots.push(id);
+    }
+
+    /// The generation whose packfile holds the blob `id` stored by this
+    /// writer, once its record is written.
+    fn generation_holding(&self, id: &Id) -> Option<u64> {
+        let blobs = &self.blobs;
+        let i = *self
+            .lookup
+            .find(Self::id_hash(id), |&i| blobs.get(i).id == *id)?;
+        let r = self.blobs.get(i).record;
+        if r == PENDING {
+            return None;
+        }
+        let starts = &self.checkpoints.starts;
+        let k = starts.partition_point(|(first, _)| *first <= r);
+        Some(starts[k.checked_sub(1)?].1)
+    }
+
+    /// The snapshots this writer added whose blobs are written, as table
+    /// entries naming the generation that holds each; `given` supplies the
+    /// generation of a snapshot whose blob an earlier run stored.
+    fn added_entries(&self, given: &[TableEntry]) -> Vec<TableEntry> {
+        given
+            .iter()
+            .map_while(|e| {
+                if !self.checkpoints.snapshots.contains(&e.id) || !self.written(&e.id) {
+                    return Some(*e);
+                }
+                self.generation_holding(&e.id).map(|generation| TableEntry {
+                    id: e.id,
+                    generation,
+                })
+            })
+            .collect()
+    }
+
+    /// Commits the records written so far as a generation of their own,
+    /// with no snapshot of its own but the ones whose blobs it holds.
+    fn checkpoint(&mut self) -> Result<()> {
+        let listed: Vec<TableEntry> = self
+            .checkpoints
+            .snapshots
+            .iter()
+            .map_while(|id| {
+                self.generation_holding(id).map(|generation| TableEntry {
+                    id: *id,
+                    generation,
+                })
+            })
+            .collect();
+        self.commit_generation(true, true, &listed, None, None, checkpoint_time())?;
+        self.generation += 1;
+        self.packfile_offset = self.pos;
+        self.packfile_hash = blake3::Hasher::new();
+        self.checkpoints.first_record = self.records.len() as u32;
+        self.checkpoints.rows = 0;
+        self.checkpoints
+            .starts
+            .push((self.records.len() as u32, self.generation));
+        Ok(())
     }
 
     /// Changes how blobs stored from now on are packed and compressed.
@@ -619,6 +747,15 @@ impl<W: Sink> GenerationWriter<W> {
     }
 
     fn write_record(&mut self, q: Queued) -> Result<()> {
+        let c = &self.checkpoints;
+        if c.threshold > 0 && self.pos > self.packfile_offset {
+            let payload = q.packed.as_ref().map_or(0, |p| p.1.len() as u64) + 40;
+            let index = (c.rows + q.blobs.len() as u64) * index::ENTRY_LEN as u64
+                + index::PREFIX_LEN as u64;
+            if self.pos - self.packfile_offset + payload + index > c.threshold {
+                self.checkpoint()?;
+            }
+        }
         let (codec, payload) = q.packed.expect("compressed");
         let kind = q.kind;
         let raw_len = q.raw_len;
@@ -650,6 +787,7 @@ impl<W: Sink> GenerationWriter<W> {
             codec,
             kind,
         });
+        self.checkpoints.rows += q.blobs.len() as u64;
         for i in q.blobs {
             self.blobs.get_mut(i).record = r;
         }
@@ -680,14 +818,45 @@ impl<W: Sink> GenerationWriter<W> {
     /// thousand entries at a time, so no second copy of it is ever held).
     fn write_index(&mut self) -> Result<[u8; 32]> {
         self.lookup = hashbrown::HashTable::new();
-        let blobs = std::mem::take(&mut self.blobs);
-        let mut first = [0u32; 256];
-        for b in blobs.iter() {
-            first[b.id.0[0] as usize] += 1;
+        let mut blobs = std::mem::take(&mut self.blobs);
+        let from = self.checkpoints.first_record;
+        if from > 0 {
+            // Blobs of checkpoint generations are in their indexes.
+            for s in &mut blobs.segments {
+                s.retain(|b| b.record >= from);
+            }
+            blobs.len = blobs.segments.iter().map(Vec::len).sum();
         }
+        let first = fan_out(blobs.iter());
+        self.write_index_rows(blobs.len(), first, blobs.into_sorted())
+    }
+
+    /// Writes the index of a checkpoint generation: the blobs of the
+    /// records written since the last one. The blobs stay known to this
+    /// writer, so later generations refer to them instead of storing them
+    /// again.
+    fn write_checkpoint_index(&mut self) -> Result<[u8; 32]> {
+        let from = self.checkpoints.first_record;
+        let mut rows: Vec<BlobRow> = self
+            .blobs
+            .iter()
+            .filter(|b| b.record != PENDING && b.record >= from)
+            .copied()
+            .collect();
+        rows.sort_unstable_by_key(|b| b.id);
+        let first = fan_out(rows.iter());
+        self.write_index_rows(rows.len(), first, rows.into_iter())
+    }
+
+    fn write_index_rows(
+        &mut self,
+        count: usize,
+        first: [u32; 256],
+        sorted: impl Iterator<Item = BlobRow>,
+    ) -> Result<[u8; 32]> {
         let mut hasher = blake3::Hasher::new();
-        let mut buf = index::prefix_bytes(blobs.len() as u64, &first);
-        for b in blobs.into_sorted() {
+        let mut buf = index::prefix_bytes(count as u64, &first);
+        for b in sorted {
             let r = self.records[b.record as usize];
             IndexEntry {
                 id: b.id,
@@ -713,6 +882,58 @@ impl<W: Sink> GenerationWriter<W> {
         Ok(*hasher.finalize().as_bytes())
     }
 
+    /// Writes a snapshot table: the existing archive's newest table (when
+    /// `base`), streamed a slice at a time, then `added`. Returns its offset
+    /// and hash.
+    fn write_table(
+        &mut self,
+        base: Option<&Store>,
+        added: &[TableEntry],
+    ) -> Result<(u64, [u8; 32])> {
+        let off = self.pos;
+        let old = base.map(|s| s.snapshot_table());
+        let n = old.map_or(0, |t| t.len()) + added.len();
+        if n > crate::format::limits::MAX_SNAPSHOTS as usize {
+            return Err(Error::InvalidInput(format!(
+                "the snapshot table would list {n} snapshots, more than the format's {}",
+                crate::format::limits::MAX_SNAPSHOTS
+            )));
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut put = |w: &mut Self, b: &[u8]| -> Result<()> {
+            w.out.write_all(b)?;
+            hasher.update(b);
+            w.pos += b.len() as u64;
+            Ok(())
+        };
+        put(self, &table::prefix_bytes(n))?;
+        if let Some(t) = old {
+            let per = (64 << 10) / table::ENTRY_LEN;
+            let mut first = 0;
+            while first < t.len() {
+                let count = (t.len() - first).min(per);
+                put(self, &t.raw(first, count)?)?;
+                first += count;
+            }
+        }
+        let mut b = Vec::with_capacity(table::ENTRY_LEN * added.len());
+        for e in added {
+            e.write(&mut b);
+        }
+        put(self, &b)?;
+        Ok((off, *hasher.finalize().as_bytes()))
+    }
+
+    /// Whether the existing archive's newest snapshot table lists `id` (a
+    /// snapshot whose blob no index holds is not listed by a sound table,
+    /// so the table is read only for a blob already stored).
+    pub fn existing_lists_snapshot(&self, id: &Id) -> Result<bool> {
+        match self.ctx.existing.as_deref() {
+            Some(s) if s.contains(id)? => Ok(s.snapshot_table().position(id)?.is_some()),
+            _ => Ok(false),
+        }
+    }
+
     fn write_section(&mut self, b: &[u8]) -> Result<(u64, [u8; 32])> {
         let off = self.pos;
         self.out.write_all(b)?;
@@ -722,9 +943,33 @@ impl<W: Sink> GenerationWriter<W> {
 
     /// Writes index, snapshot table, optional key slots and the footer, with
     /// the data made durable before the footer is written. Returns the sink
-    /// and the footer.
+    /// and the footer. `snapshots` is the whole table to write.
     pub fn finish(
+        self,
+        snapshots: &[TableEntry],
+        keyslots: Option<&[KeySlot]>,
+        signer: Option<&ed25519_dalek::SigningKey>,
+        time_ns: i64,
+    ) -> Result<(W, Footer)> {
+        self.finish_with(false, snapshots, keyslots, signer, time_ns)
+    }
+
+    /// [`GenerationWriter::finish`] with a table that lists the existing
+    /// archive's snapshots (read from its newest table a slice at a time,
+    /// never held whole) followed by `added`.
+    pub fn finish_appending(
+        self,
+        added: &[TableEntry],
+        keyslots: Option<&[KeySlot]>,
+        signer: Option<&ed25519_dalek::SigningKey>,
+        time_ns: i64,
+    ) -> Result<(W, Footer)> {
+        self.finish_with(true, added, keyslots, signer, time_ns)
+    }
+
+    fn finish_with(
         mut self,
+        keep_existing: bool,
         snapshots: &[TableEntry],
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
@@ -732,11 +977,43 @@ impl<W: Sink> GenerationWriter<W> {
     ) -> Result<(W, Footer)> {
         self.flush()?;
         self.workers = None;
+        let listed;
+        let snapshots = if keep_existing {
+            listed = self.added_entries(snapshots);
+            &listed[..]
+        } else {
+            snapshots
+        };
+        let f =
+            self.commit_generation(false, keep_existing, snapshots, keyslots, signer, time_ns)?;
+        Ok((self.out, f))
+    }
+
+    /// Writes index, table, key slots and footer of the generation being
+    /// written: the last one (`checkpoint` false), or a checkpoint. A table
+    /// written with `keep_existing` (every checkpoint) starts with the
+    /// existing archive's.
+    fn commit_generation(
+        &mut self,
+        checkpoint: bool,
+        keep_existing: bool,
+        snapshots: &[TableEntry],
+        keyslots: Option<&[KeySlot]>,
+        signer: Option<&ed25519_dalek::SigningKey>,
+        time_ns: i64,
+    ) -> Result<Footer> {
         let index_offset = self.pos;
-        let packfile_hash = *self.packfile_hash.finalize().as_bytes();
-        let index_hash = self.write_index()?;
+        let packfile_hash = *std::mem::take(&mut self.packfile_hash)
+            .finalize()
+            .as_bytes();
+        let index_hash = if checkpoint {
+            self.write_checkpoint_index()?
+        } else {
+            self.write_index()?
+        };
         let index_len = self.pos - index_offset;
-        let (table_offset, table_hash) = self.write_section(&table::to_bytes(snapshots))?;
+        let base = self.ctx.existing.clone().filter(|_| keep_existing);
+        let (table_offset, table_hash) = self.write_table(base.as_deref(), snapshots)?;
         let table_len = self.pos - table_offset;
         let (mut keyslots_offset, mut keyslots_len, mut keyslots_hash) = (0, 0, [0; 32]);
         if let Some(slots) = keyslots {
@@ -748,15 +1025,18 @@ impl<W: Sink> GenerationWriter<W> {
         // Everything the footer commits to is durable before the footer exists.
         self.out.sync_data()?;
         let existing = self.ctx.existing.as_deref();
-        let (prev_footer_offset, prev_footer_hash) =
-            match existing.and_then(|s| s.generations().last()) {
-                Some(g) => {
-                    let s = existing.expect("has generations");
-                    let b = s.slice(g.footer_offset, FOOTER_LEN as u64);
-                    (g.footer_offset, *blake3::hash(b).as_bytes())
-                }
-                None => (0, [0; 32]),
-            };
+        let (prev_footer_offset, prev_footer_hash) = match (
+            self.checkpoints.last_footer,
+            existing.and_then(|s| s.generations().last()),
+        ) {
+            (Some(last), _) => last,
+            (None, Some(g)) => {
+                let s = existing.expect("has generations");
+                let b = s.slice(g.footer_offset, FOOTER_LEN as u64);
+                (g.footer_offset, *blake3::hash(b).as_bytes())
+            }
+            (None, None) => (0, [0; 32]),
+        };
         let mut flags = 0;
         if self.ctx.keys.is_some() {
             flags |= FLAG_MAC;
@@ -794,8 +1074,11 @@ impl<W: Sink> GenerationWriter<W> {
             f.signer = sk.verifying_key().to_bytes();
             f.signature = sk.sign(&f.signed_message()).to_bytes();
         }
-        self.out.write_all(&f.to_bytes())?;
+        let footer = f.to_bytes();
+        self.out.write_all(&footer)?;
         self.out.sync_data()?;
-        Ok((self.out, f))
+        self.checkpoints.last_footer = Some((self.pos, *blake3::hash(&footer).as_bytes()));
+        self.pos += FOOTER_LEN as u64;
+        Ok(f)
     }
 }
