@@ -132,14 +132,12 @@ impl<W: Write> TarWriter<W> {
 
     /// Whether `path` is selected (and records which pattern selected it).
     fn selected(&mut self, path: &[u8]) -> bool {
-        if self.selection.patterns.is_empty() {
-            return true;
-        }
-        match self.selection.selects(path) {
-            Some(i) => {
+        match self.selection.pick(path) {
+            Some(Some(i)) => {
                 self.matched[i] = true;
                 true
             }
+            Some(None) => true,
             None => false,
         }
     }
