@@ -703,10 +703,8 @@ fn list(t: &TarArgs) -> Result<ExitCode> {
         if crate::signals::received().is_some() {
             return Err(ptar::Error::Cancelled);
         }
-        match sel.pick(path) {
-            Some(Some(i)) => matched[i] = true,
-            Some(None) => {}
-            None => return Ok(()),
+        if !sel.take(path, &mut matched) {
+            return Ok(());
         }
         if t.json {
             writeln!(out, "{}", entry_json(path, e)).map_err(ptar::Error::from)
@@ -999,10 +997,8 @@ fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<
             _: &Entry,
             content: &mut FileContent<'_>,
         ) -> ptar::Result<Flow> {
-            match self.sel.pick(path) {
-                Some(Some(i)) => self.matched[i] = true,
-                Some(None) => {}
-                None => return Ok(Flow::Skip),
+            if !self.sel.take(path, &mut self.matched) {
+                return Ok(Flow::Skip);
             }
             if self.broken {
                 return Ok(Flow::Skip);

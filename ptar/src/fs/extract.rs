@@ -115,6 +115,27 @@ impl Selection {
         self.selects(path).map(Some)
     }
 
+    /// Whether `path` is taken (not excluded, and selected by a pattern or
+    /// there are none), recording in `matched` the pattern that selects it
+    /// even when an exclusion then leaves it out: as with tar, a member
+    /// operand that names excluded members is not "not found".
+    pub fn take(&self, path: &[u8], matched: &mut [bool]) -> bool {
+        let by = if self.patterns.is_empty() {
+            None
+        } else {
+            match self.selects(path) {
+                Some(i) => Some(i),
+                None => return false,
+            }
+        };
+        if let Some(i) = by {
+            if let Some(m) = matched.get_mut(i) {
+                *m = true;
+            }
+        }
+        !self.excluded(path)
+    }
+
     /// Whether a directory at `path` may hold selected entries.
     pub fn may_hold(&self, path: &[u8]) -> bool {
         !self.excluded(path)
@@ -290,9 +311,15 @@ fn part_name(name: &[u8], n: u64) -> Vec<u8> {
 /// name they rename to appeared while the file was written.
 type Created = Arc<Mutex<HashMap<(u64, u64), Vec<u8>>>>;
 
-/// One open directory of the extraction.
+/// One directory of the extraction.
 struct Frame {
-    fd: Arc<OwnedFd>,
+    /// Its handle; `None` for a directory that only leads to selected
+    /// members while nothing was extracted into it yet: it is made when the
+    /// first member goes there, so a selection creates no empty directories.
+    fd: Option<Arc<OwnedFd>>,
+    /// Its name in its parent and its member path (for a directory made late).
+    name: Vec<u8>,
+    path: Vec<u8>,
     /// The directory's own entry, applied when it is done; `None` for the
     /// destination, for directories removed by --strip-components, and for
     /// directories that only lead to selected members.
@@ -674,7 +701,9 @@ impl<'a> FsSink<'a> {
         })
         .map_err(|e| Error::io_at(dest, errno(e)))?;
         let frames = vec![Frame {
-            fd: Arc::new(root.try_clone()?),
+            fd: Some(Arc::new(root.try_clone()?)),
+            name: Vec::new(),
+            path: Vec::new(),
             own: None,
             created: Created::default(),
             pending: Arc::default(),
@@ -738,8 +767,8 @@ impl<'a> FsSink<'a> {
         }
         while self.frames.len() > 1 {
             let f = self.frames.pop().expect("more than one");
-            if let Some((path, own)) = f.own {
-                apply(&f.fd, &path, &own);
+            if let (Some(fd), Some((path, own))) = (f.fd, f.own) {
+                apply(&fd, &path, &own);
             }
         }
     }
@@ -765,14 +794,7 @@ impl<'a> FsSink<'a> {
     }
 
     fn selected(&mut self, path: &[u8]) -> bool {
-        match self.opts.selection.pick(path) {
-            Some(Some(i)) => {
-                self.matched[i] = true;
-                true
-            }
-            Some(None) => true,
-            None => false,
-        }
+        self.opts.selection.take(path, &mut self.matched)
     }
 
     /// Whether a non-directory at `path` is extracted: selected, not above
@@ -805,8 +827,33 @@ impl<'a> FsSink<'a> {
         self.frames.last().expect("the destination frame stays")
     }
 
-    fn parent(&self) -> Arc<OwnedFd> {
-        self.frame().fd.clone()
+    /// The handle of the current directory, making first the directories
+    /// leading to it that were not made yet (`0777` less the umask, as tar
+    /// makes them).
+    fn parent(&mut self) -> Result<Arc<OwnedFd>> {
+        if let Some(first) = self.frames.iter().position(|f| f.fd.is_none()) {
+            for j in first..self.frames.len() {
+                self.count_entry()?;
+                let up = self.frames[j - 1].fd.clone().expect("made before");
+                let (name, path) = (self.frames[j].name.clone(), self.frames[j].path.clone());
+                if let Ok(st) =
+                    retry(|| rustix::fs::statat(&*up, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
+                {
+                    check_collision(&self.frames[j - 1].created, &name, &st)?;
+                }
+                let fd = self.make_dir(&up, &name, &path, false)?;
+                if let Ok(st) = retry(|| rustix::fs::fstat(&fd)) {
+                    let mut created = self.frames[j - 1]
+                        .created
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    created.insert((st.st_dev, st.st_ino), name.clone());
+                }
+                self.out.dirs += 1;
+                self.frames[j].fd = Some(Arc::new(fd));
+            }
+        }
+        Ok(self.frame().fd.clone().expect("made above"))
     }
 
     /// The metadata policy, for this thread or a writer thread.
@@ -1019,15 +1066,29 @@ impl EntrySink for FsSink<'_> {
         // their entries go into the destination itself.
         if strip(path, self.opts.strip_components).is_none() {
             self.frames.push(Frame {
-                fd: Arc::new(self.root.try_clone()?),
+                fd: Some(Arc::new(self.root.try_clone()?)),
+                name: Vec::new(),
+                path: Vec::new(),
                 own: None,
                 created: Created::default(),
                 pending: Arc::default(),
             });
             return Ok(Flow::Take);
         }
+        if !selected {
+            // Made only if a member is extracted into it.
+            self.frames.push(Frame {
+                fd: None,
+                name: e.name.clone(),
+                path: path.to_vec(),
+                own: None,
+                created: Created::default(),
+                pending: Arc::default(),
+            });
+            return Ok(Flow::Take);
+        }
+        let parent = self.parent()?;
         self.count_entry()?;
-        let parent = self.parent();
         if let Ok(st) =
             retry(|| rustix::fs::statat(&*parent, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
         {
@@ -1038,8 +1099,10 @@ impl EntrySink for FsSink<'_> {
         self.out.dirs += 1;
         // A directory that only leads to selected members gets no metadata of its own.
         self.frames.push(Frame {
-            fd: Arc::new(fd),
-            own: selected.then(|| (path.to_vec(), e.clone())),
+            fd: Some(Arc::new(fd)),
+            name: e.name.clone(),
+            path: path.to_vec(),
+            own: Some((path.to_vec(), e.clone())),
             created: Created::default(),
             pending: Arc::default(),
         });
@@ -1049,20 +1112,18 @@ impl EntrySink for FsSink<'_> {
     fn leave_dir(&mut self, _path: &[u8], _e: &Entry) -> Result<()> {
         let frame = self.frames.pop().expect("pushed by enter_dir");
         self.sweep_deferred();
-        if let Some((path, own)) = frame.own {
+        if let (Some(fd), Some((path, own))) = (frame.fd, frame.own) {
             if frame.pending.load(Ordering::Acquire) > 0 {
                 self.deferred.push(Deferred {
-                    fd: frame.fd,
+                    fd,
                     path,
                     entry: own,
                     pending: frame.pending,
                 });
             } else {
-                self.meta()
-                    .apply_fd(frame.fd.as_fd(), &own)
-                    .map_err(|err| {
-                        Error::InvalidInput(format!("cannot set directory metadata: {err}"))
-                    })?;
+                self.meta().apply_fd(fd.as_fd(), &own).map_err(|err| {
+                    Error::InvalidInput(format!("cannot set directory metadata: {err}"))
+                })?;
             }
         }
         Ok(())
@@ -1072,7 +1133,7 @@ impl EntrySink for FsSink<'_> {
         let Some(out_path) = self.admit(path)? else {
             return Ok(Flow::Skip);
         };
-        let parent = self.parent();
+        let parent = self.parent()?;
         if !self.write_file(&parent, e, path, content)? {
             return Ok(Flow::Skip);
         }
@@ -1090,7 +1151,7 @@ impl EntrySink for FsSink<'_> {
         let Some(out_path) = self.admit(path)? else {
             return Ok(Flow::Skip);
         };
-        let parent = self.parent();
+        let parent = self.parent()?;
         let parent = &parent;
         let rel = path;
         match (&e.kind, &e.payload) {

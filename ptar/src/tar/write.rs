@@ -132,14 +132,7 @@ impl<W: Write> TarWriter<W> {
 
     /// Whether `path` is selected (and records which pattern selected it).
     fn selected(&mut self, path: &[u8]) -> bool {
-        match self.selection.pick(path) {
-            Some(Some(i)) => {
-                self.matched[i] = true;
-                true
-            }
-            Some(None) => true,
-            None => false,
-        }
+        self.selection.take(path, &mut self.matched)
     }
 
     /// Turns a member's outcome into the sink's.
