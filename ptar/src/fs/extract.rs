@@ -1310,10 +1310,9 @@ pub fn extract(
             scope.spawn(|| {
                 let mut buf = Vec::with_capacity(WRITE_BUF);
                 loop {
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(_) => return,
-                    };
+                    // A poisoned lock still hands out jobs: a writer that
+                    // stopped must not leave the walk blocked on a full queue.
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(job) = job else { return };
                     let path = job.path.clone();
                     match finish_file(store, meta, job, progress, &mut buf) {
