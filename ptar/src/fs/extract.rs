@@ -294,8 +294,8 @@ const PART: &[u8] = b".ptar-part-";
 /// The temporary name a file is written under before it is renamed to
 /// `name`: `.NAME.ptar-part-PID-N`, with NAME shortened so the whole stays
 /// within the 255 bytes a file name may have.
-fn part_name(name: &[u8], n: u64) -> Vec<u8> {
-    let tail = format!("{}-{n}", std::process::id());
+fn part_name(name: &[u8], pid: u32, n: u64) -> Vec<u8> {
+    let tail = format!("{pid}-{n}");
     let keep = name.len().min(255 - 1 - PART.len() - tail.len());
     let mut t = Vec::with_capacity(255);
     t.push(b'.');
@@ -489,7 +489,7 @@ impl Meta<'_> {
                 "already exists; not replaced (-k)".into(),
             )),
             Existing::KeepNewer => {
-                let theirs = (st.st_mtime as i64, st.st_mtime_nsec as u32);
+                let theirs = (st.st_mtime, st.st_mtime_nsec as u32);
                 if theirs >= (e.mtime.sec, e.mtime.nsec) {
                     progress.warning(rel, "is newer or as old as the archived copy; not replaced");
                     return Ok(false);
@@ -512,8 +512,9 @@ struct FileJob {
     extents: Vec<Extent>,
     /// The temporary name in `dir`.
     part: Vec<u8>,
-    /// Nothing was at the final name when the file was begun: the rename
-    /// must not replace what appears there meanwhile without a check.
+    /// Nothing is known to be at the final name (nothing was looked up, or
+    /// nothing was there): the rename must not replace what is there
+    /// without applying the policy to it.
     vacant: bool,
     created: Created,
     /// The directory's count of files being written, when on a writer thread.
@@ -585,12 +586,13 @@ fn fill(
 /// Bytes gathered before a write to an extracted file.
 const WRITE_BUF: usize = 1 << 20;
 
-/// Renames a finished file from its temporary name to its final one. When
-/// the name was free as the file was begun, the rename does not replace
-/// what appeared there meanwhile (another member given the same name by
-/// --strip-components or by a folding file system, or another process)
-/// before the policy has been applied to it. Returns false when the file
-/// was kept out by the policy.
+/// Renames a finished file from its temporary name to its final one. Unless
+/// the policy was applied to what is at the name when the file was begun,
+/// the rename does not replace what is there (an older file, a symlink, a
+/// directory, the archive being read, another member given the same name
+/// by --strip-components or by a folding file system) before the policy has
+/// been applied to it. Returns false when the file was kept out by the
+/// policy.
 fn place(meta: Meta<'_>, job: &FileJob, progress: &dyn Progress) -> Result<bool> {
     let (dir, name, part) = (&*job.dir, job.entry.name.as_slice(), job.part.as_slice());
     if job.vacant {
@@ -671,8 +673,9 @@ pub struct FsSink<'a> {
     /// Failures found after the walk passed the entry (directory metadata
     /// applied late).
     late: Vec<(Vec<u8>, String)>,
-    /// Temporary names handed out.
+    /// Temporary names handed out, and the process id they hold.
     parts: u64,
+    pid: u32,
     /// Writer threads that fill and finish regular files, when extracting
     /// with more than one thread.
     jobs: Option<mpsc::SyncSender<FileJob>>,
@@ -723,6 +726,7 @@ impl<'a> FsSink<'a> {
             deferred: Vec::new(),
             late: Vec::new(),
             parts: 0,
+            pid: std::process::id(),
             jobs: None,
             write_buf: Vec::new(),
         })
@@ -975,32 +979,38 @@ impl<'a> FsSink<'a> {
                 e.size
             )));
         }
-        // What is at the final name is judged now, in walk order; a file
-        // there is replaced by the rename once the new one is complete.
-        let vacant = match retry(|| {
-            rustix::fs::statat(&**dir, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
-        }) {
-            Err(Errno::NOENT) => true,
-            Err(err) => return Err(errno(err).into()),
-            Ok(st) => {
-                if !self.meta().in_the_way(
-                    &self.frame().created,
-                    &e.name,
-                    &st,
-                    e,
-                    rel,
-                    self.progress,
-                )? {
-                    return Ok(false);
+        // By default the final name is not even looked at now: the rename
+        // into place does not replace what is there (RENAME_NOREPLACE) and,
+        // when something is, the policy is applied to it then (see
+        // `place`). Keeping an existing file (-k, --keep-newer-files) is
+        // decided here, so that a kept file is not written for nothing.
+        let vacant = if self.opts.existing == Existing::Replace {
+            true
+        } else {
+            match retry(|| rustix::fs::statat(&**dir, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
+            {
+                Err(Errno::NOENT) => true,
+                Err(err) => return Err(errno(err).into()),
+                Ok(st) => {
+                    if !self.meta().in_the_way(
+                        &self.frame().created,
+                        &e.name,
+                        &st,
+                        e,
+                        rel,
+                        self.progress,
+                    )? {
+                        return Ok(false);
+                    }
+                    false
                 }
-                false
             }
         };
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let (part, fd) = loop {
             self.parts += 1;
-            let part = part_name(&e.name, self.parts);
+            let part = part_name(&e.name, self.pid, self.parts);
             match retry(|| {
                 rustix::fs::openat(&**dir, part.as_slice(), flags, Mode::from_raw_mode(0o600))
             }) {
@@ -1400,9 +1410,9 @@ mod tests {
     #[test]
     fn part_names_fit() {
         let long = vec![b'a'; 255];
-        let p = part_name(&long, u64::MAX);
+        let p = part_name(&long, u32::MAX, u64::MAX);
         assert!(p.len() <= 255, "{}", p.len());
         assert!(p.starts_with(b".aaa"));
-        assert_eq!(&part_name(b"x", 3)[..13], b".x.ptar-part-");
+        assert_eq!(part_name(b"x", 12, 3), b".x.ptar-part-12-3");
     }
 }
