@@ -52,13 +52,15 @@ pub struct TarArgs {
     /// DIR (repeatable, positional, as in tar); for extract, extract into DIR.
     #[arg(short = 'C', long = "directory", value_name = "DIR", action = clap::ArgAction::Append)]
     pub directory: Vec<PathBuf>,
-    /// Read the names to archive from FILE (one per line; `-` for standard input).
+    /// Read the names to archive, or the members to list or extract, from
+    /// FILE (one per line; `-` for standard input).
     #[arg(short = 'T', long = "files-from", value_name = "FILE", action = clap::ArgAction::Append, help_heading = "Selecting files")]
     pub files_from: Vec<PathBuf>,
     /// With -T: names are separated by NUL bytes, not newlines.
     #[arg(long = "null", help_heading = "Selecting files")]
     pub null: bool,
-    /// Leave out files matching PATTERN (`*` also matches `/`; repeatable).
+    /// Leave out files (or, when reading, members) matching PATTERN (`*`
+    /// also matches `/`; repeatable).
     #[arg(long = "exclude", value_name = "PATTERN", action = clap::ArgAction::Append, help_heading = "Selecting files")]
     pub exclude: Vec<std::ffi::OsString>,
     /// Read exclusion patterns from FILE, one per line.
@@ -147,7 +149,8 @@ pub struct TarArgs {
     /// Do not restore POSIX ACLs.
     #[arg(long = "no-acls", help_heading = "Extraction")]
     pub no_acls: bool,
-    /// Allow symlinks and hard links that point outside the destination.
+    /// Accepted for tar compatibility; changes nothing: member names are
+    /// always relative, and symlinks are created as stored.
     #[arg(short = 'P', long = "absolute-names", help_heading = "Extraction")]
     pub absolute_names: bool,
     /// Stop extracting after SIZE bytes of content (default: what the snapshot declares).

@@ -716,18 +716,16 @@ fn from_tar(t: &TarArgs) -> Result<ExitCode> {
 fn list(t: &TarArgs) -> Result<ExitCode> {
     let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
     let snap = pick_snapshot(&archive, t)?;
-    let sel = Selection {
-        patterns: member_patterns(t),
-    };
+    let sel = selection(t)?;
     let mut matched = vec![false; sel.patterns.len()];
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     archive.walk(&snap, |path, e| {
-        if !sel.patterns.is_empty() {
-            match sel.selects(path) {
-                Some(i) => matched[i] = true,
-                None => return Ok(()),
-            }
+        if crate::signals::received().is_some() {
+            return Err(ptar::Error::Cancelled);
+        }
+        if !sel.take(path, &mut matched) {
+            return Ok(());
         }
         if t.json {
             writeln!(out, "{}", entry_json(path, e)).map_err(ptar::Error::from)
@@ -739,7 +737,7 @@ fn list(t: &TarArgs) -> Result<ExitCode> {
     Ok(report_unmatched(&sel.patterns, &matched))
 }
 
-fn extract_options(t: &TarArgs) -> ExtractOptions {
+fn extract_options(t: &TarArgs) -> Result<ExtractOptions> {
     let mut o = ExtractOptions::default();
     if t.same_permissions {
         o.preserve_permissions = true;
@@ -757,7 +755,8 @@ fn extract_options(t: &TarArgs) -> ExtractOptions {
     o.restore_times = !t.touch;
     o.xattrs = !t.no_xattrs;
     o.acls = !t.no_acls;
-    o.allow_outside_links = t.absolute_names;
+    // -P (keep leading '/' in member names) changes nothing here: member
+    // names are always relative, and symlinks are created as stored.
     o.strip_components = t.strip_components;
     o.max_bytes = t.max_output;
     o.max_entries = t.max_entries;
@@ -771,21 +770,43 @@ fn extract_options(t: &TarArgs) -> ExtractOptions {
     } else {
         Existing::Replace
     };
-    o.selection = Selection {
-        patterns: member_patterns(t),
-    };
-    o
+    o.selection = selection(t)?;
+    Ok(o)
 }
 
-fn member_patterns(t: &TarArgs) -> Vec<Vec<u8>> {
-    t.paths
+/// The members a reading mode works on: the operands, then the names of
+/// every -T list (as operands: names or patterns).
+fn member_patterns(t: &TarArgs) -> Result<Vec<Vec<u8>>> {
+    let mut names: Vec<PathBuf> = t.paths.clone();
+    for (dir, list) in &t.lists {
+        names.extend(read_list(dir, list, t.null)?.into_iter().map(|s| s.path));
+    }
+    Ok(names
         .iter()
         .map(|p| {
             let b = p.as_os_str().as_bytes();
             let b = b.strip_prefix(b"./").unwrap_or(b);
             b.strip_suffix(b"/").unwrap_or(b).to_vec()
         })
-        .collect()
+        .collect())
+}
+
+/// What a reading mode (-t, -x, -O, -d, --to-tar) selects: the member
+/// operands and -T lists, less what --exclude, -X and --exclude-vcs leave
+/// out (matched as on create).
+fn selection(t: &TarArgs) -> Result<Selection> {
+    let mut exclude = create_policy(t)?.exclude;
+    if t.exclude_vcs {
+        exclude.extend(
+            ptar::pattern::VCS_NAMES
+                .iter()
+                .map(|n| n.as_bytes().to_vec()),
+        );
+    }
+    Ok(Selection {
+        patterns: member_patterns(t)?,
+        exclude,
+    })
 }
 
 /// The name of an entry type in JSON output.
@@ -863,7 +884,9 @@ fn extract(t: &TarArgs) -> Result<ExitCode> {
     let dest = t.destination();
     let progress =
         CliProgress::new(t.verbose).with_bar(t, Some(snap.record.summary.total_size), "extracting");
-    let outcome = archive.extract(&snap, &dest, &extract_options(t), &progress);
+    let mut opts = extract_options(t)?;
+    opts.archive = archive_identity(&t.file);
+    let outcome = archive.extract(&snap, &dest, &opts, &progress);
     progress.finish();
     let outcome = outcome?;
     progress.flush()?;
@@ -885,6 +908,22 @@ fn extract(t: &TarArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The (device, inode) of the archive file being read, so that extraction
+/// never replaces it: the file named by -f, or standard input when it is a
+/// regular file (`-f - < a.ptar`).
+fn archive_identity(file: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let path = if file == Path::new("-") {
+        Path::new("/dev/stdin")
+    } else {
+        file
+    };
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| (m.dev(), m.ino()))
+}
+
 /// `--to-tar`: the snapshot's selected members as a pax tar stream on
 /// standard output. Members that cannot be written are reported and left
 /// out; the stream still ends properly.
@@ -895,9 +934,7 @@ fn to_tar(t: &TarArgs) -> Result<ExitCode> {
     }
     let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
     let snap = pick_snapshot(&archive, t)?;
-    let sel = Selection {
-        patterns: member_patterns(t),
-    };
+    let sel = selection(t)?;
     let mut sink =
         ptar::tar::write::TarWriter::new(BufWriter::with_capacity(1 << 20, stdout.lock()))
             .with_selection(sel);
@@ -930,9 +967,7 @@ fn to_tar(t: &TarArgs) -> Result<ExitCode> {
 fn diff(t: &TarArgs) -> Result<ExitCode> {
     let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
     let snap = pick_snapshot(&archive, t)?;
-    let sel = Selection {
-        patterns: member_patterns(t),
-    };
+    let sel = selection(t)?;
     let diffs = archive.compare(&snap, &t.destination(), &sel)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -971,10 +1006,7 @@ fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<
     }
     impl<W: Write> EntrySink for ToStream<W> {
         fn enter_dir(&mut self, path: &[u8], _: &Entry) -> ptar::Result<Flow> {
-            let wanted = !self.broken
-                && (self.sel.patterns.is_empty()
-                    || self.sel.selects(path).is_some()
-                    || self.sel.may_hold(path));
+            let wanted = !self.broken && (self.sel.pick(path).is_some() || self.sel.may_hold(path));
             Ok(if wanted { Flow::Take } else { Flow::Skip })
         }
         fn leave_dir(&mut self, _: &[u8], _: &Entry) -> ptar::Result<()> {
@@ -986,11 +1018,8 @@ fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<
             _: &Entry,
             content: &mut FileContent<'_>,
         ) -> ptar::Result<Flow> {
-            if !self.sel.patterns.is_empty() {
-                match self.sel.selects(path) {
-                    Some(i) => self.matched[i] = true,
-                    None => return Ok(Flow::Skip),
-                }
+            if !self.sel.take(path, &mut self.matched) {
+                return Ok(Flow::Skip);
             }
             if self.broken {
                 return Ok(Flow::Skip);
@@ -1008,9 +1037,14 @@ fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<
             Ok(Flow::Skip)
         }
     }
-    let sel = Selection {
-        patterns: member_patterns(t),
-    };
+    /// Stops the walk after SIGINT, SIGTERM or SIGHUP.
+    struct Interruptible;
+    impl Progress for Interruptible {
+        fn cancelled(&self) -> bool {
+            crate::signals::received().is_some()
+        }
+    }
+    let sel = selection(t)?;
     let matched = vec![false; sel.patterns.len()];
     let stdout = std::io::stdout();
     let mut sink = ToStream {
@@ -1019,7 +1053,7 @@ fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<
         matched,
         broken: false,
     };
-    let failures = archive.export(snap, &mut sink, &ptar::progress::NoProgress)?;
+    let failures = archive.export(snap, &mut sink, &Interruptible)?;
     if sink.broken {
         return Ok(ExitCode::SUCCESS);
     }

@@ -147,7 +147,9 @@ pub type Failures = Vec<(Vec<u8>, String)>;
 
 /// Walks the tree `root` and hands every entry to `sink`. Entries the sink
 /// accepts are reported to `progress`; failures are reported and returned.
-/// A sink's [`Error::LimitExceeded`] ends the walk at once.
+/// A sink's [`Error::LimitExceeded`] or [`Error::Cancelled`] ends the walk
+/// at once, and so does `progress` asking to stop (checked before every
+/// entry).
 pub fn export(
     store: &Store,
     root: &Id,
@@ -156,7 +158,7 @@ pub fn export(
 ) -> Result<Failures> {
     let mut failures = Vec::new();
     let mut fail = |path: &[u8], err: Error| -> Result<()> {
-        if matches!(err, Error::LimitExceeded(_)) {
+        if matches!(err, Error::LimitExceeded(_) | Error::Cancelled) {
             return Err(err);
         }
         let msg = err.to_string();
@@ -168,6 +170,9 @@ pub fn export(
     type Level = (Vec<u8>, Option<Entry>, std::vec::IntoIter<Entry>);
     let mut stack: Vec<Level> = vec![(Vec::new(), None, read_directory(store, root)?.into_iter())];
     while let Some((prefix, _, iter)) = stack.last_mut() {
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         let Some(e) = iter.next() else {
             let (path, own, _) = stack.pop().expect("non-empty");
             if let Some(own) = own {

@@ -130,7 +130,7 @@ pub fn compare(
             None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
         };
         if let Payload::Dir(id) = &e.payload {
-            if stack.len() < crate::format::limits::MAX_TREE_DEPTH {
+            if stack.len() < crate::format::limits::MAX_TREE_DEPTH && !selection.excluded(&rel) {
                 let kids = read_directory(store, id)?;
                 let fd = parent.as_ref().and_then(|p| {
                     rustix::fs::openat(p, e.name.as_slice(), DIR_FLAGS, Mode::empty()).ok()
@@ -138,7 +138,7 @@ pub fn compare(
                 stack.push((rel.clone(), fd, kids.into_iter()));
             }
         }
-        if !selection.patterns.is_empty() && selection.selects(&rel).is_none() {
+        if selection.pick(&rel).is_none() {
             continue;
         }
         let mut differ = |what: &str| {

@@ -1,30 +1,42 @@
 //! Extracting a snapshot into a directory.
 //!
 //! Every path is resolved relative to an open directory handle, one name at
-//! a time, never following a symlink: a file is created with
-//! `O_CREAT | O_EXCL | O_NOFOLLOW` inside the handle of its parent,
-//! directories are opened with `O_NOFOLLOW | O_DIRECTORY`, and metadata is
-//! set through file descriptors or `AT_SYMLINK_NOFOLLOW`. Entry names were
-//! already checked by the tree parser (no '/', '.', '..' or NUL), so no entry
-//! can name a place outside the destination, and the destination root itself
-//! cannot be named by any entry.
+//! a time, never following a symlink: directories are opened with
+//! `O_NOFOLLOW | O_DIRECTORY`, new names are created inside the handle of
+//! their parent, and metadata is set through file descriptors or
+//! `AT_SYMLINK_NOFOLLOW`. Entry names were already checked by the tree
+//! parser (no '/', '.', '..' or NUL), so no entry can name a place outside
+//! the destination, and the destination root itself cannot be named by any
+//! entry. Symlinks are created as stored, whatever their targets: nothing
+//! this extraction does goes through one.
+//!
+//! A regular file is written under a temporary name in its directory
+//! (`.NAME.ptar-part-PID-N`, created `O_EXCL`), given its metadata, and
+//! renamed over its final name only when complete: an interrupted or failed
+//! extraction leaves every name either as it was or with the archived
+//! content, and removes its temporary files. Directories get their own
+//! metadata once everything inside them is in place, also on the way out of
+//! a failed or cancelled extraction.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, CWD};
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps, CWD,
+};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
 use crate::format::tree::{Entry, EntryType, Extent, Payload, Timestamp};
 use crate::format::Id;
 use crate::progress::Progress;
+use crate::retry::eintr_rustix as retry;
 use crate::sink::{EntrySink, FileContent, Flow};
 use crate::store::Store;
 use crate::{Error, Region, Result};
@@ -35,7 +47,8 @@ use super::owners;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Existing {
-    /// Replace it (unlink, then create): tar's default, and `-U`.
+    /// Replace it: tar's default, and `-U`. A regular file is replaced by a
+    /// rename, so the name never holds a partial file.
     #[default]
     Replace,
     /// Keep it and report an error (`-k`).
@@ -44,12 +57,17 @@ pub enum Existing {
     KeepNewer,
 }
 
-/// Which members to extract.
+/// Which members to extract, list or export.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
     /// Member names or shell patterns (`*`, `?`, `[...]`); a directory
     /// selects everything under it. Empty: everything.
     pub patterns: Vec<Vec<u8>>,
+    /// Exclusion patterns (tar's `--exclude`, `-X`), matched as on create
+    /// ([`crate::pattern::exclude_match`]): unanchored, `*` matches `/`, and
+    /// an excluded directory loses its whole subtree. They win over
+    /// `patterns`.
+    pub exclude: Vec<Vec<u8>>,
 }
 
 impl Selection {
@@ -57,7 +75,7 @@ impl Selection {
         p.iter().any(|b| matches!(b, b'*' | b'?' | b'['))
     }
 
-    /// Index of the first pattern that selects `path`.
+    /// Index of the first pattern that selects `path` (exclusions aside).
     pub fn selects(&self, path: &[u8]) -> Option<usize> {
         self.patterns.iter().position(|p| {
             let p = p.strip_suffix(b"/").unwrap_or(p);
@@ -77,12 +95,54 @@ impl Selection {
         })
     }
 
+    /// Whether an exclusion pattern matches `path` (or a directory above it).
+    pub fn excluded(&self, path: &[u8]) -> bool {
+        self.exclude
+            .iter()
+            .any(|p| crate::pattern::exclude_match(p, path))
+    }
+
+    /// Whether `path` is taken: `None` when it is excluded or no pattern
+    /// selects it; else `Some` of the index of the pattern that selects it
+    /// (`Some(None)` when there are no patterns: everything is selected).
+    pub fn pick(&self, path: &[u8]) -> Option<Option<usize>> {
+        if self.excluded(path) {
+            return None;
+        }
+        if self.patterns.is_empty() {
+            return Some(None);
+        }
+        self.selects(path).map(Some)
+    }
+
+    /// Whether `path` is taken (not excluded, and selected by a pattern or
+    /// there are none), recording in `matched` the pattern that selects it
+    /// even when an exclusion then leaves it out: as with tar, a member
+    /// operand that names excluded members is not "not found".
+    pub fn take(&self, path: &[u8], matched: &mut [bool]) -> bool {
+        let by = if self.patterns.is_empty() {
+            None
+        } else {
+            match self.selects(path) {
+                Some(i) => Some(i),
+                None => return false,
+            }
+        };
+        if let Some(i) = by {
+            if let Some(m) = matched.get_mut(i) {
+                *m = true;
+            }
+        }
+        !self.excluded(path)
+    }
+
     /// Whether a directory at `path` may hold selected entries.
     pub fn may_hold(&self, path: &[u8]) -> bool {
-        self.patterns.iter().any(|p| {
-            Selection::is_pattern(p)
-                || (p.len() > path.len() && p.starts_with(path) && p[path.len()] == b'/')
-        })
+        !self.excluded(path)
+            && self.patterns.iter().any(|p| {
+                Selection::is_pattern(p)
+                    || (p.len() > path.len() && p.starts_with(path) && p[path.len()] == b'/')
+            })
     }
 }
 
@@ -106,8 +166,14 @@ pub struct ExtractOptions {
     pub acls: bool,
     /// Create device nodes (only possible as root; the default for root).
     pub devices: bool,
-    /// Allow symlinks and hard links whose targets lie outside the destination (`-P`).
-    pub allow_outside_links: bool,
+    /// Create symlinks whose targets are absolute or climb out of the
+    /// destination (on by default, as tar does: nothing is ever written
+    /// through a symlink, so creating one is safe). Off: such symlinks are
+    /// reported and skipped. Hard links always stay inside the destination.
+    pub outside_symlinks: bool,
+    /// The (device, inode) of the archive being read: a member that would
+    /// replace it is skipped with a notice ("file is the archive").
+    pub archive: Option<(u64, u64)>,
     /// What to do about files already there.
     pub existing: Existing,
     /// Drop this many leading components of every member name.
@@ -134,7 +200,8 @@ impl Default for ExtractOptions {
             xattrs: true,
             acls: true,
             devices: root,
-            allow_outside_links: false,
+            outside_symlinks: true,
+            archive: None,
             existing: Existing::Replace,
             strip_components: 0,
             selection: Selection::default(),
@@ -221,16 +288,68 @@ fn target_stays_inside(target: &[u8], dir_depth: usize) -> bool {
     true
 }
 
-/// One open directory of the extraction.
+/// The marker in the names of files being written.
+const PART: &[u8] = b".ptar-part-";
+
+/// The temporary name a file is written under before it is renamed to
+/// `name`: `.NAME.ptar-part-PID-N`, with NAME shortened so the whole stays
+/// within the 255 bytes a file name may have.
+fn part_name(name: &[u8], pid: u32, n: u64) -> Vec<u8> {
+    let tail = format!("{pid}-{n}");
+    let keep = name.len().min(255 - 1 - PART.len() - tail.len());
+    let mut t = Vec::with_capacity(255);
+    t.push(b'.');
+    t.extend_from_slice(&name[..keep]);
+    t.extend_from_slice(PART);
+    t.extend_from_slice(tail.as_bytes());
+    t
+}
+
+/// What this extraction created in one directory: (device, inode) → name,
+/// to catch names the file system folds together (case, Unicode
+/// normalization). Shared with the writer threads, which check it when a
+/// name they rename to appeared while the file was written.
+type Created = Arc<Mutex<HashMap<(u64, u64), Vec<u8>>>>;
+
+/// One directory of the extraction.
 struct Frame {
-    fd: Arc<OwnedFd>,
+    /// Its handle; `None` for a directory that only leads to selected
+    /// members while nothing was extracted into it yet: it is made when the
+    /// first member goes there, so a selection creates no empty directories.
+    fd: Option<Arc<OwnedFd>>,
+    /// Its name in its parent and its member path (for a directory made late).
+    name: Vec<u8>,
+    path: Vec<u8>,
     /// The directory's own entry, applied when it is done; `None` for the
     /// destination, for directories removed by --strip-components, and for
     /// directories that only lead to selected members.
-    own: Option<Entry>,
-    /// (device, inode) → name of what this extraction created here, to catch
-    /// names the file system folds together (case, Unicode normalization).
-    created: HashMap<(u64, u64), Vec<u8>>,
+    own: Option<(Vec<u8>, Entry)>,
+    created: Created,
+    /// Files of this directory still being written by writer threads: its
+    /// metadata waits for them (their renames change its times, and a
+    /// read-only mode would stop them).
+    pending: Arc<AtomicUsize>,
+}
+
+/// A directory left by the walk whose files are still being written.
+struct Deferred {
+    fd: Arc<OwnedFd>,
+    path: Vec<u8>,
+    entry: Entry,
+    pending: Arc<AtomicUsize>,
+}
+
+/// Refuses a name that the file system resolves to something this
+/// extraction already created in the same directory under another name.
+fn check_collision(created: &Created, name: &[u8], st: &rustix::fs::Stat) -> Result<()> {
+    let created = created.lock().unwrap_or_else(|e| e.into_inner());
+    match created.get(&(st.st_dev, st.st_ino)) {
+        Some(other) if other.as_slice() != name => Err(Error::InvalidInput(format!(
+            "collides with '{}' on this file system (names folded together); not extracted",
+            String::from_utf8_lossy(other)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// How metadata is applied: the part of the options a writer thread needs.
@@ -277,15 +396,15 @@ impl Meta<'_> {
         )
     }
     /// Sets ownership, mode, xattrs and times through an open descriptor.
-    fn apply_fd(&self, fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
+    fn apply_fd(&self, fd: BorrowedFd<'_>, e: &Entry) -> std::io::Result<()> {
         if self.opts.same_owner {
             let (u, g) = self.owner(e);
-            rustix::fs::fchown(fd, Some(u), Some(g)).map_err(errno)?;
+            retry(|| rustix::fs::fchown(fd, Some(u), Some(g))).map_err(errno)?;
         }
-        rustix::fs::fchmod(fd, self.mode_of(e)).map_err(errno)?;
+        retry(|| rustix::fs::fchmod(fd, self.mode_of(e))).map_err(errno)?;
         self.apply_xattrs(fd, e)?;
         if let Some(t) = self.times(e) {
-            rustix::fs::futimens(fd, &t).map_err(errno)?;
+            retry(|| rustix::fs::futimens(fd, &t)).map_err(errno)?;
         }
         Ok(())
     }
@@ -297,22 +416,26 @@ impl Meta<'_> {
         let name = e.name.as_slice();
         if self.opts.same_owner {
             let (u, g) = self.owner(e);
-            rustix::fs::chownat(parent, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(errno)?;
+            retry(|| {
+                rustix::fs::chownat(parent, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+            })
+            .map_err(errno)?;
         }
         if chmod {
-            rustix::fs::chmodat(parent, name, self.mode_of(e), AtFlags::empty()).map_err(errno)?;
+            retry(|| rustix::fs::chmodat(parent, name, self.mode_of(e), AtFlags::empty()))
+                .map_err(errno)?;
         }
         if let Some(t) = self.times(e) {
-            rustix::fs::utimensat(parent, name, &t, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+            retry(|| rustix::fs::utimensat(parent, name, &t, AtFlags::SYMLINK_NOFOLLOW))
+                .map_err(errno)?;
         }
         Ok(())
     }
-    fn apply_xattrs(&self, fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
+    fn apply_xattrs(&self, fd: BorrowedFd<'_>, e: &Entry) -> std::io::Result<()> {
         if e.xattrs.is_empty() || !(self.opts.xattrs || self.opts.acls) {
             return Ok(());
         }
-        let f = File::from(fd.try_clone()?);
+        let f = File::from(fd.try_clone_to_owned()?);
         for (k, v) in &e.xattrs {
             let wanted = if k.starts_with(b"system.posix_acl_") {
                 self.opts.acls
@@ -325,8 +448,8 @@ impl Meta<'_> {
             };
             if wanted {
                 use xattr::FileExt;
-                f.set_xattr(std::ffi::OsStr::from_bytes(k), v)
-                    .map_err(|err| {
+                crate::retry::eintr(|| f.set_xattr(std::ffi::OsStr::from_bytes(k), v)).map_err(
+                    |err| {
                         std::io::Error::new(
                             err.kind(),
                             format!(
@@ -334,21 +457,68 @@ impl Meta<'_> {
                                 String::from_utf8_lossy(k)
                             ),
                         )
-                    })?;
+                    },
+                )?;
             }
         }
         Ok(())
     }
+
+    /// Decides about something found at `name` in `dir` where a new entry
+    /// goes: `Ok(true)` to replace it, `Ok(false)` to keep it and skip the
+    /// entry (reported), an error for the entry otherwise.
+    fn in_the_way(
+        &self,
+        created: &Created,
+        name: &[u8],
+        st: &rustix::fs::Stat,
+        e: &Entry,
+        rel: &[u8],
+        progress: &dyn Progress,
+    ) -> Result<bool> {
+        check_collision(created, name, st)?;
+        if self.opts.archive == Some((st.st_dev, st.st_ino)) {
+            progress.notice(rel, "file is the archive; not extracted");
+            return Ok(false);
+        }
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            return Err(Error::InvalidInput("a directory is in the way".into()));
+        }
+        match self.opts.existing {
+            Existing::KeepOld => Err(Error::InvalidInput(
+                "already exists; not replaced (-k)".into(),
+            )),
+            Existing::KeepNewer => {
+                let theirs = (st.st_mtime, st.st_mtime_nsec as u32);
+                if theirs >= (e.mtime.sec, e.mtime.nsec) {
+                    progress.warning(rel, "is newer or as old as the archived copy; not replaced");
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+            Existing::Replace => Ok(true),
+        }
+    }
 }
 
-/// A regular file created by the sink, handed to a writer thread to fill
-/// and finish (content, then ownership, mode, attributes and times).
+/// A regular file created under its temporary name, to be filled and
+/// finished (content, then ownership, mode, attributes and times) and
+/// renamed into place, by a writer thread or the walking thread.
 struct FileJob {
     file: File,
     dir: Arc<OwnedFd>,
     entry: Entry,
     path: Vec<u8>,
     extents: Vec<Extent>,
+    /// The temporary name in `dir`.
+    part: Vec<u8>,
+    /// Nothing is known to be at the final name (nothing was looked up, or
+    /// nothing was there): the rename must not replace what is there
+    /// without applying the policy to it.
+    vacant: bool,
+    created: Created,
+    /// The directory's count of files being written, when on a writer thread.
+    pending: Option<Arc<AtomicUsize>>,
 }
 
 /// What writer threads report back.
@@ -357,10 +527,12 @@ struct Written {
     files: AtomicU64,
     bytes: AtomicU64,
     failures: Mutex<Vec<(Vec<u8>, String)>>,
+    cancelled: AtomicBool,
 }
 
 /// Writes the data extents and seeks over holes, then sets the length if
-/// the file ends in a hole. Returns the bytes written.
+/// the file ends in a hole. Returns the bytes written. Stops with
+/// [`Error::Cancelled`] between chunks when `progress` asks.
 fn fill(
     file: &mut File,
     content: &FileContent<'_>,
@@ -375,6 +547,9 @@ fn fill(
     buf.clear();
     let mut written = 0;
     for ext in extents {
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         match *ext {
             Extent::Data { len, id } => {
                 content.with_chunk(&id, len, |data| -> std::io::Result<()> {
@@ -403,7 +578,7 @@ fn fill(
     buf.clear();
     // A trailing hole needs the length set; data to the end already has it.
     if !matches!(extents.last(), Some(Extent::Data { .. })) {
-        file.set_len(size)?;
+        crate::retry::eintr(|| file.set_len(size))?;
     }
     Ok(written)
 }
@@ -411,33 +586,72 @@ fn fill(
 /// Bytes gathered before a write to an extracted file.
 const WRITE_BUF: usize = 1 << 20;
 
-/// Fills a created file and applies its metadata; a file whose content
-/// cannot be written whole is removed again.
+/// Renames a finished file from its temporary name to its final one. Unless
+/// the policy was applied to what is at the name when the file was begun,
+/// the rename does not replace what is there (an older file, a symlink, a
+/// directory, the archive being read, another member given the same name
+/// by --strip-components or by a folding file system) before the policy has
+/// been applied to it. Returns false when the file was kept out by the
+/// policy.
+fn place(meta: Meta<'_>, job: &FileJob, progress: &dyn Progress) -> Result<bool> {
+    let (dir, name, part) = (&*job.dir, job.entry.name.as_slice(), job.part.as_slice());
+    if job.vacant {
+        match retry(|| rustix::fs::renameat_with(dir, part, dir, name, RenameFlags::NOREPLACE)) {
+            Ok(()) => return Ok(true),
+            // The name was taken meanwhile: decide as for a name taken before.
+            Err(Errno::EXIST) => {}
+            // RENAME_NOREPLACE is not supported here: check, then rename.
+            Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(errno(e).into()),
+        }
+        match retry(|| rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)) {
+            Ok(st) => {
+                if !meta.in_the_way(&job.created, name, &st, &job.entry, &job.path, progress)? {
+                    return Ok(false);
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(errno(e).into()),
+        }
+    }
+    retry(|| rustix::fs::renameat(dir, part, dir, name)).map_err(errno)?;
+    Ok(true)
+}
+
+/// Fills a file begun under its temporary name, applies its metadata and
+/// renames it into place. On any failure, or when cancelled, the temporary
+/// file is removed and the final name is left as it was. Returns the bytes
+/// written, `None` when the policy kept the file out.
 fn finish_file(
     store: &Store,
     meta: Meta<'_>,
-    job: FileJob,
+    mut job: FileJob,
     progress: &dyn Progress,
     buf: &mut Vec<u8>,
-) -> Result<u64> {
-    let FileJob {
-        mut file,
-        dir,
-        entry,
-        extents,
-        ..
-    } = job;
-    let content = FileContent::new(store, &entry);
-    let written = match fill(&mut file, &content, &extents, entry.size, progress, buf) {
-        Ok(n) => n,
-        Err(err) => {
-            drop(file);
-            let _ = rustix::fs::unlinkat(&*dir, entry.name.as_slice(), AtFlags::empty());
-            return Err(err);
+) -> Result<Option<u64>> {
+    let r = (|| {
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
         }
-    };
-    meta.apply_fd(&OwnedFd::from(file), &entry)?;
-    Ok(written)
+        let content = FileContent::new(store, &job.entry);
+        let n = fill(
+            &mut job.file,
+            &content,
+            &job.extents,
+            job.entry.size,
+            progress,
+            buf,
+        )?;
+        meta.apply_fd(job.file.as_fd(), &job.entry)?;
+        Ok(place(meta, &job, progress)?.then_some(n))
+    })();
+    if !matches!(r, Ok(Some(_))) {
+        let _ = retry(|| rustix::fs::unlinkat(&*job.dir, job.part.as_slice(), AtFlags::empty()));
+    }
+    if let Some(p) = &job.pending {
+        p.fetch_sub(1, Ordering::AcqRel);
+    }
+    r
 }
 
 /// The file-system sink: writes entries below a destination directory.
@@ -454,6 +668,14 @@ pub struct FsSink<'a> {
     entries_left: u64,
     matched: Vec<bool>,
     frames: Vec<Frame>,
+    /// Directories left whose files writer threads are still writing.
+    deferred: Vec<Deferred>,
+    /// Failures found after the walk passed the entry (directory metadata
+    /// applied late).
+    late: Vec<(Vec<u8>, String)>,
+    /// Temporary names handed out, and the process id they hold.
+    parts: u64,
+    pid: u32,
     /// Writer threads that fill and finish regular files, when extracting
     /// with more than one thread.
     jobs: Option<mpsc::SyncSender<FileJob>>,
@@ -471,18 +693,23 @@ impl<'a> FsSink<'a> {
         opts: &'a ExtractOptions,
         progress: &'a dyn Progress,
     ) -> Result<FsSink<'a>> {
-        std::fs::create_dir_all(dest).map_err(|e| Error::io_at(dest, e))?;
-        let root = rustix::fs::openat(
-            CWD,
-            dest,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
+        crate::retry::eintr(|| std::fs::create_dir_all(dest)).map_err(|e| Error::io_at(dest, e))?;
+        let root = retry(|| {
+            rustix::fs::openat(
+                CWD,
+                dest,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        })
         .map_err(|e| Error::io_at(dest, errno(e)))?;
         let frames = vec![Frame {
-            fd: Arc::new(root.try_clone()?),
+            fd: Some(Arc::new(root.try_clone()?)),
+            name: Vec::new(),
+            path: Vec::new(),
             own: None,
-            created: HashMap::new(),
+            created: Created::default(),
+            pending: Arc::default(),
         }];
         Ok(FsSink {
             root,
@@ -496,14 +723,22 @@ impl<'a> FsSink<'a> {
             entries_left: opts.max_entries.unwrap_or(declared.1),
             matched: vec![false; opts.selection.patterns.len()],
             frames,
+            deferred: Vec::new(),
+            late: Vec::new(),
+            parts: 0,
+            pid: std::process::id(),
             jobs: None,
             write_buf: Vec::new(),
         })
     }
 
-    /// What was done; per-entry failures are added by the caller.
+    /// What was done; per-entry failures are added by the caller. Gives
+    /// every directory still open or waiting (after a failure or a
+    /// cancellation, or with writer threads done) its metadata first, so
+    /// none is left at the `0700` it was created with.
     pub fn finish(mut self) -> ExtractOutcome {
         self.jobs = None;
+        self.close_dirs();
         self.out.unmatched = self
             .opts
             .selection
@@ -513,20 +748,57 @@ impl<'a> FsSink<'a> {
             .filter(|(_, m)| !**m)
             .map(|(p, _)| p.clone())
             .collect();
+        self.out.errors.append(&mut self.late);
         self.out
     }
 
-    fn selected(&mut self, path: &[u8]) -> bool {
-        if self.opts.selection.patterns.is_empty() {
-            return true;
-        }
-        match self.opts.selection.selects(path) {
-            Some(i) => {
-                self.matched[i] = true;
-                true
+    /// Applies the metadata of every directory left waiting for its files
+    /// and of every directory still open (deepest first). Called when no
+    /// writer thread is at work any more.
+    fn close_dirs(&mut self) {
+        let meta = self.meta();
+        let late = &mut self.late;
+        let progress = self.progress;
+        let mut apply = |fd: &OwnedFd, path: &[u8], e: &Entry| {
+            if let Err(err) = meta.apply_fd(fd.as_fd(), e) {
+                let msg = format!("cannot set directory metadata: {err}");
+                progress.warning(path, &msg);
+                late.push((path.to_vec(), msg));
             }
-            None => false,
+        };
+        for d in std::mem::take(&mut self.deferred) {
+            apply(&d.fd, &d.path, &d.entry);
         }
+        while self.frames.len() > 1 {
+            let f = self.frames.pop().expect("more than one");
+            if let (Some(fd), Some((path, own))) = (f.fd, f.own) {
+                apply(&fd, &path, &own);
+            }
+        }
+    }
+
+    /// Applies the metadata of the directories left waiting whose files are
+    /// all in place now.
+    fn sweep_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let meta = self.meta();
+        let mut keep = Vec::new();
+        for d in std::mem::take(&mut self.deferred) {
+            if d.pending.load(Ordering::Acquire) > 0 {
+                keep.push(d);
+            } else if let Err(err) = meta.apply_fd(d.fd.as_fd(), &d.entry) {
+                let msg = format!("cannot set directory metadata: {err}");
+                self.progress.warning(&d.path, &msg);
+                self.late.push((d.path, msg));
+            }
+        }
+        self.deferred = keep;
+    }
+
+    fn selected(&mut self, path: &[u8]) -> bool {
+        self.opts.selection.take(path, &mut self.matched)
     }
 
     /// Whether a non-directory at `path` is extracted: selected, not above
@@ -555,13 +827,37 @@ impl<'a> FsSink<'a> {
         Ok(())
     }
 
-    fn parent(&self) -> std::io::Result<Arc<OwnedFd>> {
-        Ok(self
-            .frames
-            .last()
-            .expect("the destination frame stays")
-            .fd
-            .clone())
+    fn frame(&self) -> &Frame {
+        self.frames.last().expect("the destination frame stays")
+    }
+
+    /// The handle of the current directory, making first the directories
+    /// leading to it that were not made yet (`0777` less the umask, as tar
+    /// makes them).
+    fn parent(&mut self) -> Result<Arc<OwnedFd>> {
+        if let Some(first) = self.frames.iter().position(|f| f.fd.is_none()) {
+            for j in first..self.frames.len() {
+                self.count_entry()?;
+                let up = self.frames[j - 1].fd.clone().expect("made before");
+                let (name, path) = (self.frames[j].name.clone(), self.frames[j].path.clone());
+                if let Ok(st) =
+                    retry(|| rustix::fs::statat(&*up, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
+                {
+                    check_collision(&self.frames[j - 1].created, &name, &st)?;
+                }
+                let fd = self.make_dir(&up, &name, &path, false)?;
+                if let Ok(st) = retry(|| rustix::fs::fstat(&fd)) {
+                    let mut created = self.frames[j - 1]
+                        .created
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    created.insert((st.st_dev, st.st_ino), name.clone());
+                }
+                self.out.dirs += 1;
+                self.frames[j].fd = Some(Arc::new(fd));
+            }
+        }
+        Ok(self.frame().fd.clone().expect("made above"))
     }
 
     /// The metadata policy, for this thread or a writer thread.
@@ -577,77 +873,77 @@ impl<'a> FsSink<'a> {
     /// error; anything else is removed unless the policy keeps it. Returns
     /// false when the entry must be skipped.
     fn make_room(&mut self, dir: &OwnedFd, name: &[u8], e: &Entry, rel: &[u8]) -> Result<bool> {
-        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let st = match retry(|| rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(true),
             Err(err) => return Err(errno(err).into()),
         };
-        self.check_collision(name, &st)?;
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            return Err(Error::InvalidInput("a directory is in the way".into()));
+        if !self
+            .meta()
+            .in_the_way(&self.frame().created, name, &st, e, rel, self.progress)?
+        {
+            return Ok(false);
         }
-        match self.opts.existing {
-            Existing::KeepOld => {
-                return Err(Error::InvalidInput(
-                    "already exists; not replaced (-k)".into(),
-                ))
-            }
-            Existing::KeepNewer => {
-                let theirs = (st.st_mtime as i64, st.st_mtime_nsec as u32);
-                if theirs >= (e.mtime.sec, e.mtime.nsec) {
-                    self.progress
-                        .warning(rel, "is newer or as old as the archived copy; not replaced");
-                    return Ok(false);
-                }
-            }
-            Existing::Replace => {}
-        }
-        rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)?;
+        retry(|| rustix::fs::unlinkat(dir, name, AtFlags::empty())).map_err(errno)?;
         Ok(true)
-    }
-    /// Refuses a name that the file system resolves to something this
-    /// extraction already created in the same directory under another name
-    /// (a case-insensitive or normalizing file system folding two entries).
-    fn check_collision(&self, name: &[u8], st: &rustix::fs::Stat) -> Result<()> {
-        let created = &self
-            .frames
-            .last()
-            .expect("the destination frame stays")
-            .created;
-        match created.get(&(st.st_dev, st.st_ino)) {
-            Some(other) if other.as_slice() != name => Err(Error::InvalidInput(format!(
-                "collides with '{}' on this file system (names folded together); not extracted",
-                String::from_utf8_lossy(other)
-            ))),
-            _ => Ok(()),
-        }
     }
 
     /// Remembers what was just created as `name` in the current directory.
     fn record(&mut self, parent: &OwnedFd, name: &[u8]) {
-        if let Ok(st) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-            let frame = self.frames.last_mut().expect("the destination frame stays");
-            frame.created.insert((st.st_dev, st.st_ino), name.to_vec());
+        if let Ok(st) = retry(|| rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)) {
+            self.record_stat(name, &st);
         }
     }
 
-    fn make_dir(&self, parent: &OwnedFd, name: &[u8]) -> std::io::Result<OwnedFd> {
-        match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+    fn record_stat(&mut self, name: &[u8], st: &rustix::fs::Stat) {
+        let mut created = self
+            .frame()
+            .created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        created.insert((st.st_dev, st.st_ino), name.to_vec());
+    }
+
+    /// Opens the directory `name` in `parent`, creating it if missing:
+    /// `0700` until its own metadata is applied when `own` (it is
+    /// extracted), else `0777` less the umask, as tar makes the directories
+    /// that lead to selected members. A non-directory in the way (a symlink
+    /// included) is replaced, never followed; the archive being read is not.
+    fn make_dir(&self, parent: &OwnedFd, name: &[u8], rel: &[u8], own: bool) -> Result<OwnedFd> {
+        let mode = Mode::from_raw_mode(if own { 0o700 } else { 0o777 });
+        match retry(|| rustix::fs::mkdirat(parent, name, mode)) {
             Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(errno(e)),
+            Err(e) => return Err(errno(e).into()),
         }
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+        match retry(|| rustix::fs::openat(parent, name, flags, Mode::empty())) {
             Ok(fd) => Ok(fd),
             Err(Errno::NOTDIR) | Err(Errno::LOOP) => {
                 // A non-directory (or a symlink) is in the way: replace it.
-                rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(errno)?;
-                rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)).map_err(errno)?;
-                rustix::fs::openat(parent, name, flags, Mode::empty()).map_err(errno)
+                let st = retry(|| rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW))
+                    .map_err(errno)?;
+                if self.opts.archive == Some((st.st_dev, st.st_ino)) {
+                    return Err(Error::InvalidInput(
+                        "file is the archive; not extracted".into(),
+                    ));
+                }
+                if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                    self.progress.notice(
+                        rel,
+                        "a symlink was in the way; replaced by the directory (not followed)",
+                    );
+                }
+                retry(|| rustix::fs::unlinkat(parent, name, AtFlags::empty())).map_err(errno)?;
+                retry(|| rustix::fs::mkdirat(parent, name, mode)).map_err(errno)?;
+                Ok(
+                    retry(|| rustix::fs::openat(parent, name, flags, Mode::empty()))
+                        .map_err(errno)?,
+                )
             }
-            Err(e) => Err(errno(e)),
+            Err(e) => Err(errno(e).into()),
         }
     }
+
     fn link_target_dir(&self, target: &[u8]) -> Result<(OwnedFd, Vec<u8>)> {
         let (dir, base) = match target.iter().rposition(|&b| b == b'/') {
             Some(i) => (&target[..i], &target[i + 1..]),
@@ -657,13 +953,18 @@ impl<'a> FsSink<'a> {
         let resolve =
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
         let dfd = if dir.is_empty() {
-            rustix::fs::openat(&self.root, ".", oflags, Mode::empty()).map_err(errno)?
+            retry(|| rustix::fs::openat(&self.root, ".", oflags, Mode::empty())).map_err(errno)?
         } else {
-            rustix::fs::openat2(&self.root, dir, oflags, Mode::empty(), resolve).map_err(errno)?
+            retry(|| rustix::fs::openat2(&self.root, dir, oflags, Mode::empty(), resolve))
+                .map_err(errno)?
         };
         Ok((dfd, base.to_vec()))
     }
 
+    /// Begins a regular file under a temporary name and has it written:
+    /// on a writer thread, or here when there are none or when the file has
+    /// other names (a hard link to it must find it complete and in place).
+    /// Returns false when the policy keeps what is there.
     fn write_file(
         &mut self,
         dir: &Arc<OwnedFd>,
@@ -678,43 +979,85 @@ impl<'a> FsSink<'a> {
                 e.size
             )));
         }
+        // By default the final name is not even looked at now: the rename
+        // into place does not replace what is there (RENAME_NOREPLACE) and,
+        // when something is, the policy is applied to it then (see
+        // `place`). Keeping an existing file (-k, --keep-newer-files) is
+        // decided here, so that a kept file is not written for nothing.
+        let vacant = if self.opts.existing == Existing::Replace {
+            true
+        } else {
+            match retry(|| rustix::fs::statat(&**dir, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
+            {
+                Err(Errno::NOENT) => true,
+                Err(err) => return Err(errno(err).into()),
+                Ok(st) => {
+                    if !self.meta().in_the_way(
+                        &self.frame().created,
+                        &e.name,
+                        &st,
+                        e,
+                        rel,
+                        self.progress,
+                    )? {
+                        return Ok(false);
+                    }
+                    false
+                }
+            }
+        };
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let create =
-            || rustix::fs::openat(dir, e.name.as_slice(), flags, Mode::from_raw_mode(0o600));
-        // Into an empty place the exclusive create is all it takes; only a
-        // name already there (a file to replace or keep, a directory or a
-        // symlink in the way, or a folded name) goes through make_room.
-        let fd = match create() {
-            Err(Errno::EXIST) => {
-                if !self.make_room(dir, &e.name, e, rel)? {
-                    return Ok(false);
-                }
-                create().map_err(errno)?
+        let (part, fd) = loop {
+            self.parts += 1;
+            let part = part_name(&e.name, self.pid, self.parts);
+            match retry(|| {
+                rustix::fs::openat(&**dir, part.as_slice(), flags, Mode::from_raw_mode(0o600))
+            }) {
+                Ok(fd) => break (part, fd),
+                // Left by an earlier run of a process with our id: pick another.
+                Err(Errno::EXIST) => continue,
+                Err(err) => return Err(errno(err).into()),
             }
-            other => other.map_err(errno)?,
         };
-        let file = File::from(fd);
+        if let Ok(st) = retry(|| rustix::fs::fstat(&fd)) {
+            self.record_stat(&e.name, &st);
+        }
         self.budget -= e.size;
-        let job = FileJob {
-            file,
+        let mut job = FileJob {
+            file: File::from(fd),
             dir: dir.clone(),
             entry: e.clone(),
             path: rel.to_vec(),
             extents: content.extents()?.to_vec(),
+            part,
+            vacant,
+            created: self.frame().created.clone(),
+            pending: None,
         };
         match &self.jobs {
-            Some(tx) => {
-                tx.send(job).map_err(|_| Error::Io {
-                    path: None,
-                    source: std::io::Error::other("the extraction's writer threads stopped"),
-                })?;
+            Some(tx) if e.nlink <= 1 => {
+                let pending = self.frame().pending.clone();
+                pending.fetch_add(1, Ordering::AcqRel);
+                job.pending = Some(pending.clone());
+                if let Err(mpsc::SendError(job)) = tx.send(job) {
+                    pending.fetch_sub(1, Ordering::AcqRel);
+                    let _ = retry(|| {
+                        rustix::fs::unlinkat(&*job.dir, job.part.as_slice(), AtFlags::empty())
+                    });
+                    return Err(Error::Io {
+                        path: None,
+                        source: std::io::Error::other("the extraction's writer threads stopped"),
+                    });
+                }
             }
-            None => {
+            _ => {
                 let mut buf = std::mem::take(&mut self.write_buf);
                 let n = finish_file(content.store(), self.meta(), job, self.progress, &mut buf);
                 self.write_buf = buf;
-                let n = n?;
+                let Some(n) = n? else {
+                    return Ok(false);
+                };
                 self.out.bytes += n;
                 self.out.files += 1;
             }
@@ -733,35 +1076,65 @@ impl EntrySink for FsSink<'_> {
         // their entries go into the destination itself.
         if strip(path, self.opts.strip_components).is_none() {
             self.frames.push(Frame {
-                fd: Arc::new(self.root.try_clone()?),
+                fd: Some(Arc::new(self.root.try_clone()?)),
+                name: Vec::new(),
+                path: Vec::new(),
                 own: None,
-                created: HashMap::new(),
+                created: Created::default(),
+                pending: Arc::default(),
             });
             return Ok(Flow::Take);
         }
-        self.count_entry()?;
-        let parent = self.parent()?;
-        if let Ok(st) = rustix::fs::statat(&parent, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
-            self.check_collision(&e.name, &st)?;
+        if !selected {
+            // Made only if a member is extracted into it.
+            self.frames.push(Frame {
+                fd: None,
+                name: e.name.clone(),
+                path: path.to_vec(),
+                own: None,
+                created: Created::default(),
+                pending: Arc::default(),
+            });
+            return Ok(Flow::Take);
         }
-        let fd = self.make_dir(&parent, &e.name)?;
+        let parent = self.parent()?;
+        self.count_entry()?;
+        if let Ok(st) =
+            retry(|| rustix::fs::statat(&*parent, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
+        {
+            check_collision(&self.frame().created, &e.name, &st)?;
+        }
+        let fd = self.make_dir(&parent, &e.name, path, selected)?;
         self.record(&parent, &e.name);
         self.out.dirs += 1;
         // A directory that only leads to selected members gets no metadata of its own.
         self.frames.push(Frame {
-            fd: Arc::new(fd),
-            own: selected.then(|| e.clone()),
-            created: HashMap::new(),
+            fd: Some(Arc::new(fd)),
+            name: e.name.clone(),
+            path: path.to_vec(),
+            own: Some((path.to_vec(), e.clone())),
+            created: Created::default(),
+            pending: Arc::default(),
         });
         Ok(Flow::Take)
     }
 
     fn leave_dir(&mut self, _path: &[u8], _e: &Entry) -> Result<()> {
         let frame = self.frames.pop().expect("pushed by enter_dir");
-        if let Some(own) = frame.own {
-            self.meta().apply_fd(&frame.fd, &own).map_err(|err| {
-                Error::InvalidInput(format!("cannot set directory metadata: {err}"))
-            })?;
+        self.sweep_deferred();
+        if let (Some(fd), Some((path, own))) = (frame.fd, frame.own) {
+            if frame.pending.load(Ordering::Acquire) > 0 {
+                self.deferred.push(Deferred {
+                    fd,
+                    path,
+                    entry: own,
+                    pending: frame.pending,
+                });
+            } else {
+                self.meta().apply_fd(fd.as_fd(), &own).map_err(|err| {
+                    Error::InvalidInput(format!("cannot set directory metadata: {err}"))
+                })?;
+            }
         }
         Ok(())
     }
@@ -774,10 +1147,10 @@ impl EntrySink for FsSink<'_> {
         if !self.write_file(&parent, e, path, content)? {
             return Ok(Flow::Skip);
         }
-        self.record(&parent, &e.name);
         // Only a file with other names can be a hard link's target (the
         // writer stores a hard link to the first name of a file whose link
-        // count is above 1); remembering just those keeps memory flat.
+        // count is above 1); remembering just those keeps memory flat. Such
+        // a file was written on this thread: it is complete and in place.
         if e.nlink > 1 {
             self.files_done.insert(out_path);
         }
@@ -794,16 +1167,16 @@ impl EntrySink for FsSink<'_> {
         match (&e.kind, &e.payload) {
             (EntryType::Symlink, Payload::Symlink(target)) => {
                 let depth = out_path.iter().filter(|&&b| b == b'/').count();
-                if !self.opts.allow_outside_links && !target_stays_inside(target, depth) {
+                if !self.opts.outside_symlinks && !target_stays_inside(target, depth) {
                     return Err(Error::InvalidInput(format!(
-                        "symlink to '{}' points outside the destination; not created (-P allows it)",
+                        "symlink to '{}' points outside the destination; not created",
                         String::from_utf8_lossy(target)
                     )));
                 }
                 if !self.make_room(parent, &e.name, e, rel)? {
                     return Ok(Flow::Skip);
                 }
-                rustix::fs::symlinkat(target.as_slice(), parent, e.name.as_slice())
+                retry(|| rustix::fs::symlinkat(target.as_slice(), &**parent, e.name.as_slice()))
                     .map_err(errno)?;
                 self.record(parent, &e.name);
                 self.meta().apply_by_name(parent, e, false)?;
@@ -821,13 +1194,15 @@ impl EntrySink for FsSink<'_> {
                 if !self.make_room(parent, &e.name, e, rel)? {
                     return Ok(Flow::Skip);
                 }
-                rustix::fs::linkat(
-                    &dfd,
-                    base.as_slice(),
-                    parent,
-                    e.name.as_slice(),
-                    AtFlags::empty(),
-                )
+                retry(|| {
+                    rustix::fs::linkat(
+                        &dfd,
+                        base.as_slice(),
+                        &**parent,
+                        e.name.as_slice(),
+                        AtFlags::empty(),
+                    )
+                })
                 .map_err(errno)?;
                 self.out.hardlinks += 1;
             }
@@ -859,13 +1234,15 @@ impl EntrySink for FsSink<'_> {
                 if !self.make_room(parent, &e.name, e, rel)? {
                     return Ok(Flow::Skip);
                 }
-                rustix::fs::mknodat(
-                    parent,
-                    e.name.as_slice(),
-                    ft,
-                    Mode::from_raw_mode(0o600),
-                    dev,
-                )
+                retry(|| {
+                    rustix::fs::mknodat(
+                        &**parent,
+                        e.name.as_slice(),
+                        ft,
+                        Mode::from_raw_mode(0o600),
+                        dev,
+                    )
+                })
                 .map_err(errno)?;
                 self.record(parent, &e.name);
                 if ft == FileType::Fifo {
@@ -873,9 +1250,11 @@ impl EntrySink for FsSink<'_> {
                     // its metadata is then set through the descriptor.
                     let flags =
                         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                    let fd = rustix::fs::openat(parent, e.name.as_slice(), flags, Mode::empty())
-                        .map_err(errno)?;
-                    self.meta().apply_fd(&fd, e)?;
+                    let fd = retry(|| {
+                        rustix::fs::openat(&**parent, e.name.as_slice(), flags, Mode::empty())
+                    })
+                    .map_err(errno)?;
+                    self.meta().apply_fd(fd.as_fd(), e)?;
                 } else {
                     // Opening a device node can have side effects: set its
                     // metadata by name (it was created just now, in a
@@ -917,35 +1296,43 @@ pub fn extract(
 ) -> Result<ExtractOutcome> {
     let mut sink = FsSink::new(dest, declared, opts, progress)?;
     if opts.threads <= 1 {
-        let failures = crate::sink::export(store, root, &mut sink, progress)?;
+        let walked = crate::sink::export(store, root, &mut sink, progress);
+        // Directories already made get their metadata whatever happened.
         let mut out = sink.finish();
+        let mut failures = walked?;
+        failures.append(&mut out.errors);
         out.errors = failures;
         return Ok(out);
     }
     // This thread walks the snapshot and creates every entry (all checks on
     // names, links and budgets happen here, in order); writer threads fill
     // the regular files it created and set their metadata. Directories get
-    // their own metadata when this thread leaves them, which writing into a
-    // file already created there does not change.
+    // their own metadata once this thread has left them and the files
+    // written there are in place (see `Frame::pending`); the ones still
+    // waiting when the walk ends, or open when it fails, get it once the
+    // writers are done.
     let written = Written::default();
     let meta = sink.meta();
     let (tx, rx) = mpsc::sync_channel::<FileJob>(opts.threads * 4);
     let rx = Mutex::new(rx);
-    let (walked, mut out) = std::thread::scope(|scope| {
+    let walked = std::thread::scope(|scope| {
         for _ in 0..opts.threads {
             scope.spawn(|| {
                 let mut buf = Vec::with_capacity(WRITE_BUF);
                 loop {
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(_) => return,
-                    };
+                    // A poisoned lock still hands out jobs: a writer that
+                    // stopped must not leave the walk blocked on a full queue.
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(job) = job else { return };
                     let path = job.path.clone();
                     match finish_file(store, meta, job, progress, &mut buf) {
-                        Ok(n) => {
+                        Ok(Some(n)) => {
                             written.bytes.fetch_add(n, Ordering::Relaxed);
                             written.files.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(None) => {}
+                        Err(Error::Cancelled) => {
+                            written.cancelled.store(true, Ordering::Relaxed);
                         }
                         Err(err) => {
                             let msg = err.to_string();
@@ -960,10 +1347,19 @@ pub fn extract(
         }
         sink.jobs = Some(tx);
         let walked = crate::sink::export(store, root, &mut sink, progress);
-        // Dropping the sender lets the writers finish what is queued and stop.
-        (walked, sink.finish())
+        // Dropping the sender lets the writers finish what is queued (or,
+        // when cancelled, remove it) and stop; the scope waits for them.
+        sink.jobs = None;
+        walked
     });
+    // Every writer is done: the directories still waiting or open get their
+    // metadata, also after a failure or a cancellation.
+    let mut out = sink.finish();
     let mut failures = walked?;
+    if written.cancelled.into_inner() {
+        return Err(Error::Cancelled);
+    }
+    failures.append(&mut out.errors);
     out.files += written.files.into_inner();
     out.bytes += written.bytes.into_inner();
     failures.extend(written.failures.into_inner().unwrap_or_default());
@@ -991,10 +1387,32 @@ mod tests {
         assert_eq!(strip(b"a", 1), None);
         let s = Selection {
             patterns: vec![b"a/b".to_vec(), b"*.txt".to_vec()],
+            exclude: vec![],
         };
         assert_eq!(s.selects(b"a/b/c"), Some(0));
         assert_eq!(s.selects(b"a/bc"), None);
         assert_eq!(s.selects(b"x/y.txt"), Some(1));
         assert!(s.may_hold(b"a"));
+        let s = Selection {
+            patterns: vec![],
+            exclude: vec![b"*.txt".to_vec(), b"skip".to_vec()],
+        };
+        assert_eq!(s.pick(b"a/b.md"), Some(None));
+        assert_eq!(s.pick(b"a/b.txt"), None);
+        assert_eq!(
+            s.pick(b"x/skip/y.md"),
+            None,
+            "an excluded directory drops its subtree"
+        );
+        assert!(!s.may_hold(b"x/skip"));
+    }
+
+    #[test]
+    fn part_names_fit() {
+        let long = vec![b'a'; 255];
+        let p = part_name(&long, u32::MAX, u64::MAX);
+        assert!(p.len() <= 255, "{}", p.len());
+        assert!(p.starts_with(b".aaa"));
+        assert_eq!(part_name(b"x", 12, 3), b".x.ptar-part-12-3");
     }
 }

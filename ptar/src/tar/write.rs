@@ -132,16 +132,7 @@ impl<W: Write> TarWriter<W> {
 
     /// Whether `path` is selected (and records which pattern selected it).
     fn selected(&mut self, path: &[u8]) -> bool {
-        if self.selection.patterns.is_empty() {
-            return true;
-        }
-        match self.selection.selects(path) {
-            Some(i) => {
-                self.matched[i] = true;
-                true
-            }
-            None => false,
-        }
+        self.selection.take(path, &mut self.matched)
     }
 
     /// Turns a member's outcome into the sink's.
