@@ -29,9 +29,21 @@ impl Sink for Vec<u8> {}
 impl Sink for std::io::Stdout {}
 
 impl Sink for std::io::BufWriter<std::fs::File> {
+    /// Flushes, then `fdatasync`s a regular file. A FIFO, a terminal or a
+    /// device an archive is written to in place cannot be synced (`EINVAL`):
+    /// for those, flushing is all there is.
     fn sync_data(&mut self) -> std::io::Result<()> {
         self.flush()?;
-        self.get_ref().sync_data()
+        let f = self.get_ref();
+        match crate::retry::eintr(|| f.sync_data()) {
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+                    && !f.metadata().is_ok_and(|m| m.is_file()) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 
@@ -724,12 +736,53 @@ impl<W: Sink> GenerationWriter<W> {
     /// the data made durable before the footer is written. Returns the sink
     /// and the footer.
     pub fn finish(
-        mut self,
+        self,
         snapshots: &[TableEntry],
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
     ) -> Result<(W, Footer)> {
+        self.finish_reporting(snapshots, keyslots, signer, time_ns)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`GenerationWriter::finish`]; an error comes with the footer when
+    /// its writing had begun (some of its bytes may be in the file), so the
+    /// caller can tell by reading back whether it was committed.
+    pub(crate) fn finish_reporting(
+        mut self,
+        snapshots: &[TableEntry],
+        keyslots: Option<&[KeySlot]>,
+        signer: Option<&ed25519_dalek::SigningKey>,
+        time_ns: i64,
+    ) -> std::result::Result<(W, Footer), (Error, Option<Footer>)> {
+        let f = self
+            .write_sections(snapshots, keyslots, signer, time_ns)
+            .map_err(|e| (e, None))?;
+        let written = self
+            .out
+            .write_all(&f.to_bytes())
+            .and_then(|()| self.out.sync_data());
+        match written {
+            Ok(()) => Ok((self.out, f)),
+            Err(e) => {
+                // Whatever the sink still buffers goes (or fails to go) now,
+                // before the caller looks at the file.
+                drop(self.out);
+                Err((e.into(), Some(f)))
+            }
+        }
+    }
+
+    /// Writes index, snapshot table and key slots, makes them durable, and
+    /// returns the footer that commits them (not yet written).
+    fn write_sections(
+        &mut self,
+        snapshots: &[TableEntry],
+        keyslots: Option<&[KeySlot]>,
+        signer: Option<&ed25519_dalek::SigningKey>,
+        time_ns: i64,
+    ) -> Result<Footer> {
         self.flush()?;
         self.workers = None;
         let index_offset = self.pos;
@@ -794,8 +847,6 @@ impl<W: Sink> GenerationWriter<W> {
             f.signer = sk.verifying_key().to_bytes();
             f.signature = sk.sign(&f.signed_message()).to_bytes();
         }
-        self.out.write_all(&f.to_bytes())?;
-        self.out.sync_data()?;
-        Ok((self.out, f))
+        Ok(f)
     }
 }
