@@ -367,7 +367,7 @@ pub(crate) fn committed(
         Ok(info) => Ok(Ok(info)),
         Err(ptar::Error::CommittedBut { generation, source }) => {
             eprintln!(
-                "ptar: {}: committed (generation {generation}), but {source}",
+                "ptar: committed, but {source} ({} is at generation {generation})",
                 archive.display()
             );
             Ok(Err(ExitCode::from(COMMITTED_BUT)))

@@ -1300,7 +1300,7 @@ impl<W: Sink> Writer<W> {
                             std::io::Error::new(
                                 te.kind(),
                                 format!(
-                                    "{e}; the new bytes could not be truncated away ({te}), and the file ends in the new footer"
+                                    "the commit reported an error ({e}) and the new generation could not be taken back ({te}); the file ends in its footer"
                                 ),
                             ),
                         )),
