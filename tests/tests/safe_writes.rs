@@ -465,7 +465,15 @@ fn a_later_create_sweeps_temporary_files_whose_writer_is_gone() {
 /// Starts `args` reading a tar stream from the FIFO `in.tar` in `dir`,
 /// feeds it part of a stream with a large member, sends `sig` while the
 /// importer waits for the rest, then writes the rest; returns the output.
-fn interrupted_import(dir: &Path, args: &[&str], sig: rustix::process::Signal) -> Output {
+/// With `grows` (a file and its length), the part fed goes on, block by
+/// block, until that file has grown past the length (the new bytes have
+/// reached it), or until 12 MiB have been fed.
+fn interrupted_import(
+    dir: &Path,
+    args: &[&str],
+    sig: rustix::process::Signal,
+    grows: Option<(&Path, u64)>,
+) -> Output {
     let fifo = dir.join("in.tar");
     let _ = std::fs::remove_file(&fifo);
     mkfifo(&fifo);
@@ -477,20 +485,29 @@ fn interrupted_import(dir: &Path, args: &[&str], sig: rustix::process::Signal) -
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // 12 MiB of incompressible content: several records reach the file
-    // before the signal.
-    let tar = ustar("big.bin", &random_bytes(b"interrupted import", 12 << 20));
+    // Incompressible content: records reach the file as they fill.
+    let tar = ustar("big.bin", &random_bytes(b"interrupted import", 16 << 20));
     let Some(mut w) = fifo_writer(&fifo, &mut child) else {
         return child.wait_with_output().unwrap();
     };
-    let half = 512 + (8 << 20);
-    w.write_all(&tar[..half]).unwrap();
-    // The importer has taken all but a pipe's worth of it and waits for
-    // more: its signal handler runs now, whatever it is doing.
+    let block = 256 << 10;
+    let mut fed = 512 + (4 << 20);
+    w.write_all(&tar[..fed]).unwrap();
+    while fed < 512 + (12 << 20) {
+        if let Some((file, len)) = grows {
+            if std::fs::metadata(file).unwrap().len() > len {
+                break;
+            }
+        }
+        w.write_all(&tar[fed..fed + block]).unwrap();
+        fed += block;
+    }
+    // The importer has taken all but a pipe's worth of it and is working
+    // on it or waiting for more: its signal handler runs now either way.
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, sig).unwrap();
     // The rest goes (or finds the reader gone).
-    let _ = w.write_all(&tar[half..]);
+    let _ = w.write_all(&tar[fed..]);
     drop(w);
     child.wait_with_output().unwrap()
 }
@@ -506,7 +523,7 @@ fn a_signal_during_create_removes_the_temporary_file() {
     for sig in SIGNALS {
         let t = setup();
         let p = t.path();
-        let out = interrupted_import(p, &["-f", "a.ptar", "--from-tar", "in.tar"], sig);
+        let out = interrupted_import(p, &["-f", "a.ptar", "--from-tar", "in.tar"], sig, None);
         assert_eq!(
             out.status.signal(),
             Some(sig.as_raw()),
@@ -526,7 +543,9 @@ fn a_signal_during_append_leaves_the_archive_as_it_was() {
         let p = t.path();
         assert_eq!(code(&run(p, &["-c", "-f", "a.ptar", "d"])), Some(0));
         let before = std::fs::read(p.join("a.ptar")).unwrap();
-        let out = interrupted_import(p, &["-f", "a.ptar", "--from-tar", "in.tar"], sig);
+        let archive = p.join("a.ptar");
+        let grows = Some((archive.as_path(), before.len() as u64));
+        let out = interrupted_import(p, &["-f", "a.ptar", "--from-tar", "in.tar"], sig, grows);
         assert_eq!(
             out.status.signal(),
             Some(sig.as_raw()),
