@@ -692,9 +692,9 @@ fn create_from(t: &TarArgs, tar: Option<&Path>) -> Result<ExitCode> {
     };
     let w = match w {
         Ok(w) => w,
-        Err(e @ ptar::Error::ArchiveExists { .. }) => bail!(
-            "{e}; use -r to add a snapshot to it, or --replace-archive to replace it"
-        ),
+        Err(e @ ptar::Error::ArchiveExists { .. }) => {
+            bail!("{e}; use -r to add a snapshot to it, or --replace-archive to replace it")
+        }
         Err(ptar::Error::Io { path: None, source }) => {
             return Err(ptar::Error::Io {
                 path: Some(archive),

@@ -16,9 +16,9 @@ use crate::format::tree::{Content, Entry, Extent};
 use crate::format::{Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use crate::fs::CreateOutcome;
 use crate::progress::Progress;
+use crate::retry::{eintr, eintr_rustix};
 use crate::store::writer::{ArchiveContext, PackOptions, WriteStats};
 use crate::store::{GenerationWriter, Sink, Store};
-use crate::retry::{eintr, eintr_rustix};
 use crate::{Error, Region, Result};
 
 /// A snapshot as listed by an archive.
@@ -1215,7 +1215,7 @@ impl<W: Sink> Writer<W> {
                 drop(out);
                 footer
             }
-            Err((e, footer)) => return Err(self.undo(e, footer.as_ref(), generation)),
+            Err((e, footer)) => return Err(self.undo(e, footer.as_deref(), generation)),
         };
         let info = CommitInfo {
             generation,

@@ -197,7 +197,10 @@ fn create_through_a_symlink_writes_its_target_and_keeps_the_link() {
     assert!(link.file_type().is_symlink(), "the symlink was replaced");
     lists(t.path(), "store/real.ptar", "d/a.txt");
     // Replacing through the link (it names an archive now) keeps it too.
-    let o = run(t.path(), &["-c", "--replace-archive", "-f", "link.ptar", "d"]);
+    let o = run(
+        t.path(),
+        &["-c", "--replace-archive", "-f", "link.ptar", "d"],
+    );
     assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     assert!(std::fs::symlink_metadata(t.path().join("link.ptar"))
         .unwrap()
@@ -293,7 +296,15 @@ fn create_refuses_to_replace_an_encrypted_archive_and_counts_its_snapshots() {
             .output()
             .unwrap()
     };
-    let o = enc(&["-c", "--encrypt", "--kdf-params", "1024,1,1", "-f", "e.ptar", "d"]);
+    let o = enc(&[
+        "-c",
+        "--encrypt",
+        "--kdf-params",
+        "1024,1,1",
+        "-f",
+        "e.ptar",
+        "d",
+    ]);
     assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     let o = enc(&["-r", "-f", "e.ptar", "d"]);
     assert_eq!(code(&o), Some(0), "{}", stderr(&o));
@@ -365,7 +376,15 @@ fn append_fails_busy_while_a_replacing_create_holds_the_archive() {
     let fifo = p.join("exclude.fifo");
     mkfifo(&fifo);
     let mut creator = Command::new(ptar_bin())
-        .args(["-c", "--replace-archive", "-X", "exclude.fifo", "-f", "a.ptar", "x.txt"])
+        .args([
+            "-c",
+            "--replace-archive",
+            "-X",
+            "exclude.fifo",
+            "-f",
+            "a.ptar",
+            "x.txt",
+        ])
         .current_dir(p)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -575,7 +594,10 @@ fn a_failed_rename_leaves_no_temporary_file() {
     std::fs::write(p.join("old.ptar"), b"not an archive").unwrap();
     let o = run_injected(p, &["rename:error=ENOSPC"], &["-c", "-f", "old.ptar", "d"]);
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
-    assert_eq!(std::fs::read(p.join("old.ptar")).unwrap(), b"not an archive");
+    assert_eq!(
+        std::fs::read(p.join("old.ptar")).unwrap(),
+        b"not an archive"
+    );
     assert!(temps(p).is_empty(), "{:?}", temps(p));
 }
 
@@ -585,7 +607,11 @@ fn a_failed_sync_into_a_new_destination_leaves_no_temporary_file() {
     let t = setup();
     let p = t.path();
     assert_eq!(code(&run(p, &["-c", "-f", "a.ptar", "d"])), Some(0));
-    let o = run_injected(p, &["rename:error=EIO"], &["sync", "-f", "a.ptar", "b.ptar"]);
+    let o = run_injected(
+        p,
+        &["rename:error=EIO"],
+        &["sync", "-f", "a.ptar", "b.ptar"],
+    );
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
     assert!(temps(p).is_empty(), "{:?}", temps(p));
@@ -654,7 +680,11 @@ fn an_append_whose_footer_is_taken_back_reports_not_committed() {
     let p = t.path();
     assert_eq!(code(&run(p, &["-c", "-f", "a.ptar", "d"])), Some(0));
     let before = std::fs::read(p.join("a.ptar")).unwrap();
-    let o = run_injected(p, &["fdatasync:error=EIO:when=2"], &["-r", "-f", "a.ptar", "d"]);
+    let o = run_injected(
+        p,
+        &["fdatasync:error=EIO:when=2"],
+        &["-r", "-f", "a.ptar", "d"],
+    );
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
     assert_eq!(std::fs::read(p.join("a.ptar")).unwrap(), before);
@@ -700,10 +730,7 @@ fn passwd_whose_footer_cannot_be_taken_back_reports_committed() {
     assert_eq!(code(&o), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("committed, but"), "{}", stderr(&o));
     // The new passphrase opens it.
-    let o = run(
-        p,
-        &["-t", "--passphrase-file", "new.pass", "-f", "e.ptar"],
-    );
+    let o = run(p, &["-t", "--passphrase-file", "new.pass", "-f", "e.ptar"]);
     assert_eq!(code(&o), Some(0), "{}", stderr(&o));
 }
 

@@ -293,6 +293,10 @@ fn stopped() -> Error {
     std::io::Error::other("a compression thread stopped").into()
 }
 
+/// Why finishing a generation failed, with its footer when the footer's
+/// writing had begun (some of its bytes may be in the file).
+pub(crate) type FinishError = (Error, Option<Box<Footer>>);
+
 /// Appends one generation to a sink positioned at the end of the archive.
 pub struct GenerationWriter<W: Sink> {
     out: W,
@@ -755,7 +759,7 @@ impl<W: Sink> GenerationWriter<W> {
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
-    ) -> std::result::Result<(W, Footer), (Error, Option<Footer>)> {
+    ) -> std::result::Result<(W, Footer), FinishError> {
         let f = self
             .write_sections(snapshots, keyslots, signer, time_ns)
             .map_err(|e| (e, None))?;
@@ -769,7 +773,7 @@ impl<W: Sink> GenerationWriter<W> {
                 // Whatever the sink still buffers goes (or fails to go) now,
                 // before the caller looks at the file.
                 drop(self.out);
-                Err((e.into(), Some(f)))
+                Err((e.into(), Some(Box::new(f))))
             }
         }
     }
