@@ -479,7 +479,13 @@ fn add_and_commit<W: ptar::store::Sink>(
         Ok(info) => info,
         Err(code) => return Ok(code),
     };
-    progress.flush()?;
+    // Committed: from here on a failure cannot make the status say otherwise.
+    if let Err(e) = progress.flush() {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("ptar: committed, but the list of entries could not be written: {e}");
+            return Ok(ExitCode::from(COMMITTED_BUT));
+        }
+    }
     if t.json {
         let s = &outcome.summary;
         let line = json::Obj::new("summary")
