@@ -418,9 +418,12 @@ fn no_snapshot_when_every_operand_is_missing() {
     assert_eq!(code(&run(p, &["-c", "-f", "a.ptar", "d"])), Some(0));
     let before = std::fs::read(p.join("a.ptar")).unwrap();
     let o = run(p, &["-r", "-f", "a.ptar", "dri"]);
+    assert!(
+        std::fs::read(p.join("a.ptar")).unwrap() == before,
+        "an empty snapshot was committed"
+    );
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
-    assert_eq!(std::fs::read(p.join("a.ptar")).unwrap(), before);
     let o = run(p, &["-c", "-f", "new.ptar", "dri", "dra"]);
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
     assert!(!p.join("new.ptar").exists());
@@ -450,10 +453,10 @@ fn f_naming_a_directory_leaves_nothing() {
     let p = t.path();
     std::fs::create_dir(p.join("out")).unwrap();
     let o = run(p, &["-c", "-f", "out", "d"]);
-    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
     assert!(temps(p).is_empty(), "{:?}", temps(p));
     assert!(std::fs::metadata(p.join("out")).unwrap().is_dir());
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
 }
 
 #[test]
@@ -586,10 +589,10 @@ fn a_failed_rename_leaves_no_temporary_file() {
     let t = setup();
     let p = t.path();
     let o = run_injected(p, &["rename:error=EIO"], &["-c", "-f", "a.ptar", "d"]);
-    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
     assert!(temps(p).is_empty(), "{:?}", temps(p));
     assert!(!p.join("a.ptar").exists());
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
     // Over an existing file: untouched.
     std::fs::write(p.join("old.ptar"), b"not an archive").unwrap();
     let o = run_injected(p, &["rename:error=ENOSPC"], &["-c", "-f", "old.ptar", "d"]);
@@ -612,10 +615,10 @@ fn a_failed_sync_into_a_new_destination_leaves_no_temporary_file() {
         &["rename:error=EIO"],
         &["sync", "-f", "a.ptar", "b.ptar"],
     );
-    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
     assert!(temps(p).is_empty(), "{:?}", temps(p));
     assert!(!p.join("b.ptar").exists());
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not committed"), "{}", stderr(&o));
 }
 
 // ---------------------------------------------------------------- item 12
