@@ -916,11 +916,11 @@ fn sweep_stale_temps(dir: &Path, prefix: &std::ffi::OsStr) {
     };
     for de in listing.flatten() {
         let name = de.file_name();
-        let rest = match name.as_bytes().strip_prefix(prefix.as_bytes()) {
-            Some(r) if !r.is_empty() && r.iter().all(u8::is_ascii_digit) => r,
+        // `PREFIX` and a process id: nothing else is a writer's temporary file.
+        match name.as_bytes().strip_prefix(prefix.as_bytes()) {
+            Some(pid) if !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) => {}
             _ => continue,
-        };
-        let _ = rest;
+        }
         let path = de.path();
         let Ok(md) = std::fs::symlink_metadata(&path) else {
             continue;
