@@ -48,6 +48,10 @@ pub struct TarArgs {
     /// The archive file.
     #[arg(short = 'f', long = "file", value_name = "ARCHIVE", required = true)]
     pub file: PathBuf,
+    /// With -c: replace ARCHIVE even when it is a ptar archive, discarding
+    /// its snapshots (without it, -c refuses; -r adds a snapshot instead).
+    #[arg(long = "replace-archive")]
+    pub replace_archive: bool,
     /// Change to DIR: for create/append, the operands after it are read from
     /// DIR (repeatable, positional, as in tar); for extract, extract into DIR.
     #[arg(short = 'C', long = "directory", value_name = "DIR", action = clap::ArgAction::Append)]

@@ -178,7 +178,8 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             new_passphrase_file.as_deref(),
             add,
             k.as_deref(),
-        ),
+        )
+        .map_err(not_committed),
         Command::Sub(Sub::Snapshots {
             file,
             passphrase_file,
@@ -213,7 +214,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             json,
             passphrase_file.as_deref(),
         ),
-        Command::Sub(Sub::Sync(args)) => crate::sync::sync(&args),
+        Command::Sub(Sub::Sync(args)) => crate::sync::sync(&args).map_err(not_committed),
         Command::Sub(Sub::Mount {
             file,
             mountpoint,
@@ -245,9 +246,9 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
                 bail!("{flag}: ptar compresses archives itself (LZ4); drop the compression option");
             }
             if t.create {
-                create(&t)
+                create(&t).map_err(not_committed)
             } else if t.append {
-                append(&t)
+                append(&t).map_err(not_committed)
             } else if t.list {
                 list(&t)
             } else if t.extract {
@@ -257,7 +258,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             } else if t.to_tar {
                 to_tar(&t)
             } else if t.from_tar.is_some() {
-                from_tar(&t)
+                from_tar(&t).map_err(not_committed)
             } else {
                 verify(&t)
             }
@@ -365,12 +366,55 @@ fn meta(t: &TarArgs) -> SnapshotMeta {
     }
 }
 
+/// The exit status of a writing command that failed: what it wrote was
+/// taken back, so the message says nothing was committed (main prints it
+/// and exits 2).
+pub(crate) fn not_committed(e: anyhow::Error) -> anyhow::Error {
+    e.context("not committed")
+}
+
+/// Exit status 3: the generation is committed, but something went wrong
+/// (files that could not be read, a step after the commit).
+pub(crate) const COMMITTED_BUT: u8 = 3;
+
+/// What to do with the result of a commit: the commit info, or, when the
+/// generation was committed but a later step failed, the message said
+/// and exit 3 (`Err(code)`); any other error is passed on (not committed).
+pub(crate) fn committed(
+    r: ptar::Result<ptar::CommitInfo>,
+    archive: &Path,
+) -> Result<std::result::Result<ptar::CommitInfo, ExitCode>> {
+    match r {
+        Ok(info) => Ok(Ok(info)),
+        Err(ptar::Error::CommittedBut { generation, source }) => {
+            eprintln!(
+                "ptar: committed, but {source} ({} is at generation {generation})",
+                archive.display()
+            );
+            Ok(Err(ExitCode::from(COMMITTED_BUT)))
+        }
+        Err(ptar::Error::Io { path: None, source }) => Err(ptar::Error::Io {
+            path: Some(archive.to_path_buf()),
+            source,
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The exit status of a committed snapshot: 3 when some files could not be
+/// read (they are named on stderr and kept in the snapshot's error list),
+/// 1 when some changed while they were read, else 0.
 fn outcome_code(progress: &CliProgress, errors: &[(Vec<u8>, String)], changed: bool) -> ExitCode {
     let hard = errors
         .iter()
-        .any(|(_, m)| m != "file changed as we read it");
-    if hard || (progress.errored.load(Ordering::Relaxed) && !changed) {
-        ExitCode::from(2)
+        .filter(|(_, m)| m != "file changed as we read it")
+        .count();
+    if hard > 0 || (progress.errored.load(Ordering::Relaxed) && !changed) {
+        eprintln!(
+            "ptar: committed, but {hard} file(s) could not be read (named above; the snapshot lists them)"
+        );
+        ExitCode::from(COMMITTED_BUT)
     } else if changed {
         ExitCode::from(1)
     } else {
@@ -400,7 +444,8 @@ fn add_tar<W: ptar::store::Sink>(
         let mut source = TarSource::new(std::io::stdin().lock()).with_name(label.clone());
         w.add_snapshot_from(&mut source, vec![label], meta, progress)
     } else {
-        let file = std::fs::File::open(name).with_context(|| name.display().to_string())?;
+        let file = ptar::retry::eintr(|| std::fs::File::open(name))
+            .with_context(|| name.display().to_string())?;
         let mut source = TarSource::new(std::io::BufReader::with_capacity(1 << 20, file))
             .with_name(label.clone());
         w.add_snapshot_from(&mut source, vec![label], meta, progress)
@@ -450,9 +495,18 @@ fn add_and_commit<W: ptar::store::Sink>(
             }
         })?,
     };
-    let info = w.commit().map_err(name_archive)?;
     progress.finish();
-    progress.flush()?;
+    let info = match committed(w.commit(), &t.file)? {
+        Ok(info) => info,
+        Err(code) => return Ok(code),
+    };
+    // Committed: from here on a failure cannot make the status say otherwise.
+    if let Err(e) = progress.flush() {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("ptar: committed, but the list of entries could not be written: {e}");
+            return Ok(ExitCode::from(COMMITTED_BUT));
+        }
+    }
     if t.json {
         let s = &outcome.summary;
         let line = json::Obj::new("summary")
@@ -658,7 +712,25 @@ fn create_from(t: &TarArgs, tar: Option<&Path>) -> Result<ExitCode> {
         )?;
         return add_and_commit(w, t, key, input);
     }
-    let w = Writer::create(&archive, opts).with_context(|| archive.display().to_string())?;
+    let w = if t.replace_archive {
+        Writer::create_replacing(&archive, opts)
+    } else {
+        Writer::create(&archive, opts)
+    };
+    let w = match w {
+        Ok(w) => w,
+        Err(e @ ptar::Error::ArchiveExists { .. }) => {
+            bail!("{e}; use -r to add a snapshot to it, or --replace-archive to replace it")
+        }
+        Err(ptar::Error::Io { path: None, source }) => {
+            return Err(ptar::Error::Io {
+                path: Some(archive),
+                source,
+            }
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
     add_and_commit(w, t, key, input)
 }
 
@@ -1315,7 +1387,10 @@ fn passwd(
     slots.push(w.new_key_slot(&new_pass, kdf)?);
     let n = slots.len();
     w.set_key_slots(slots)?;
-    let info = w.commit()?;
+    let info = match committed(w.commit(), file)? {
+        Ok(info) => info,
+        Err(code) => return Ok(code),
+    };
     eprintln!(
         "ptar: generation {} holds {n} key slot(s); no data was re-encrypted",
         info.generation

@@ -110,7 +110,10 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
     progress.finish();
     let outcome = outcome?;
     let info = if outcome.snapshots_copied > 0 {
-        Some(w.commit().map_err(name_dest)?)
+        match crate::commands::committed(w.commit(), &a.dest)? {
+            Ok(info) => Some(info),
+            Err(code) => return Ok(code),
+        }
     } else {
         // Nothing to add: no generation at all (dropping the writer
         // leaves DST as it was, or never creates it).

@@ -16,6 +16,7 @@ use crate::format::tree::{Content, Entry, Extent};
 use crate::format::{Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use crate::fs::CreateOutcome;
 use crate::progress::Progress;
+use crate::retry::{eintr, eintr_rustix};
 use crate::store::writer::{ArchiveContext, PackOptions, WriteStats};
 use crate::store::{GenerationWriter, Sink, Store};
 use crate::{Error, Region, Result};
@@ -545,10 +546,21 @@ pub struct CommitInfo {
 }
 
 enum Target {
-    /// A temp file renamed over `dest` on commit, removed otherwise.
-    Create { tmp: PathBuf, dest: PathBuf },
+    /// A temp file renamed over `dest` on commit, removed otherwise. `held`
+    /// is the temp file, kept open (and so locked) until then; `replaced`
+    /// the existing file at `dest`, locked as an append locks it.
+    Create {
+        tmp: PathBuf,
+        dest: PathBuf,
+        held: File,
+        replaced: Option<File>,
+    },
     /// An existing archive, locked; truncated back to `committed` if not committed.
-    Append { file: File, committed: u64 },
+    Append {
+        file: File,
+        committed: u64,
+        path: PathBuf,
+    },
     /// A stream (no cleanup possible).
     Stream,
 }
@@ -617,36 +629,70 @@ fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
 }
 
 impl Writer<BufWriter<File>> {
-    /// Creates a new archive at `path` (written to a temporary file beside it
-    /// and renamed into place on commit).
+    /// Creates a new archive at `path`. A missing path or a regular file
+    /// (after following symlinks, even a dangling one, to the file they
+    /// name) is written as a temporary file beside it, `.NAME.ptar-tmp-PID`,
+    /// renamed into place on commit and removed otherwise; anything else (a
+    /// device, a FIFO, `/dev/fd/N`) is written in place, as a stream.
+    ///
+    /// An existing ptar archive is not replaced: that fails with
+    /// [`Error::ArchiveExists`] (see [`Writer::create_replacing`]). An
+    /// existing file that is not a ptar archive is replaced, as tar does.
     pub fn create(path: &Path, opts: CreateOptions) -> Result<Self> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::InvalidInput(format!("{} is not a file name", path.display())))?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".ptar-tmp-{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io_at(&tmp, e))?;
+        Writer::create_at(path, opts, false)
+    }
+
+    /// [`Writer::create`], replacing an existing ptar archive (and so
+    /// discarding its snapshots). The existing archive is locked as an
+    /// append locks it until the new one is renamed over it, so a concurrent
+    /// append fails as busy instead of landing in a file about to vanish.
+    pub fn create_replacing(path: &Path, opts: CreateOptions) -> Result<Self> {
+        Writer::create_at(path, opts, true)
+    }
+
+    fn create_at(path: &Path, opts: CreateOptions, replace: bool) -> Result<Self> {
+        let dest = match destination(path)? {
+            Destination::InPlace(file) => {
+                let own = file_id(&file);
+                let mut w = Writer::start(
+                    BufWriter::with_capacity(1 << 20, file),
+                    opts,
+                    Target::Stream,
+                )?;
+                w.own_file.extend(own);
+                return Ok(w);
+            }
+            Destination::Replace(dest) => dest,
+        };
+        let replaced = match lock_existing(&dest)? {
+            Some(existing) => {
+                if !replace && is_ptar(&existing).map_err(|e| Error::io_at(&dest, e))? {
+                    return Err(Error::ArchiveExists {
+                        snapshots: snapshot_count(&existing),
+                        path: dest,
+                    });
+                }
+                Some(existing)
+            }
+            None => None,
+        };
+        let (tmp, file) = create_temp(&dest)?;
         let own = file_id(&file);
+        let held = file.try_clone().map_err(|e| Error::io_at(&tmp, e))?;
         let target = Target::Create {
             tmp,
-            dest: path.to_path_buf(),
+            dest,
+            held,
+            replaced,
         };
         let mut w = Writer::start(BufWriter::with_capacity(1 << 20, file), opts, target)?;
         w.own_file.extend(own);
         // An archive being replaced is not read into the new one either.
-        if let Ok(md) = std::fs::metadata(path) {
-            use std::os::unix::fs::MetadataExt;
-            w.own_file.push((md.dev(), md.ino()));
+        if let Target::Create {
+            replaced: Some(f), ..
+        } = &w.target
+        {
+            w.own_file.extend(file_id(f));
         }
         Ok(w)
     }
@@ -664,17 +710,14 @@ impl Writer<BufWriter<File>> {
         entropy: Box<dyn Entropy>,
         time_ns: Option<i64>,
     ) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io_at(path, e))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(path.to_path_buf())),
-            Err(e) => return Err(Error::io_at(path, e.into())),
-        }
-        let store = Store::open(path, passphrase)?;
+        let file = lock_path(path, true)?.ok_or_else(|| {
+            Error::io_at(path, std::io::Error::from(std::io::ErrorKind::NotFound))
+        })?;
+        let store = Store::from_file(
+            file.try_clone().map_err(|e| Error::io_at(path, e))?,
+            path,
+            passphrase,
+        )?;
         if let Some(t) = store.tail() {
             if t.damaged {
                 return Err(Error::corrupt(
@@ -687,7 +730,7 @@ impl Writer<BufWriter<File>> {
             }
         }
         let committed = store.committed_end();
-        file.set_len(committed).map_err(|e| Error::io_at(path, e))?;
+        eintr(|| file.set_len(committed)).map_err(|e| Error::io_at(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file.try_clone()?);
         use std::io::Seek;
         out.seek(std::io::SeekFrom::Start(committed))?;
@@ -715,12 +758,278 @@ impl Writer<BufWriter<File>> {
             snapshots,
             keyslots: None,
             signer: None,
-            target: Target::Append { file, committed },
+            target: Target::Append {
+                file,
+                committed,
+                path: path.to_path_buf(),
+            },
             time_ns,
             own_file,
             policy: Default::default(),
         })
     }
+}
+
+/// Where [`Writer::create`] writes.
+enum Destination {
+    /// A temporary file beside this path (a regular file or nothing yet,
+    /// symlinks followed), renamed over it on commit.
+    Replace(PathBuf),
+    /// Not a regular file: written in place, front to back.
+    InPlace(File),
+}
+
+/// The most symlinks followed to find a new archive's file (as the kernel).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Decides how a new archive at `path` is written (see [`Writer::create`]).
+fn destination(path: &Path) -> Result<Destination> {
+    match eintr(|| std::fs::metadata(path)) {
+        Ok(md) if md.is_dir() => Err(Error::io_at(
+            path,
+            std::io::Error::from_raw_os_error(rustix::io::Errno::ISDIR.raw_os_error()),
+        )),
+        Ok(md) if md.is_file() => Ok(Destination::Replace(final_target(path)?)),
+        Ok(_) => {
+            // A device, a FIFO (the open waits for its reader, as tar's
+            // does), a socket: written where it is, never replaced.
+            let file = eintr(|| OpenOptions::new().write(true).open(path))
+                .map_err(|e| Error::io_at(path, e))?;
+            Ok(Destination::InPlace(file))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Destination::Replace(final_target(path)?))
+        }
+        Err(e) => Err(Error::io_at(path, e)),
+    }
+}
+
+/// `path` with every symlink at its end followed, even when the last one
+/// dangles: the file a write through `path` would create or replace.
+fn final_target(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_SYMLINK_HOPS {
+        match std::fs::symlink_metadata(&p) {
+            Ok(md) if md.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p).map_err(|e| Error::io_at(&p, e))?;
+                p = if t.is_absolute() {
+                    t
+                } else {
+                    p.parent().unwrap_or(Path::new("")).join(t)
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(Error::io_at(
+        path,
+        std::io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error()),
+    ))
+}
+
+/// How many times a lock is retried when the path is replaced under it
+/// before the archive is reported busy.
+const LOCK_RETRIES: usize = 8;
+
+/// Opens the file at `path` (for reading, and writing when `write`) and
+/// takes the archive's exclusive lock on it, the lock `-r` holds: `None`
+/// when there is no file. After locking, the path must still name the
+/// inode locked: a writer that replaced the archive meanwhile (a
+/// `-c --replace-archive` renaming a new file over it) would otherwise
+/// leave this one writing into an unlinked inode. The lock is retried on
+/// the new file a few times, then reported busy.
+fn lock_path(path: &Path, write: bool) -> Result<Option<File>> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..LOCK_RETRIES {
+        let file = match eintr(|| OpenOptions::new().read(true).write(write).open(path)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io_at(path, e)),
+        };
+        match eintr_rustix(|| {
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        }) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(path.to_path_buf())),
+            Err(e) => return Err(Error::io_at(path, e.into())),
+        }
+        let locked = file.metadata().map_err(|e| Error::io_at(path, e))?;
+        match eintr(|| std::fs::metadata(path)) {
+            Ok(now) if (now.dev(), now.ino()) == (locked.dev(), locked.ino()) => {
+                return Ok(Some(file))
+            }
+            // Replaced (or removed) between the open and the lock: the
+            // lock is on a file no longer at `path`. Look again.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io_at(path, e)),
+        }
+    }
+    Err(Error::Busy(path.to_path_buf()))
+}
+
+/// The existing regular file a new archive will replace, locked (see
+/// [`lock_path`]); `None` when there is none.
+fn lock_existing(dest: &Path) -> Result<Option<File>> {
+    lock_path(dest, false)
+}
+
+/// Whether `file` starts with the ptar magic.
+fn is_ptar(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 8];
+    match file.read_exact_at(&mut magic, 0) {
+        Ok(()) => Ok(magic == crate::format::header::MAGIC),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The number of snapshots an existing archive lists in its last snapshot
+/// table, read without a passphrase (the table is not encrypted), or
+/// `None` when it cannot be read.
+fn snapshot_count(file: &File) -> Option<u64> {
+    use crate::format::footer::{Footer, FOOTER_LEN};
+    use std::os::unix::fs::FileExt;
+    if let Ok(clone) = file.try_clone() {
+        if let Ok(store) = Store::from_file(clone, Path::new(""), None) {
+            return Some(store.snapshot_table().len() as u64);
+        }
+    }
+    // Encrypted (or damaged): the last footer, if the file ends in one.
+    let len = file.metadata().ok()?.len();
+    let mut buf = vec![0u8; FOOTER_LEN];
+    file.read_exact_at(&mut buf, len.checked_sub(FOOTER_LEN as u64)?)
+        .ok()?;
+    let f = Footer::parse(&buf).ok()?;
+    if f.footer_end != len || f.table_len < 16 || f.table_offset.checked_add(16)? > len {
+        return None;
+    }
+    let mut head = [0u8; 16];
+    file.read_exact_at(&mut head, f.table_offset).ok()?;
+    if head[..8] != crate::format::table::MAGIC {
+        return None;
+    }
+    let n = u32::from_le_bytes(head[8..12].try_into().ok()?) as u64;
+    (16 + 40 * n == f.table_len).then_some(n)
+}
+
+/// The temporary file names of writers creating `dest`: `.NAME.ptar-tmp-`.
+fn temp_prefix(dest: &Path) -> Result<(PathBuf, std::ffi::OsString)> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{} is not a file name", dest.display())))?;
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".ptar-tmp-");
+    Ok((dir, prefix))
+}
+
+/// Creates the temporary file a new archive is written to, beside `dest`,
+/// and locks it for as long as it is open: a later create sweeps the
+/// temporary files of the same name whose lock it can take (their writer
+/// is gone: killed, or a crash), never one whose writer still runs, even
+/// if a new process got the old one's PID.
+fn create_temp(dest: &Path) -> Result<(PathBuf, File)> {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, prefix) = temp_prefix(dest)?;
+    sweep_stale_temps(&dir, &prefix);
+    let mut name = prefix;
+    name.push(std::process::id().to_string());
+    let tmp = dir.join(name);
+    for _ in 0..LOCK_RETRIES {
+        let file = eintr(|| OpenOptions::new().write(true).create_new(true).open(&tmp))
+            .map_err(|e| Error::io_at(&tmp, e))?;
+        match eintr_rustix(|| {
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        }) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io_at(&tmp, e.into()));
+            }
+        }
+        // A sweep in another process may have removed the file between its
+        // creation and the lock: then make it again.
+        let mine = file.metadata().map_err(|e| Error::io_at(&tmp, e))?;
+        match std::fs::symlink_metadata(&tmp) {
+            Ok(md) if (md.dev(), md.ino()) == (mine.dev(), mine.ino()) => return Ok((tmp, file)),
+            _ => continue,
+        }
+    }
+    Err(Error::Busy(tmp))
+}
+
+/// Removes `PREFIX*` files in `dir` (the temporary files of earlier
+/// writers of the same archive name) that no writer holds locked. Best
+/// effort: what cannot be removed stays.
+fn sweep_stale_temps(dir: &Path, prefix: &std::ffi::OsStr) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for de in listing.flatten() {
+        let name = de.file_name();
+        // `PREFIX` and a process id: nothing else is a writer's temporary file.
+        match name.as_bytes().strip_prefix(prefix.as_bytes()) {
+            Some(pid) if !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) => {}
+            _ => continue,
+        }
+        let path = de.path();
+        let Ok(md) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !md.file_type().is_file() {
+            continue;
+        }
+        let Ok(f) = eintr(|| {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc_nofollow())
+                .open(&path)
+        }) else {
+            continue;
+        };
+        let unlocked = eintr_rustix(|| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        })
+        .is_ok();
+        let same = f
+            .metadata()
+            .is_ok_and(|m| (m.dev(), m.ino()) == (md.dev(), md.ino()));
+        if unlocked && same {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// `O_NOFOLLOW`, as the raw flag `OpenOptionsExt::custom_flags` takes.
+fn libc_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+/// Whether `file` ends in exactly `footer` at `footer.footer_end`: the
+/// generation it closes is committed, whatever error the writing reported.
+fn footer_in_place(file: &File, footer: &crate::format::footer::Footer) -> bool {
+    use crate::format::footer::FOOTER_LEN;
+    use std::os::unix::fs::FileExt;
+    let Ok(md) = file.metadata() else {
+        return false;
+    };
+    if md.len() != footer.footer_end {
+        return false;
+    }
+    let mut buf = vec![0u8; FOOTER_LEN];
+    file.read_exact_at(&mut buf, footer.footer_end - FOOTER_LEN as u64)
+        .is_ok()
+        && buf == footer.to_bytes()
 }
 
 impl<W: Sink> Writer<W> {
@@ -909,6 +1218,14 @@ impl<W: Sink> Writer<W> {
         let before = gen.stats();
         let outcome =
             crate::source::build_with_parent(gen, &self.chunker, source, parent, progress)?;
+        if source.nothing_found() {
+            return Err(Error::NotFound(
+                "none of the files named could be read; no snapshot was made".into(),
+            ));
+        }
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
         // Write what is still being packed, so the counts below are whole.
         gen.flush()?;
         let after = gen.stats();
@@ -939,36 +1256,131 @@ impl<W: Sink> Writer<W> {
     }
 
     /// Writes index, snapshot table and footer: the generation is committed.
+    ///
+    /// On an error the archive is left as it was whenever that can be done
+    /// (an append's new bytes truncated away, a new archive's temporary file
+    /// removed) and the error says nothing was committed. When the footer
+    /// may have reached the file and the new bytes cannot be taken back,
+    /// the file is read back: if it ends in this generation's footer, the
+    /// generation is committed and the error is [`Error::CommittedBut`];
+    /// the same error reports a failure after the commit (making a new
+    /// archive's directory entry durable).
     pub fn commit(mut self) -> Result<CommitInfo> {
         let gen = self.gen.take().expect("live writer");
         let stats = gen.stats();
+        // The generation this commit writes (checkpoints may have
+        // committed generations before it).
+        let generation = gen.generation();
         let time = self.clock();
-        let (out, footer) = gen.finish_appending(
+        let finished = gen.finish_reporting(
+            true,
             &self.snapshots,
             self.keyslots.as_deref(),
             self.signer.as_ref(),
             time,
-        )?;
-        drop(out);
+        );
+        let footer = match finished {
+            Ok((out, footer)) => {
+                drop(out);
+                footer
+            }
+            Err((e, footer)) => return Err(self.undo(e, footer.as_deref(), generation)),
+        };
+        let info = CommitInfo {
+            generation,
+            archive_len: footer.footer_end,
+            stats,
+        };
         match std::mem::replace(&mut self.target, Target::Stream) {
-            Target::Create { tmp, dest } => {
-                std::fs::rename(&tmp, &dest).map_err(|e| Error::io_at(&dest, e))?;
+            Target::Create {
+                tmp,
+                dest,
+                held,
+                replaced,
+            } => {
+                if let Err(e) = eintr(|| std::fs::rename(&tmp, &dest)) {
+                    // The rename may have happened even so: look.
+                    use std::os::unix::fs::MetadataExt;
+                    let ours = held.metadata().ok().map(|m| (m.dev(), m.ino()));
+                    let there = std::fs::symlink_metadata(&dest)
+                        .ok()
+                        .map(|m| (m.dev(), m.ino()));
+                    if ours.is_none() || ours != there {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(Error::io_at(&dest, e));
+                    }
+                }
+                drop(replaced);
+                drop(held);
                 let dir = dest
                     .parent()
                     .filter(|p| !p.as_os_str().is_empty())
                     .unwrap_or(Path::new("."));
-                if let Ok(d) = File::open(dir) {
-                    let _ = d.sync_all();
+                let synced = eintr(|| File::open(dir)).and_then(|d| eintr(|| d.sync_all()));
+                if let Err(e) = synced {
+                    return Err(Error::CommittedBut {
+                        generation,
+                        source: Box::new(Error::io_at(
+                            dir,
+                            std::io::Error::new(
+                                e.kind(),
+                                format!("the directory could not be synced: {e}"),
+                            ),
+                        )),
+                    });
                 }
             }
             Target::Append { .. } | Target::Stream => {}
         }
-        Ok(CommitInfo {
-            // Checkpoints may have committed generations before this one.
-            generation: footer.generation,
-            archive_len: footer.footer_end,
-            stats,
-        })
+        Ok(info)
+    }
+
+    /// After a failed commit: takes back what can be taken back, and says
+    /// what state the archive is in.
+    fn undo(
+        &mut self,
+        e: Error,
+        footer: Option<&crate::format::footer::Footer>,
+        generation: u64,
+    ) -> Error {
+        match std::mem::replace(&mut self.target, Target::Stream) {
+            Target::Create { tmp, .. } => {
+                // Nothing is at the destination yet.
+                let _ = std::fs::remove_file(tmp);
+                e
+            }
+            Target::Append {
+                file,
+                committed,
+                path,
+            } => {
+                let Some(footer) = footer else {
+                    // No footer was written: readers see the previous
+                    // generation whether or not the tail goes.
+                    let _ = eintr(|| file.set_len(committed));
+                    return e;
+                };
+                match eintr(|| file.set_len(committed)) {
+                    Ok(()) => e,
+                    Err(te) if footer_in_place(&file, footer) => Error::CommittedBut {
+                        generation,
+                        source: Box::new(Error::io_at(
+                            &path,
+                            std::io::Error::new(
+                                te.kind(),
+                                format!(
+                                    "the commit reported an error ({e}) and the new generation could not be taken back ({te}); the file ends in its footer"
+                                ),
+                            ),
+                        )),
+                    },
+                    // The tail has no valid footer: readers ignore it and
+                    // the next append truncates it.
+                    Err(_) => e,
+                }
+            }
+            Target::Stream => e,
+        }
     }
 }
 
@@ -980,8 +1392,10 @@ impl<W: Sink> Drop for Writer<W> {
             Target::Create { tmp, .. } => {
                 let _ = std::fs::remove_file(tmp);
             }
-            Target::Append { file, committed } => {
-                let _ = file.set_len(committed);
+            Target::Append {
+                file, committed, ..
+            } => {
+                let _ = eintr(|| file.set_len(committed));
             }
             Target::Stream => {}
         }

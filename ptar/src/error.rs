@@ -99,6 +99,26 @@ pub enum Error {
         member: Option<String>,
         detail: String,
     },
+    /// Creating an archive would replace an existing ptar archive (and
+    /// discard its snapshots): refused unless the caller asks to replace it
+    /// ([`crate::Writer::create_replacing`]). `snapshots` is the count its
+    /// last snapshot table gives, when it can be read.
+    #[error("{}: is a ptar archive holding {}; creating would discard {}", .path.display(), .snapshots.map_or("an unknown number of snapshots (the count cannot be read)".to_string(), |n| format!("{n} snapshot(s)")), if .snapshots == &Some(1) { "it" } else { "them" })]
+    ArchiveExists {
+        path: PathBuf,
+        snapshots: Option<u64>,
+    },
+    /// The generation was committed (readers see it), but a step after the
+    /// commit failed, for instance making the directory entry of a new
+    /// archive durable.
+    #[error("committed, but {source}")]
+    CommittedBut {
+        /// The generation committed.
+        generation: u64,
+        /// What failed after the commit.
+        #[source]
+        source: Box<Error>,
+    },
     /// The caller asked, through [`crate::progress::Progress::cancelled`],
     /// for the operation to stop.
     #[error("interrupted")]

@@ -144,6 +144,20 @@ pub trait EntrySource {
     fn ordered(&self) -> bool {
         true
     }
+    /// Whether, at the end, the source found none of what it was asked to
+    /// read (every operand named was missing): then no snapshot is made.
+    fn nothing_found(&self) -> bool {
+        false
+    }
+}
+
+/// [`crate::Error::Cancelled`] when the caller asked to stop.
+fn check_cancelled(progress: &dyn Progress) -> Result<()> {
+    if progress.cancelled() {
+        Err(crate::Error::Cancelled)
+    } else {
+        Ok(())
+    }
 }
 
 /// What building a tree produced.
@@ -187,6 +201,10 @@ fn read_content<W: Sink>(
         let mut stream =
             ChunkStream::with_buffer(chunker, reader.take(end - start), std::mem::take(buf));
         let done = loop {
+            if progress.cancelled() {
+                *buf = stream.into_buffer();
+                return Err(crate::Error::Cancelled);
+            }
             let chunk = match stream.next_chunk() {
                 Ok(Some(c)) => c,
                 Ok(None) => break Ok(()),
@@ -298,6 +316,7 @@ pub fn build_with_parent<W: Sink>(
         old: parent.map(|p| p.listing(&p.root)).unwrap_or_default(),
     }];
     loop {
+        check_cancelled(progress)?;
         let item = source.next()?;
         match item {
             Some(SourceItem::EnterDir { path, entry }) => {
@@ -745,7 +764,11 @@ fn build_any_order<W: Sink>(
     let mut out = BuildOutcome::default();
     let mut tree = AnyTree::new();
     let mut buf = Vec::new();
-    while let Some(item) = source.next()? {
+    loop {
+        check_cancelled(progress)?;
+        let Some(item) = source.next()? else {
+            break;
+        };
         match item {
             SourceItem::EnterDir { path, mut entry } => {
                 let comps = match components(&path).and_then(|c| tree.check(&c, true).map(|_| c)) {

@@ -78,7 +78,8 @@ pub struct SyncOutcome {
 /// [`SyncOutcome::snapshots_copied`] is 0 there is nothing to commit.
 ///
 /// Fails on the first blob of the source that is missing or damaged, naming
-/// it; what was stored into `dst` until then is not committed.
+/// it; what was stored into `dst` until then is not committed. Stops with
+/// [`Error::Cancelled`] between entries and chunks when `progress` asks.
 pub fn sync<W: Sink>(
     src: &Archive,
     snapshots: &[Snapshot],
@@ -131,6 +132,9 @@ pub fn sync<W: Sink>(
             dest: id,
             copied,
         });
+    }
+    if progress.cancelled() {
+        return Err(Error::Cancelled);
     }
     let gen = dst.generation_writer();
     gen.flush()?;
@@ -187,6 +191,9 @@ impl Translator<'_> {
             done: Vec::new(),
         }];
         loop {
+            if self.progress.cancelled() {
+                return Err(Error::Cancelled);
+            }
             let top = stack.last_mut().expect("a frame until the root is done");
             let Some(mut e) = top.pending.next() else {
                 let frame = stack.pop().expect("the frame just looked at");
@@ -281,6 +288,9 @@ impl Translator<'_> {
             self.chunks.insert(*old, *old);
             self.progress.bytes(len as u64);
             return Ok(*old);
+        }
+        if self.progress.cancelled() {
+            return Err(Error::Cancelled);
         }
         let before = gen.stats().blobs;
         // Damage found in a record names the record: say which chunk too.

@@ -60,7 +60,10 @@ fn a_failed_create_leaves_nothing_and_a_failed_append_loses_nothing() {
     let out = ptar_limited(dir, 1024, &["-c", "-f", "b.ptar", "src"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "create under the limit succeeded");
-    assert!(stderr.starts_with("ptar: b.ptar: "), "{stderr}");
+    assert!(
+        stderr.starts_with("ptar: not committed: b.ptar: "),
+        "{stderr}"
+    );
     assert!(
         !dir.join("b.ptar").exists(),
         "a failed create left its archive"
@@ -81,7 +84,10 @@ fn a_failed_create_leaves_nothing_and_a_failed_append_loses_nothing() {
     let out = ptar_limited(dir, limit, &["-r", "-f", "a.ptar", "src"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "append under the limit succeeded");
-    assert!(stderr.starts_with("ptar: a.ptar: "), "{stderr}");
+    assert!(
+        stderr.starts_with("ptar: not committed: a.ptar: "),
+        "{stderr}"
+    );
 
     // Still generation 1, whole: whatever the failed append wrote is an
     // uncommitted tail at most.

@@ -21,6 +21,7 @@ use crate::format::limits::{MAX_XATTR_NAME_LEN, MAX_XATTR_VALUE_LEN};
 use crate::format::tree::{Content, Entry, EntryType, Payload, Timestamp};
 use crate::format::Id;
 use crate::pattern::{exclude_match, CACHEDIR_SIGNATURE, VCS_NAMES};
+use crate::retry::eintr_rustix;
 use crate::source::{EntrySource, FileData, SourceItem, Xattrs};
 use crate::Result;
 
@@ -136,19 +137,20 @@ impl Loc {
         } else {
             AtFlags::SYMLINK_NOFOLLOW
         };
-        let st = match self {
+        let st = eintr_rustix(|| match self {
             Loc::Path(p) => rustix::fs::statat(CWD, p, flags),
             Loc::At { dir, name } => rustix::fs::statat(dir, name.as_slice(), flags),
-        };
+        });
         Ok(Meta(st?))
     }
 
+    /// Opens the file, again when a signal interrupted the call.
     fn open(&self, flags: OFlags) -> rustix::io::Result<OwnedFd> {
         let flags = flags | OFlags::CLOEXEC;
-        match self {
+        eintr_rustix(|| match self {
             Loc::Path(p) => rustix::fs::openat(CWD, p, flags, Mode::empty()),
             Loc::At { dir, name } => rustix::fs::openat(dir, name.as_slice(), flags, Mode::empty()),
-        }
+        })
     }
 
     /// Opens a regular file to read, without updating its access time when
@@ -504,6 +506,12 @@ pub struct FsSource<'a> {
     /// Problems and notices found while visiting, handed out first.
     pending: std::collections::VecDeque<(Vec<u8>, String, bool)>,
     current: Option<FsFile>,
+    /// Operands met so far (named paths, not `.` or `/`), and those of them
+    /// that could not be found.
+    operands: usize,
+    missing: usize,
+    /// Whether an operand names the root (`.`, `/`): read by listing.
+    root_operand: bool,
 }
 
 impl<'a> FsSource<'a> {
@@ -522,6 +530,9 @@ impl<'a> FsSource<'a> {
             stack: Vec::new(),
             pending: Default::default(),
             current: None,
+            operands: 0,
+            missing: 0,
+            root_operand: !root_sources.is_empty(),
         };
         let mut merged: BTreeMap<Vec<u8>, (Loc, Option<VNode>)> = BTreeMap::new();
         for src in &root_sources {
@@ -557,6 +568,13 @@ impl<'a> FsSource<'a> {
         self.pending.push_back((path.to_vec(), msg, true));
     }
 
+    /// Whether every operand was missing (none could even be looked at),
+    /// once the walk is over: a snapshot of nothing is not worth a
+    /// generation, and a typo must not make one.
+    pub fn no_operand_found(&self) -> bool {
+        !self.root_operand && self.operands > 0 && self.missing == self.operands
+    }
+
     fn notice(&mut self, path: &[u8], msg: &str) {
         self.pending
             .push_back((path.to_vec(), msg.to_string(), false));
@@ -568,12 +586,14 @@ impl<'a> FsSource<'a> {
     }
     fn is_cache_dir(dir: &OwnedFd) -> bool {
         let mut buf = [0u8; 43];
-        rustix::fs::openat(
-            dir,
-            "CACHEDIR.TAG",
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
+        eintr_rustix(|| {
+            rustix::fs::openat(
+                dir,
+                "CACHEDIR.TAG",
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        })
         .map(File::from)
         .map_err(std::io::Error::from)
         .and_then(|mut f| f.read_exact(&mut buf))
@@ -693,9 +713,15 @@ impl<'a> FsSource<'a> {
         } else {
             loc.stat(false)
         };
+        if is_operand {
+            self.operands += 1;
+        }
         let md = match stat {
             Ok(md) => md,
             Err(e) => {
+                if is_operand {
+                    self.missing += 1;
+                }
                 if let Some(n) = node.filter(|n| !n.operand) {
                     // An intermediate directory of an operand we cannot stat.
                     let todo = self.children(&rel, &loc, false, true, n.children);
@@ -836,6 +862,10 @@ impl<'a> FsSource<'a> {
 }
 
 impl EntrySource for FsSource<'_> {
+    fn nothing_found(&self) -> bool {
+        self.no_operand_found()
+    }
+
     fn next(&mut self) -> Result<Option<SourceItem<'_>>> {
         // A file the builder stored whole can now be the target of hard links.
         if let Some(f) = self.current.take() {

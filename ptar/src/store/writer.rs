@@ -29,9 +29,21 @@ impl Sink for Vec<u8> {}
 impl Sink for std::io::Stdout {}
 
 impl Sink for std::io::BufWriter<std::fs::File> {
+    /// Flushes, then `fdatasync`s a regular file. A FIFO, a terminal or a
+    /// device an archive is written to in place cannot be synced (`EINVAL`):
+    /// for those, flushing is all there is.
     fn sync_data(&mut self) -> std::io::Result<()> {
         self.flush()?;
-        self.get_ref().sync_data()
+        let f = self.get_ref();
+        match crate::retry::eintr(|| f.sync_data()) {
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+                    && !f.metadata().is_ok_and(|m| m.is_file()) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 
@@ -281,6 +293,10 @@ fn stopped() -> Error {
     std::io::Error::other("a compression thread stopped").into()
 }
 
+/// Why finishing a generation failed, with its footer when the footer's
+/// writing had begun (some of its bytes may be in the file).
+pub(crate) type FinishError = (Error, Option<Box<Footer>>);
+
 /// Appends one generation to a sink positioned at the end of the archive.
 pub struct GenerationWriter<W: Sink> {
     out: W,
@@ -475,7 +491,8 @@ impl<W: Sink> GenerationWriter<W> {
                 })
             })
             .collect();
-        self.commit_generation(true, true, &listed, None, None, checkpoint_time())?;
+        let f = self.write_sections(true, true, &listed, None, None, checkpoint_time())?;
+        self.write_footer(&f)?;
         self.generation += 1;
         self.packfile_offset = self.pos;
         self.packfile_hash = blake3::Hasher::new();
@@ -951,7 +968,8 @@ impl<W: Sink> GenerationWriter<W> {
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
     ) -> Result<(W, Footer)> {
-        self.finish_with(false, snapshots, keyslots, signer, time_ns)
+        self.finish_reporting(false, snapshots, keyslots, signer, time_ns)
+            .map_err(|(e, _)| e)
     }
 
     /// [`GenerationWriter::finish`] with a table that lists the existing
@@ -964,18 +982,24 @@ impl<W: Sink> GenerationWriter<W> {
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
     ) -> Result<(W, Footer)> {
-        self.finish_with(true, added, keyslots, signer, time_ns)
+        self.finish_reporting(true, added, keyslots, signer, time_ns)
+            .map_err(|(e, _)| e)
     }
 
-    fn finish_with(
+    /// [`GenerationWriter::finish`] (`keep_existing` false) or
+    /// [`GenerationWriter::finish_appending`] (true); an error comes with
+    /// the footer when its writing had begun (some of its bytes may be in
+    /// the file), so the caller can tell by reading back whether it was
+    /// committed.
+    pub(crate) fn finish_reporting(
         mut self,
         keep_existing: bool,
         snapshots: &[TableEntry],
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
-    ) -> Result<(W, Footer)> {
-        self.flush()?;
+    ) -> std::result::Result<(W, Footer), FinishError> {
+        self.flush().map_err(|e| (e, None))?;
         self.workers = None;
         let listed;
         let snapshots = if keep_existing {
@@ -984,16 +1008,37 @@ impl<W: Sink> GenerationWriter<W> {
         } else {
             snapshots
         };
-        let f =
-            self.commit_generation(false, keep_existing, snapshots, keyslots, signer, time_ns)?;
-        Ok((self.out, f))
+        let f = self
+            .write_sections(false, keep_existing, snapshots, keyslots, signer, time_ns)
+            .map_err(|e| (e, None))?;
+        match self.write_footer(&f) {
+            Ok(()) => Ok((self.out, f)),
+            Err(e) => {
+                // Whatever the sink still buffers goes (or fails to go) now,
+                // before the caller looks at the file.
+                drop(self.out);
+                Err((e.into(), Some(Box::new(f))))
+            }
+        }
     }
 
-    /// Writes index, table, key slots and footer of the generation being
-    /// written: the last one (`checkpoint` false), or a checkpoint. A table
-    /// written with `keep_existing` (every checkpoint) starts with the
-    /// existing archive's.
-    fn commit_generation(
+    /// Writes the footer after its sections and makes it durable: the
+    /// generation is committed.
+    fn write_footer(&mut self, f: &Footer) -> std::io::Result<()> {
+        let footer = f.to_bytes();
+        self.out.write_all(&footer)?;
+        self.out.sync_data()?;
+        self.checkpoints.last_footer = Some((self.pos, *blake3::hash(&footer).as_bytes()));
+        self.pos += FOOTER_LEN as u64;
+        Ok(())
+    }
+
+    /// Writes index, table and key slots of the generation being written
+    /// (the last one, `checkpoint` false, or a checkpoint), makes them
+    /// durable, and returns the footer that commits them, not yet written.
+    /// A table written with `keep_existing` (every checkpoint) starts with
+    /// the existing archive's.
+    fn write_sections(
         &mut self,
         checkpoint: bool,
         keep_existing: bool,
@@ -1074,11 +1119,6 @@ impl<W: Sink> GenerationWriter<W> {
             f.signer = sk.verifying_key().to_bytes();
             f.signature = sk.sign(&f.signed_message()).to_bytes();
         }
-        let footer = f.to_bytes();
-        self.out.write_all(&footer)?;
-        self.out.sync_data()?;
-        self.checkpoints.last_footer = Some((self.pos, *blake3::hash(&footer).as_bytes()));
-        self.pos += FOOTER_LEN as u64;
         Ok(f)
     }
 }
