@@ -613,7 +613,9 @@ impl<'a> FsSource<'a> {
         if recurse {
             match dir
                 .open_dir(follow)
-                .and_then(|fd| Ok((rustix::fs::Dir::read_from(&fd)?, fd)))
+                // Dir::read_from opens "." again relative to `fd`: an
+                // openat of its own, retried like the others.
+                .and_then(|fd| Ok((eintr_rustix(|| rustix::fs::Dir::read_from(&fd))?, fd)))
             {
                 Ok((listing, fd)) => {
                     let caches = self.policy.exclude_caches && FsSource::is_cache_dir(&fd);
