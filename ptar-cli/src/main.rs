@@ -1,8 +1,13 @@
 //! `ptar`: the command-line archiver.
 //!
-//! `main` calls `run`, which returns the exit code: 0 success, 1 some file
-//! changed while it was read, 2 a fatal error or per-file errors (reported
-//! as they happen, prefixed `ptar: `, while work goes on).
+//! `main` calls `run`, which returns the exit code. Reading commands: 0
+//! success, 1 some file changed while it was read (or, with `-d`, differs),
+//! 2 a fatal error or per-file errors (reported as they happen, prefixed
+//! `ptar: `, while work goes on). Writing commands say what state the
+//! archive is in: 0 or 1 committed, 2 not committed (the archive as it
+//! was), 3 committed, but with files that could not be read or a failure
+//! after the commit. A SIGINT, SIGTERM or SIGHUP that stops a command ends
+//! the process by the same signal, after the command has undone its work.
 
 // `eprintln!` and `println!` of the standard library panic when the write
 // fails ("failed printing to stderr"): with `2>/dev/full`, or a closed pipe,
