@@ -382,8 +382,8 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Names of temporary files left anywhere under `d`.
-fn litter(d: &Path) -> Vec<PathBuf> {
+/// Every entry under `d`, at any depth (symlinks not followed).
+fn entries_under(d: &Path) -> Vec<std::fs::DirEntry> {
     let mut out = Vec::new();
     let mut stack = vec![d.to_path_buf()];
     while let Some(p) = stack.pop() {
@@ -392,41 +392,37 @@ fn litter(d: &Path) -> Vec<PathBuf> {
         };
         for de in rd {
             let de = de.unwrap();
-            let name = de.file_name();
-            let n = name.as_bytes();
-            if n.windows(10).any(|w| w == b".ptar-tmp-")
-                || n.windows(11).any(|w| w == b".ptar-part-")
-            {
-                out.push(de.path());
-            }
             if de.file_type().unwrap().is_dir() {
                 stack.push(de.path());
             }
+            out.push(de);
         }
     }
     out
 }
 
+/// Temporary files left anywhere under `d`.
+fn litter(d: &Path) -> Vec<PathBuf> {
+    entries_under(d)
+        .into_iter()
+        .filter(|de| {
+            let name = de.file_name();
+            let n = name.as_bytes();
+            n.windows(10).any(|w| w == b".ptar-tmp-") || n.windows(11).any(|w| w == b".ptar-part-")
+        })
+        .map(|de| de.path())
+        .collect()
+}
+
 /// Directories under `d` left with no permission for group and others.
 fn locked_dirs(d: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![d.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&p) else {
-            continue;
-        };
-        for de in rd {
-            let de = de.unwrap();
-            if de.file_type().unwrap().is_dir() {
-                let mode = de.metadata().unwrap().mode() & 0o777;
-                if mode == 0o700 {
-                    out.push(de.path());
-                }
-                stack.push(de.path());
-            }
-        }
-    }
-    out
+    entries_under(d)
+        .into_iter()
+        .filter(|de| {
+            de.file_type().unwrap().is_dir() && de.metadata().unwrap().mode() & 0o777 == 0o700
+        })
+        .map(|de| de.path())
+        .collect()
 }
 
 struct Trial {
