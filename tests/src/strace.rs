@@ -40,6 +40,17 @@ pub fn command(
     inject: Option<&str>,
     log: Option<&Path>,
 ) -> Command {
+    command_injecting(program, syscalls, inject.as_slice(), log)
+}
+
+/// [`command`] with any number of injections (`-e inject=…` each), for
+/// different system calls.
+pub fn command_injecting(
+    program: &Path,
+    syscalls: &[&str],
+    injects: &[&str],
+    log: Option<&Path>,
+) -> Command {
     let mut c = Command::new("strace");
     c.arg("-f").arg("-qq").arg("-o");
     match log {
@@ -47,7 +58,7 @@ pub fn command(
         None => c.arg("/dev/null"),
     };
     c.arg("-e").arg(format!("trace={}", syscalls.join(",")));
-    if let Some(i) = inject {
+    for i in injects {
         c.arg("-e").arg(format!("inject={i}"));
     }
     c.arg(program);
@@ -63,8 +74,21 @@ pub fn count_calls<S: AsRef<OsStr>>(
     env: &[(&str, &str)],
     syscalls: &[&str],
 ) -> BTreeMap<String, Calls> {
+    count_calls_injecting(program, args, dir, env, syscalls, &[])
+}
+
+/// [`count_calls`] for a run under `injects` that it survives (a way
+/// denied that the program has another for).
+pub fn count_calls_injecting<S: AsRef<OsStr>>(
+    program: &Path,
+    args: &[S],
+    dir: &Path,
+    env: &[(&str, &str)],
+    syscalls: &[&str],
+    injects: &[&str],
+) -> BTreeMap<String, Calls> {
     let log = tempfile::NamedTempFile::new().expect("strace log file");
-    let mut c = command(program, syscalls, None, Some(log.path()));
+    let mut c = command_injecting(program, syscalls, injects, Some(log.path()));
     c.args(args)
         .current_dir(dir)
         .stdin(Stdio::null())

@@ -254,3 +254,79 @@ fn metadata_comes_back() {
         );
     }
 }
+
+/// When two members get the same name (here `--strip-components 1` folds
+/// `a/N` and `b/N` into `N`), the later one in archive order wins, as in
+/// tar, whichever writer thread finishes first: the earlier members are
+/// large (their writers take long), the later ones small, a symlink, and a
+/// directory.
+#[test]
+fn the_later_member_of_a_folded_name_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let src = t.join("src");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::create_dir_all(src.join("b/z")).unwrap();
+    for n in ["w", "x", "y", "z"] {
+        let big = ptar_tests::random_bytes(n.as_bytes(), 6 << 20);
+        std::fs::write(src.join("a").join(n), big).unwrap();
+    }
+    std::fs::write(src.join("b/w"), "later w\n").unwrap();
+    std::fs::write(src.join("b/x"), "later x\n").unwrap();
+    std::os::unix::fs::symlink("later-y-target", src.join("b/y")).unwrap();
+    std::fs::write(src.join("b/z/inner"), "inside the later z\n").unwrap();
+    ok(&run_in(t, &["-cf", "f.ptar", "-C", "src", "a", "b"]));
+    let listed = run_in(t, &["-tf", "f.ptar"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let pos = |m: &str| listed.lines().position(|l| l == m).unwrap();
+    assert!(pos("a/x") < pos("b/x"), "a/ comes first:\n{listed}");
+
+    for threads in ["4", "2", "1"] {
+        let o = format!("o{threads}");
+        let out = run_in(
+            t,
+            &[
+                "-xf",
+                "f.ptar",
+                "-C",
+                &o,
+                "--strip-components",
+                "1",
+                "--threads",
+                threads,
+            ],
+        );
+        ok(&out);
+        let o = t.join(&o);
+        assert_eq!(
+            std::fs::read(o.join("w")).unwrap(),
+            b"later w\n",
+            "{threads} threads"
+        );
+        assert_eq!(
+            std::fs::read(o.join("x")).unwrap(),
+            b"later x\n",
+            "{threads} threads"
+        );
+        assert_eq!(
+            std::fs::read_link(o.join("y")).unwrap(),
+            Path::new("later-y-target"),
+            "{threads} threads"
+        );
+        assert_eq!(
+            std::fs::read(o.join("z/inner")).unwrap(),
+            b"inside the later z\n",
+            "{threads} threads"
+        );
+        let mut names: Vec<String> = std::fs::read_dir(&o)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["w", "x", "y", "z"],
+            "{threads} threads: no temporary file"
+        );
+    }
+}

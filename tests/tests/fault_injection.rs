@@ -3,7 +3,8 @@
 //! its exit code names.
 //!
 //! For each scenario (create, create over an existing archive, append,
-//! passwd, sync into a new and into an existing archive, extract) the test
+//! passwd, sync into a new and into an existing archive, extract, and
+//! extract where files cannot be made unnamed and linked in) the test
 //! first traces one clean run to count the calls of each system call that
 //! ptar makes after its start-up (the dynamic loader's calls, made before
 //! `main`, are counted with `ptar --version` and skipped). It then runs the
@@ -65,6 +66,7 @@ const SYSCALLS: &[&str] = &[
     "rename",
     "renameat",
     "renameat2",
+    "linkat",
     "openat",
     "pread64",
     "flock",
@@ -297,6 +299,10 @@ enum Scenario {
     SyncNew,
     SyncExisting,
     Extract,
+    /// Extraction where files cannot be made unnamed and linked in (as
+    /// without /proc and without the privilege to link a descriptor): they
+    /// are written under temporary names and renamed.
+    ExtractNamed,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -307,7 +313,18 @@ const SCENARIOS: &[Scenario] = &[
     Scenario::SyncNew,
     Scenario::SyncExisting,
     Scenario::Extract,
+    Scenario::ExtractNamed,
 ];
+
+/// The injections a scenario always runs under: for `ExtractNamed`, the
+/// walking thread's first two `linkat` calls (ptar's tries of the two ways
+/// to link an unnamed file in) fail.
+fn base_injects(s: Scenario) -> &'static [&'static str] {
+    match s {
+        Scenario::ExtractNamed => &["linkat:error=ENOENT:when=1..2"],
+        _ => &[],
+    }
+}
 
 /// One trial's working directory, laid out for its scenario, and the
 /// command line to run there.
@@ -354,7 +371,7 @@ fn prepare(fx: &Fixture, s: Scenario, d: &Path) -> Vec<OsString> {
             std::fs::copy(&fx.single, &a).unwrap();
             args.extend([os("sync"), os("-f"), os(d.join("src.ptar")), os(&a)]);
         }
-        Scenario::Extract => {
+        Scenario::Extract | Scenario::ExtractNamed => {
             std::fs::copy(&fx.plain, &a).unwrap();
             // The destination holds the older version: a failed extraction
             // must leave each file old or new, never cut short.
@@ -446,7 +463,9 @@ fn run_trial(fx: &Fixture, t: &Trial, d: &Path) -> Result<(), String> {
     let before: Option<Vec<u8>> = std::fs::read(&a).ok();
     let src_before = std::fs::read(d.join("src.ptar")).ok();
     let inject = format!("{}:error={}:when={}", t.syscall, t.errno, t.n);
-    let mut c = strace::command(ptar_bin(), &[t.syscall], Some(&inject), None);
+    let mut injects = base_injects(t.scenario).to_vec();
+    injects.push(&inject);
+    let mut c = strace::command_injecting(ptar_bin(), &[t.syscall, "linkat"], &injects, None);
     c.args(&args)
         .current_dir(d)
         .stdin(Stdio::null())
@@ -477,7 +496,7 @@ fn run_trial(fx: &Fixture, t: &Trial, d: &Path) -> Result<(), String> {
         }
     }
 
-    if t.scenario == Scenario::Extract {
+    if matches!(t.scenario, Scenario::Extract | Scenario::ExtractNamed) {
         return check_extract(fx, t, d, code).or_else(fail);
     }
 
@@ -710,11 +729,39 @@ fn every_fault_leaves_the_state_the_exit_code_names() {
         }
         let d = fx.dir.join(format!("plan-{s:?}"));
         let args = prepare(&fx, s, &d);
-        let counts = strace::count_calls(ptar_bin(), &args, &d, &[TUNABLES], SYSCALLS);
+        let counts = strace::count_calls_injecting(
+            ptar_bin(),
+            &args,
+            &d,
+            &[TUNABLES],
+            SYSCALLS,
+            base_injects(s),
+        );
+        // Each extraction scenario takes the way it is meant to: unnamed
+        // files linked in (a rename only for files replaced), or named
+        // temporary files renamed with RENAME_NOREPLACE.
+        let renames = |sys: &str| counts.get(sys).map_or(0, |c| c.per_thread_max);
+        match s {
+            Scenario::Extract => assert!(
+                renames("linkat") > 0 && renames("renameat2") == 0,
+                "{s:?}: {counts:?}"
+            ),
+            Scenario::ExtractNamed => {
+                assert!(renames("renameat2") > 0, "{s:?}: {counts:?}")
+            }
+            _ => {}
+        }
         for &sys in SYSCALLS {
             let Some(calls) = counts.get(sys) else {
                 continue;
             };
+            // The scenario's own injection owns this call.
+            if base_injects(s)
+                .iter()
+                .any(|i| i.split(':').next() == Some(sys))
+            {
+                continue;
+            }
             let skip = fx.startup.get(sys).copied().unwrap_or(0);
             let ns: Vec<usize> = if sys == "mmap" {
                 calls

@@ -423,25 +423,187 @@ fn a_failed_write_or_rename_leaves_no_partial_file() {
     let t = tmp.path();
     let files = big_tree(&t.join("src"));
     ok(&ptar_in(t, &["-cf", "a.ptar", "-C", "src", "."]));
-    for (i, (inject, threads)) in [
-        ("inject=write:error=EIO:when=3", "1"),
-        ("inject=write:error=ENOSPC:when=30", "1"),
-        ("inject=write:error=EIO:when=2+5", "2"),
-        ("inject=renameat2:error=EIO:when=4", "2"),
-        ("inject=fchmod:error=EIO:when=7", "1"),
+    // The first two linkat calls of the walking thread try the two ways of
+    // linking an unnamed file in: failing both (as without /proc and
+    // without the privilege) makes ptar write under temporary names.
+    let named = "inject=linkat:error=ENOENT:when=1..2";
+    for (i, (injects, threads, over)) in [
+        (&["inject=write:error=EIO:when=3"][..], "1", false),
+        (&["inject=write:error=ENOSPC:when=30"], "1", false),
+        (&["inject=write:error=EIO:when=2+5"], "2", false),
+        (&["inject=utimensat:error=EIO:when=7"], "1", false),
+        // The link of a new file, and of a file that replaces one.
+        (&["inject=linkat:error=EIO:when=2"], "1", false),
+        (&["inject=linkat:error=ENOSPC:when=3"], "2", false),
+        (&["inject=linkat:error=EIO:when=3"], "2", true),
+        // The rename over a file that was there.
+        (&["inject=renameat:error=EIO:when=2"], "2", true),
+        (&["inject=renameat:error=ENOSPC:when=5"], "1", true),
+        // Named temporary files.
+        (&[named, "inject=write:error=EIO:when=3"], "1", false),
+        (&[named, "inject=renameat2:error=EIO:when=4"], "2", false),
+        (&[named, "inject=renameat:error=EIO:when=3"], "2", true),
     ]
     .iter()
     .enumerate()
     {
         let dest = format!("o{i}");
+        if *over {
+            ok(&ptar_in(t, &["-xf", "a.ptar", "-C", &dest]));
+        }
+        let mut args = vec!["-e", "trace=write,renameat,renameat2,linkat,utimensat"];
+        for inject in *injects {
+            args.extend(["-e", inject]);
+        }
         let out = strace(
-            &["-e", "trace=write,renameat2,fchmod", "-e", inject],
+            &args,
             &["-xf", "a.ptar", "-C", &dest, "--threads", threads],
             t,
         );
-        assert_eq!(out.status.code(), Some(2), "{inject}: {}", stderr(&out));
-        check_leftovers(&t.join(&dest), &files, inject);
+        let trial = injects.join(" ");
+        assert_eq!(out.status.code(), Some(2), "{trial}: {}", stderr(&out));
+        check_leftovers(&t.join(&dest), &files, &trial);
     }
+}
+
+/// Every way a file can be put in place extracts the whole tree, into an
+/// empty directory and over an earlier copy, and leaves no temporary file:
+/// unnamed and linked with `AT_EMPTY_PATH` (where permitted), unnamed and
+/// linked through `/proc/self/fd` (the first way denied), and under a
+/// temporary name, renamed (both denied).
+#[test]
+fn every_way_of_putting_files_in_place_extracts_the_tree() {
+    if !have_strace() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let files = big_tree(&t.join("src"));
+    ok(&ptar_in(t, &["-cf", "a.ptar", "-C", "src", "."]));
+    // strace counts calls per thread: denying only the first way would deny
+    // the first link of each writer thread too, so that one runs on one
+    // thread.
+    for (way, inject, threads) in [
+        ("default", None, &["1", "3"][..]),
+        ("proc", Some("inject=linkat:error=ENOENT:when=1"), &["1"]),
+        (
+            "named",
+            Some("inject=linkat:error=ENOENT:when=1..2"),
+            &["1", "3"],
+        ),
+    ] {
+        for &threads in threads {
+            let dest = t.join(format!("o-{way}-{threads}"));
+            // An older copy of some files, and a symlink where a file goes.
+            write(&dest.join("d1/f03"), b"an older copy");
+            write(&dest.join("e/large2"), b"an older copy");
+            std::os::unix::fs::symlink("../d1/f04", dest.join("e/z")).unwrap();
+            let log = t.join(format!("log-{way}-{threads}"));
+            let mut args = vec![
+                "-o".to_string(),
+                log.display().to_string(),
+                "-e".into(),
+                "trace=openat,linkat,renameat,renameat2".into(),
+            ];
+            if let Some(i) = inject {
+                args.extend(["-e".into(), i.into()]);
+            }
+            let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            let out = Command::new("strace")
+                .args(["-f", "-qq"])
+                .args(&args)
+                .arg(ptar_bin())
+                .args(["-xf", "a.ptar", "-C"])
+                .arg(&dest)
+                .args(["--threads", threads])
+                .current_dir(t)
+                .output()
+                .unwrap();
+            ok(&out);
+            let trial = format!("{way}, {threads} threads");
+            for (p, d) in &files {
+                assert!(&std::fs::read(dest.join(p)).unwrap() == d, "{trial}: {p}");
+            }
+            assert_eq!(
+                std::fs::metadata(dest.join("e/z")).unwrap().ino(),
+                std::fs::metadata(dest.join("e/z-link")).unwrap().ino(),
+                "{trial}"
+            );
+            check_leftovers(&dest, &files, &trial);
+            // The way taken is the one meant.
+            let log = std::fs::read_to_string(&log).unwrap();
+            let tmpfile = log.contains("O_TMPFILE");
+            let proc_link = log.lines().any(|l| {
+                l.contains("linkat(AT_FDCWD, \"/proc/self/fd/") && l.trim_end().ends_with("= 0")
+            });
+            let named_open = log
+                .lines()
+                .any(|l| l.contains("openat(") && l.contains(".ptar-part-"));
+            match way {
+                "default" => assert!(tmpfile && !named_open, "{trial}:\n{log}"),
+                "proc" => assert!(tmpfile && proc_link && !named_open, "{trial}:\n{log}"),
+                _ => assert!(named_open && !proc_link, "{trial}:\n{log}"),
+            }
+        }
+    }
+}
+
+/// `kill -9` cannot be handled, yet it leaves no temporary file of a new
+/// file and no file under its final name with partial content: a file is
+/// unnamed until it is complete.
+#[test]
+fn kill_9_during_extraction_leaves_no_partial_or_temporary_file() {
+    if !have_strace() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let files = big_tree(&t.join("src"));
+    ok(&ptar_in(t, &["-cf", "a.ptar", "-C", "src", "."]));
+    let mut killed = 0;
+    for (call, n, threads) in [
+        ("write", 3, "1"),
+        ("write", 30, "1"),
+        ("write", 45, "1"),
+        ("write", 4, "2"),
+        ("write", 12, "2"),
+        ("utimensat", 10, "1"),
+        ("openat", 20, "2"),
+    ] {
+        let trial = format!("SIGKILL at {call} {n}, {threads} threads");
+        let dest = format!("k-{call}-{n}-{threads}");
+        let out = strace(
+            &[
+                "-e",
+                &format!("trace={call}"),
+                "-e",
+                &format!("inject={call}:signal=SIGKILL:when={n}"),
+            ],
+            &["-xf", "a.ptar", "-C", &dest, "--threads", threads],
+            t,
+        );
+        if died_by(&out, 9) {
+            killed += 1;
+        } else {
+            ok(&out);
+        }
+        // Directories may be left at 0700 (nothing ran after the kill):
+        // check the files only.
+        for p in walk(&t.join(&dest)) {
+            let path = t.join(&dest).join(&p);
+            assert!(
+                !p.contains(".ptar-part-"),
+                "{trial}: temporary file left: {p}"
+            );
+            if std::fs::symlink_metadata(&path).unwrap().is_file() {
+                assert!(
+                    files.get(&p) == Some(&std::fs::read(&path).unwrap()),
+                    "{trial}: {p} has the wrong content"
+                );
+            }
+        }
+    }
+    assert!(killed >= 5, "only {killed} trials were killed");
 }
 
 #[test]
@@ -458,11 +620,11 @@ fn interrupted_system_calls_are_retried() {
     let out = strace(
         &[
             "-e",
-            "trace=openat,mkdirat,renameat2,symlinkat,linkat,fchmod,fchown,utimensat,unlinkat",
+            "trace=openat,mkdirat,renameat,renameat2,symlinkat,linkat,fchmod,fchown,utimensat,unlinkat",
             "-e",
             "inject=openat:error=EINTR:when=8+2",
             "-e",
-            "inject=mkdirat,renameat2,symlinkat,linkat,fchmod,fchown,utimensat:error=EINTR:when=1+2",
+            "inject=mkdirat,renameat,renameat2,symlinkat,linkat,fchmod,fchown,utimensat:error=EINTR:when=1+2",
         ],
         &["-xf", "a.ptar", "-C", "o"],
         t,
@@ -485,4 +647,43 @@ fn interrupted_system_calls_are_retried() {
         0o750
     );
     check_leftovers(&dest, &files, "EINTR");
+}
+
+/// Without unnamed files (`ExtractOptions::unnamed_files` off: the way
+/// taken where the system has none), files are written under temporary
+/// names and renamed into place: the tree comes out whole, over an older
+/// copy and into an empty directory, and no temporary file is left. (Runs
+/// without strace.)
+#[test]
+fn named_temporary_files_extract_the_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let files = big_tree(&t.join("src"));
+    ok(&ptar_in(t, &["-cf", "a.ptar", "-C", "src", "."]));
+    let ar = ptar::Archive::open(&t.join("a.ptar"), None).unwrap();
+    let snap = ar.snapshots().unwrap()[0].clone();
+    for threads in [1, 3] {
+        for over in [false, true] {
+            let dest = t.join(format!("o-{threads}-{over}"));
+            if over {
+                write(&dest.join("d1/f03"), b"an older copy");
+                write(&dest.join("e/large2"), b"an older copy");
+                std::os::unix::fs::symlink("../d1/f04", dest.join("e/z")).unwrap();
+            }
+            let opts = ptar::fs::ExtractOptions {
+                unnamed_files: false,
+                threads,
+                ..Default::default()
+            };
+            let r = ar
+                .extract(&snap, &dest, &opts, &ptar::progress::NoProgress)
+                .unwrap();
+            let trial = format!("{threads} threads, over an older copy: {over}");
+            assert!(r.errors.is_empty(), "{trial}: {:?}", r.errors);
+            for (p, d) in &files {
+                assert!(&std::fs::read(dest.join(p)).unwrap() == d, "{trial}: {p}");
+            }
+            check_leftovers(&dest, &files, &trial);
+        }
+    }
 }

@@ -10,22 +10,35 @@
 //! entry. Symlinks are created as stored, whatever their targets: nothing
 //! this extraction does goes through one.
 //!
-//! A regular file is written under a temporary name in its directory
-//! (`.NAME.ptar-part-PID-N`, created `O_EXCL`), given its metadata, and
-//! renamed over its final name only when complete: an interrupted or failed
+//! A regular file is written unnamed (`O_TMPFILE` in its directory), given
+//! its metadata, and linked to its final name only when complete (`linkat`,
+//! which never replaces anything). Where a file is already at that name, the
+//! complete file is linked to a temporary name (`.NAME.ptar-part-PID-N`) and
+//! renamed over it. Where unnamed files cannot be made or linked (a file
+//! system without `O_TMPFILE`, neither `/proc` nor the privilege to link a
+//! descriptor), the file is written under the temporary name (created
+//! `O_EXCL`) and renamed into place. Either way an interrupted or failed
 //! extraction leaves every name either as it was or with the archived
-//! content, and removes its temporary files. Directories get their own
-//! metadata once everything inside them is in place, also on the way out of
-//! a failed or cancelled extraction.
+//! content, and removes its temporary files (an unnamed file vanishes with
+//! its descriptor, even after `kill -9`). Directories get their own metadata
+//! once everything inside them is in place, also on the way out of a failed
+//! or cancelled extraction.
+//!
+//! Regular files are filled by writer threads while the walk goes on; when a
+//! later member has the name of a file still being written (two members
+//! folded together by `--strip-components`, or a tar import that holds a
+//! name twice), the walk waits for that file to be in place first, so that
+//! the later member wins, as in tar.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::{Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps, CWD,
@@ -187,6 +200,12 @@ pub struct ExtractOptions {
     /// Threads that write file contents while the snapshot is walked (1 or
     /// 0: write on the calling thread). Default: one per core.
     pub threads: usize,
+    /// Write regular files unnamed (`O_TMPFILE`) and link them into place
+    /// where the system allows it (the default). Off: always write them
+    /// under a temporary name and rename them into place, as is done where
+    /// unnamed files are not available (this switch lets tests reach that
+    /// way).
+    pub unnamed_files: bool,
 }
 
 impl Default for ExtractOptions {
@@ -208,6 +227,7 @@ impl Default for ExtractOptions {
             max_bytes: None,
             max_entries: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            unnamed_files: true,
         }
     }
 }
@@ -305,6 +325,162 @@ fn part_name(name: &[u8], pid: u32, n: u64) -> Vec<u8> {
     t
 }
 
+/// Numbers for temporary names, unique within the process.
+static PARTS: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary name for `name` not used yet by this process.
+fn next_part_name(name: &[u8]) -> Vec<u8> {
+    part_name(
+        name,
+        std::process::id(),
+        PARTS.fetch_add(1, Ordering::Relaxed) + 1,
+    )
+}
+
+/// How an unnamed file (`O_TMPFILE`) is given a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Linker {
+    /// `linkat(fd, "", dir, name, AT_EMPTY_PATH)`: for a process with
+    /// `CAP_DAC_READ_SEARCH`, or (Linux 6.10 and later) the credentials the
+    /// file was opened with.
+    EmptyPath,
+    /// `linkat(AT_FDCWD, "/proc/self/fd/FD", dir, name, AT_SYMLINK_FOLLOW)`:
+    /// needs no privilege, only `/proc`.
+    Proc,
+}
+
+/// Gives the unnamed file `fd` the name `name` in `dir`; never replaces
+/// what is there (`EEXIST`).
+fn link_unnamed(
+    fd: BorrowedFd<'_>,
+    via: Linker,
+    dir: &OwnedFd,
+    name: &[u8],
+) -> rustix::io::Result<()> {
+    match via {
+        Linker::EmptyPath => retry(|| rustix::fs::linkat(fd, c"", dir, name, AtFlags::EMPTY_PATH)),
+        Linker::Proc => {
+            let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            retry(|| rustix::fs::linkat(CWD, path.as_str(), dir, name, AtFlags::SYMLINK_FOLLOW))
+        }
+    }
+}
+
+/// Finds how the unnamed file `fd`, just made in `dir`, can be given a
+/// name, without giving it one: linking to "." fails with `EEXIST` only
+/// after the source was found and accepted, and fails with `ENOENT` when
+/// the source may not be named that way (no privilege, no `/proc`).
+fn probe_linker(fd: BorrowedFd<'_>, dir: &OwnedFd) -> Option<Linker> {
+    [Linker::EmptyPath, Linker::Proc]
+        .into_iter()
+        .find(|&via| link_unnamed(fd, via, dir, b".") == Err(Errno::EXIST))
+}
+
+/// Whether unnamed files are used, once the first one was tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unnamed {
+    /// Not tried yet.
+    Untried,
+    /// They can be made and linked this way.
+    Via(Linker),
+    /// They cannot (or are not to be) used: named temporary files instead.
+    Off,
+}
+
+/// Where a file being written is, until it is in place.
+#[derive(Debug)]
+enum Temp {
+    /// Unnamed (`O_TMPFILE`), to be linked in with this.
+    Unnamed(Linker),
+    /// Under this temporary name in its directory.
+    Named(Vec<u8>),
+}
+
+/// A directory's identity, (device, inode): one directory may be reached
+/// through several frames (`--strip-components`, a directory listed twice).
+type DirId = (u64, u64);
+
+/// A name in a directory, as (directory, hash of the name): what the walk
+/// waits for when a later member has the name of a file still being
+/// written. Two names with the same hash only make it wait for nothing.
+type NameKey = (DirId, u64);
+
+fn name_key(dir: DirId, name: &[u8]) -> NameKey {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    (dir, h.finish())
+}
+
+/// Names whose files writer threads have not put in place yet, with how
+/// many files each is waiting for.
+#[derive(Default)]
+struct InFlight {
+    state: Mutex<InFlightState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct InFlightState {
+    names: HashMap<NameKey, usize>,
+    /// The walk is waiting for a name to be released.
+    waiting: bool,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a file named `key` is being written.
+    fn holds(&self, key: NameKey) -> bool {
+        self.lock().names.contains_key(&key)
+    }
+
+    /// Waits until no file named `key` is being written, then, with `add`,
+    /// counts one more.
+    fn wait_then(&self, key: NameKey, add: bool) {
+        let mut st = self.lock();
+        while st.names.contains_key(&key) {
+            st.waiting = true;
+            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.waiting = false;
+        if add {
+            *st.names.entry(key).or_default() += 1;
+        }
+    }
+
+    /// One file named `key` is in place, or given up.
+    fn release(&self, key: NameKey) {
+        let mut st = self.lock();
+        if let Some(n) = st.names.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                st.names.remove(&key);
+                if st.waiting {
+                    self.done.notify_all();
+                }
+            }
+        }
+    }
+}
+
+/// A file handed to a writer thread: when it is dropped (done, failed, or
+/// never taken), its directory's count of pending files goes down and its
+/// name is released for later members.
+struct Ticket {
+    pending: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
+    key: NameKey,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        self.in_flight.release(self.key);
+    }
+}
+
 /// What this extraction created in one directory: (device, inode) → name,
 /// to catch names the file system folds together (case, Unicode
 /// normalization). Shared with the writer threads, which check it when a
@@ -317,6 +493,8 @@ struct Frame {
     /// members while nothing was extracted into it yet: it is made when the
     /// first member goes there, so a selection creates no empty directories.
     fd: Option<Arc<OwnedFd>>,
+    /// Its identity, once it is made.
+    id: Option<DirId>,
     /// Its name in its parent and its member path (for a directory made late).
     name: Vec<u8>,
     path: Vec<u8>,
@@ -349,6 +527,24 @@ fn check_collision(created: &Created, name: &[u8], st: &rustix::fs::Stat) -> Res
             String::from_utf8_lossy(other)
         ))),
         _ => Ok(()),
+    }
+}
+
+/// A new file's owner and permission bits, as `fstat` found them.
+#[derive(Clone, Copy, Debug)]
+struct Owned {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl Owned {
+    fn of(st: &rustix::fs::Stat) -> Owned {
+        Owned {
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        }
     }
 }
 
@@ -397,11 +593,29 @@ impl Meta<'_> {
     }
     /// Sets ownership, mode, xattrs and times through an open descriptor.
     fn apply_fd(&self, fd: BorrowedFd<'_>, e: &Entry) -> std::io::Result<()> {
+        self.apply_fd_over(fd, e, None)
+    }
+    /// [`Meta::apply_fd`] for a file whose owner and mode are known to be
+    /// `now` (from `fstat` after it was created, nobody else having it
+    /// open): what already is as wanted is not set again.
+    fn apply_fd_over(
+        &self,
+        fd: BorrowedFd<'_>,
+        e: &Entry,
+        now: Option<Owned>,
+    ) -> std::io::Result<()> {
+        let mode = self.mode_of(e);
         if self.opts.same_owner {
             let (u, g) = self.owner(e);
-            retry(|| rustix::fs::fchown(fd, Some(u), Some(g))).map_err(errno)?;
+            // Changing the owner would clear setuid and setgid bits, but a
+            // mode is only taken as already right when it has none.
+            if now.is_none_or(|n| (n.uid, n.gid) != (u.as_raw(), g.as_raw())) {
+                retry(|| rustix::fs::fchown(fd, Some(u), Some(g))).map_err(errno)?;
+            }
         }
-        retry(|| rustix::fs::fchmod(fd, self.mode_of(e))).map_err(errno)?;
+        if now.is_none_or(|n| n.mode & 0o7777 != mode.as_raw_mode() || n.mode & 0o7000 != 0) {
+            retry(|| rustix::fs::fchmod(fd, mode)).map_err(errno)?;
+        }
         self.apply_xattrs(fd, e)?;
         if let Some(t) = self.times(e) {
             retry(|| rustix::fs::futimens(fd, &t)).map_err(errno)?;
@@ -501,25 +715,45 @@ impl Meta<'_> {
     }
 }
 
-/// A regular file created under its temporary name, to be filled and
-/// finished (content, then ownership, mode, attributes and times) and
-/// renamed into place, by a writer thread or the walking thread.
+/// A regular file created unnamed or under its temporary name, to be
+/// filled and finished (content, then ownership, mode, attributes and
+/// times) and put in place, by a writer thread or the walking thread.
 struct FileJob {
     file: File,
     dir: Arc<OwnedFd>,
     entry: Entry,
     path: Vec<u8>,
     extents: Vec<Extent>,
-    /// The temporary name in `dir`.
-    part: Vec<u8>,
+    /// Where the file is until it is in place.
+    temp: Temp,
     /// Nothing is known to be at the final name (nothing was looked up, or
-    /// nothing was there): the rename must not replace what is there
-    /// without applying the policy to it.
+    /// nothing was there): putting the file in place must not replace what
+    /// is there without applying the policy to it.
     vacant: bool,
     created: Created,
-    /// The directory's count of files being written, when on a writer thread.
-    pending: Option<Arc<AtomicUsize>>,
+    /// Held while on a writer thread: see [`Ticket`].
+    ticket: Option<Ticket>,
+    /// The file's owner and mode as created, when known.
+    now: Option<Owned>,
+    /// It is in place: nothing to remove when it is dropped.
+    placed: bool,
 }
+
+impl Drop for FileJob {
+    /// A file not put in place (failed, cancelled, kept out by the policy,
+    /// or never handed to a writer) loses its temporary name; an unnamed
+    /// one vanishes when its descriptor closes, just after.
+    fn drop(&mut self) {
+        if let (false, Temp::Named(part)) = (self.placed, &self.temp) {
+            let _ = retry(|| rustix::fs::unlinkat(&*self.dir, part.as_slice(), AtFlags::empty()));
+        }
+    }
+}
+
+/// Files handed to writer threads at a time, and their most bytes: one
+/// hand-over (a wake-up of a writer) per batch rather than per file.
+const BATCH_FILES: usize = 32;
+const BATCH_BYTES: u64 = 1 << 20;
 
 /// What writer threads report back.
 #[derive(Default)]
@@ -586,22 +820,43 @@ fn fill(
 /// Bytes gathered before a write to an extracted file.
 const WRITE_BUF: usize = 1 << 20;
 
-/// Renames a finished file from its temporary name to its final one. Unless
-/// the policy was applied to what is at the name when the file was begun,
-/// the rename does not replace what is there (an older file, a symlink, a
-/// directory, the archive being read, another member given the same name
-/// by --strip-components or by a folding file system) before the policy has
-/// been applied to it. Returns false when the file was kept out by the
+/// Puts a finished file in place: links an unnamed file to its final name,
+/// or renames a named one to it. Unless the policy was applied to what is at
+/// the name when the file was begun, neither replaces what is there (an
+/// older file, a symlink, a directory, the archive being read, another
+/// member given the same name by a folding file system) before the policy
+/// has been applied to it; then the file replaces it by a rename (an
+/// unnamed file is first linked to a temporary name), so that the name
+/// never goes missing. Returns false when the file was kept out by the
 /// policy.
-fn place(meta: Meta<'_>, job: &FileJob, progress: &dyn Progress) -> Result<bool> {
-    let (dir, name, part) = (&*job.dir, job.entry.name.as_slice(), job.part.as_slice());
+fn place(meta: Meta<'_>, job: &mut FileJob, progress: &dyn Progress) -> Result<bool> {
+    let dir = &*job.dir;
+    let name = job.entry.name.as_slice();
     if job.vacant {
-        match retry(|| rustix::fs::renameat_with(dir, part, dir, name, RenameFlags::NOREPLACE)) {
+        let r = match &job.temp {
+            Temp::Unnamed(via) => link_unnamed(job.file.as_fd(), *via, dir, name),
+            Temp::Named(part) => {
+                match retry(|| {
+                    rustix::fs::renameat_with(
+                        dir,
+                        part.as_slice(),
+                        dir,
+                        name,
+                        RenameFlags::NOREPLACE,
+                    )
+                }) {
+                    // RENAME_NOREPLACE is not supported here: check, then rename.
+                    Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) => {
+                        Err(Errno::EXIST)
+                    }
+                    r => r,
+                }
+            }
+        };
+        match r {
             Ok(()) => return Ok(true),
-            // The name was taken meanwhile: decide as for a name taken before.
+            // The name is taken: decide as for a name taken before.
             Err(Errno::EXIST) => {}
-            // RENAME_NOREPLACE is not supported here: check, then rename.
-            Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) => {}
             Err(e) => return Err(errno(e).into()),
         }
         match retry(|| rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)) {
@@ -614,14 +869,31 @@ fn place(meta: Meta<'_>, job: &FileJob, progress: &dyn Progress) -> Result<bool>
             Err(e) => return Err(errno(e).into()),
         }
     }
-    retry(|| rustix::fs::renameat(dir, part, dir, name)).map_err(errno)?;
+    if let Temp::Unnamed(via) = job.temp {
+        let part = loop {
+            let part = next_part_name(name);
+            match link_unnamed(job.file.as_fd(), via, dir, &part) {
+                Ok(()) => break part,
+                // Left by an earlier run of a process with our id: pick another.
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(errno(e).into()),
+            }
+        };
+        // From here on a failure removes the temporary name.
+        job.temp = Temp::Named(part);
+    }
+    let Temp::Named(part) = &job.temp else {
+        unreachable!("linked to a temporary name above")
+    };
+    retry(|| rustix::fs::renameat(dir, part.as_slice(), dir, name)).map_err(errno)?;
     Ok(true)
 }
 
-/// Fills a file begun under its temporary name, applies its metadata and
-/// renames it into place. On any failure, or when cancelled, the temporary
-/// file is removed and the final name is left as it was. Returns the bytes
-/// written, `None` when the policy kept the file out.
+/// Fills a file begun unnamed or under its temporary name, applies its
+/// metadata and puts it in place. On any failure, or when cancelled, the
+/// temporary name is removed (an unnamed file vanishes when it is closed)
+/// and the final name is left as it was. Returns the bytes written, `None`
+/// when the policy kept the file out.
 fn finish_file(
     store: &Store,
     meta: Meta<'_>,
@@ -642,15 +914,13 @@ fn finish_file(
             progress,
             buf,
         )?;
-        meta.apply_fd(job.file.as_fd(), &job.entry)?;
-        Ok(place(meta, &job, progress)?.then_some(n))
+        meta.apply_fd_over(job.file.as_fd(), &job.entry, job.now)?;
+        Ok(place(meta, &mut job, progress)?.then_some(n))
     })();
-    if !matches!(r, Ok(Some(_))) {
-        let _ = retry(|| rustix::fs::unlinkat(&*job.dir, job.part.as_slice(), AtFlags::empty()));
-    }
-    if let Some(p) = &job.pending {
-        p.fetch_sub(1, Ordering::AcqRel);
-    }
+    job.placed = matches!(r, Ok(Some(_)));
+    // Dropping the job removes its temporary name unless it is in place,
+    // closes the file, then (its ticket) counts it done.
+    drop(job);
     r
 }
 
@@ -673,12 +943,18 @@ pub struct FsSink<'a> {
     /// Failures found after the walk passed the entry (directory metadata
     /// applied late).
     late: Vec<(Vec<u8>, String)>,
-    /// Temporary names handed out, and the process id they hold.
-    parts: u64,
-    pid: u32,
+    /// Whether regular files are made unnamed, and linked in how.
+    unnamed: Unnamed,
+    /// The destination's identity.
+    root_id: DirId,
+    /// Names of files on writer threads (see [`InFlight`]).
+    in_flight: Arc<InFlight>,
     /// Writer threads that fill and finish regular files, when extracting
     /// with more than one thread.
-    jobs: Option<mpsc::SyncSender<FileJob>>,
+    jobs: Option<mpsc::SyncSender<Vec<FileJob>>>,
+    /// Files for the writer threads not handed over yet, and their bytes.
+    batch: Vec<FileJob>,
+    batch_bytes: u64,
     /// Where this thread gathers a file's chunks before writing them.
     write_buf: Vec<u8>,
 }
@@ -703,8 +979,11 @@ impl<'a> FsSink<'a> {
             )
         })
         .map_err(|e| Error::io_at(dest, errno(e)))?;
+        let st = retry(|| rustix::fs::fstat(&root)).map_err(|e| Error::io_at(dest, errno(e)))?;
+        let root_id = (st.st_dev, st.st_ino);
         let frames = vec![Frame {
             fd: Some(Arc::new(root.try_clone()?)),
+            id: Some(root_id),
             name: Vec::new(),
             path: Vec::new(),
             own: None,
@@ -725,9 +1004,16 @@ impl<'a> FsSink<'a> {
             frames,
             deferred: Vec::new(),
             late: Vec::new(),
-            parts: 0,
-            pid: std::process::id(),
+            unnamed: if opts.unnamed_files {
+                Unnamed::Untried
+            } else {
+                Unnamed::Off
+            },
+            root_id,
+            in_flight: Arc::default(),
             jobs: None,
+            batch: Vec::new(),
+            batch_bytes: 0,
             write_buf: Vec::new(),
         })
     }
@@ -840,13 +1126,17 @@ impl<'a> FsSink<'a> {
                 self.count_entry()?;
                 let up = self.frames[j - 1].fd.clone().expect("made before");
                 let (name, path) = (self.frames[j].name.clone(), self.frames[j].path.clone());
+                if let Some(up_id) = self.frames[j - 1].id {
+                    self.wait_for_key(name_key(up_id, &name))?;
+                }
                 if let Ok(st) =
                     retry(|| rustix::fs::statat(&*up, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
                 {
                     check_collision(&self.frames[j - 1].created, &name, &st)?;
                 }
                 let fd = self.make_dir(&up, &name, &path, false)?;
-                if let Ok(st) = retry(|| rustix::fs::fstat(&fd)) {
+                let st = retry(|| rustix::fs::fstat(&fd)).map_err(errno)?;
+                {
                     let mut created = self.frames[j - 1]
                         .created
                         .lock()
@@ -855,6 +1145,7 @@ impl<'a> FsSink<'a> {
                 }
                 self.out.dirs += 1;
                 self.frames[j].fd = Some(Arc::new(fd));
+                self.frames[j].id = Some((st.st_dev, st.st_ino));
             }
         }
         Ok(self.frame().fd.clone().expect("made above"))
@@ -872,7 +1163,10 @@ impl<'a> FsSink<'a> {
     /// Makes room for a new entry at `name`. A directory in the way is an
     /// error; anything else is removed unless the policy keeps it. Returns
     /// false when the entry must be skipped.
+    /// An earlier member of that name still on a writer thread is waited
+    /// for: the later member wins.
     fn make_room(&mut self, dir: &OwnedFd, name: &[u8], e: &Entry, rel: &[u8]) -> Result<bool> {
+        self.wait_for_name(name)?;
         let st = match retry(|| rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(true),
@@ -961,7 +1255,92 @@ impl<'a> FsSink<'a> {
         Ok((dfd, base.to_vec()))
     }
 
-    /// Begins a regular file under a temporary name and has it written:
+    /// Waits until no earlier member named `name` in the current directory
+    /// is still on a writer thread.
+    fn wait_for_name(&mut self, name: &[u8]) -> Result<()> {
+        match self.frame().id {
+            Some(id) => self.wait_for_key(name_key(id, name)),
+            None => Ok(()),
+        }
+    }
+
+    fn wait_for_key(&mut self, key: NameKey) -> Result<()> {
+        if self.jobs.is_some() && self.in_flight.holds(key) {
+            // The earlier file may still be in the batch not handed over.
+            self.flush()?;
+            self.in_flight.wait_then(key, false);
+        }
+        Ok(())
+    }
+
+    /// Hands the files gathered for the writer threads over to them.
+    fn flush(&mut self) -> Result<()> {
+        self.batch_bytes = 0;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match &self.jobs {
+            // Dropped, the files remove their temporary names.
+            Some(tx) if tx.send(batch).is_ok() => Ok(()),
+            _ => Err(Error::Io {
+                path: None,
+                source: std::io::Error::other("the extraction's writer threads stopped"),
+            }),
+        }
+    }
+
+    /// Creates the file for entry `e` in `dir`: unnamed where that works
+    /// (tried with the first file), else under a temporary name not in use.
+    /// An unnamed file, which nobody can open while it is written, is
+    /// created with its final permission bits when they hold no setuid,
+    /// setgid or sticky bit (the umask or a default ACL may still take some
+    /// away: they are set again then); a named one `0600`.
+    fn create_temp(&mut self, dir: &OwnedFd, e: &Entry) -> Result<(OwnedFd, Temp)> {
+        let name = e.name.as_slice();
+        if self.unnamed != Unnamed::Off {
+            let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+            let mode = match self.meta().mode_of(e) {
+                m if m.as_raw_mode() & 0o7000 == 0 => m,
+                _ => Mode::from_raw_mode(0o600),
+            };
+            match retry(|| rustix::fs::openat(dir, c".", flags, mode)) {
+                Ok(fd) => {
+                    let via = match self.unnamed {
+                        Unnamed::Via(via) => Some(via),
+                        _ => probe_linker(fd.as_fd(), dir),
+                    };
+                    if let Some(via) = via {
+                        self.unnamed = Unnamed::Via(via);
+                        return Ok((fd, Temp::Unnamed(via)));
+                    }
+                    // It could not be named: it vanishes when closed.
+                    self.unnamed = Unnamed::Off;
+                }
+                // No O_TMPFILE on this file system (EOPNOTSUPP) or kernel
+                // (EISDIR, EINVAL).
+                Err(Errno::OPNOTSUPP) | Err(Errno::ISDIR) | Err(Errno::INVAL) => {
+                    self.unnamed = Unnamed::Off;
+                }
+                Err(err) => return Err(errno(err).into()),
+            }
+        }
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        loop {
+            let part = next_part_name(name);
+            match retry(|| {
+                rustix::fs::openat(dir, part.as_slice(), flags, Mode::from_raw_mode(0o600))
+            }) {
+                Ok(fd) => return Ok((fd, Temp::Named(part))),
+                // Left by an earlier run of a process with our id: pick another.
+                Err(Errno::EXIST) => continue,
+                Err(err) => return Err(errno(err).into()),
+            }
+        }
+    }
+
+    /// Begins a regular file, unnamed or under a temporary name, and has it written:
     /// on a writer thread, or here when there are none or when the file has
     /// other names (a hard link to it must find it complete and in place).
     /// Returns false when the policy keeps what is there.
@@ -979,11 +1358,15 @@ impl<'a> FsSink<'a> {
                 e.size
             )));
         }
-        // By default the final name is not even looked at now: the rename
-        // into place does not replace what is there (RENAME_NOREPLACE) and,
-        // when something is, the policy is applied to it then (see
-        // `place`). Keeping an existing file (-k, --keep-newer-files) is
-        // decided here, so that a kept file is not written for nothing.
+        // An earlier member of this name still on a writer thread goes in
+        // place first: the later member wins.
+        self.wait_for_name(&e.name)?;
+        // By default the final name is not even looked at now: putting the
+        // file in place does not replace what is there (linkat,
+        // RENAME_NOREPLACE) and, when something is, the policy is applied to
+        // it then (see `place`). Keeping an existing file (-k,
+        // --keep-newer-files) is decided here, so that a kept file is not
+        // written for nothing.
         let vacant = if self.opts.existing == Existing::Replace {
             true
         } else {
@@ -1006,23 +1389,17 @@ impl<'a> FsSink<'a> {
                 }
             }
         };
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let (part, fd) = loop {
-            self.parts += 1;
-            let part = part_name(&e.name, self.pid, self.parts);
-            match retry(|| {
-                rustix::fs::openat(&**dir, part.as_slice(), flags, Mode::from_raw_mode(0o600))
-            }) {
-                Ok(fd) => break (part, fd),
-                // Left by an earlier run of a process with our id: pick another.
-                Err(Errno::EXIST) => continue,
-                Err(err) => return Err(errno(err).into()),
+        let (fd, temp) = self.create_temp(dir, e)?;
+        // The file's identity, to catch a name the file system folds onto
+        // another this extraction created; its owner and mode, not to set
+        // them again when they are right already.
+        let now = match retry(|| rustix::fs::fstat(&fd)) {
+            Ok(st) => {
+                self.record_stat(&e.name, &st);
+                Some(Owned::of(&st))
             }
+            Err(_) => None,
         };
-        if let Ok(st) = retry(|| rustix::fs::fstat(&fd)) {
-            self.record_stat(&e.name, &st);
-        }
         self.budget -= e.size;
         let mut job = FileJob {
             file: File::from(fd),
@@ -1030,25 +1407,28 @@ impl<'a> FsSink<'a> {
             entry: e.clone(),
             path: rel.to_vec(),
             extents: content.extents()?.to_vec(),
-            part,
+            temp,
             vacant,
             created: self.frame().created.clone(),
-            pending: None,
+            ticket: None,
+            now,
+            placed: false,
         };
-        match &self.jobs {
-            Some(tx) if e.nlink <= 1 => {
+        match (&self.jobs, self.frame().id) {
+            (Some(_), Some(id)) if e.nlink <= 1 => {
                 let pending = self.frame().pending.clone();
                 pending.fetch_add(1, Ordering::AcqRel);
-                job.pending = Some(pending.clone());
-                if let Err(mpsc::SendError(job)) = tx.send(job) {
-                    pending.fetch_sub(1, Ordering::AcqRel);
-                    let _ = retry(|| {
-                        rustix::fs::unlinkat(&*job.dir, job.part.as_slice(), AtFlags::empty())
-                    });
-                    return Err(Error::Io {
-                        path: None,
-                        source: std::io::Error::other("the extraction's writer threads stopped"),
-                    });
+                let key = name_key(id, &e.name);
+                self.in_flight.wait_then(key, true);
+                job.ticket = Some(Ticket {
+                    pending,
+                    in_flight: self.in_flight.clone(),
+                    key,
+                });
+                self.batch.push(job);
+                self.batch_bytes += e.size;
+                if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+                    self.flush()?;
                 }
             }
             _ => {
@@ -1077,6 +1457,7 @@ impl EntrySink for FsSink<'_> {
         if strip(path, self.opts.strip_components).is_none() {
             self.frames.push(Frame {
                 fd: Some(Arc::new(self.root.try_clone()?)),
+                id: Some(self.root_id),
                 name: Vec::new(),
                 path: Vec::new(),
                 own: None,
@@ -1089,6 +1470,7 @@ impl EntrySink for FsSink<'_> {
             // Made only if a member is extracted into it.
             self.frames.push(Frame {
                 fd: None,
+                id: None,
                 name: e.name.clone(),
                 path: path.to_vec(),
                 own: None,
@@ -1099,17 +1481,20 @@ impl EntrySink for FsSink<'_> {
         }
         let parent = self.parent()?;
         self.count_entry()?;
+        self.wait_for_name(&e.name)?;
         if let Ok(st) =
             retry(|| rustix::fs::statat(&*parent, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW))
         {
             check_collision(&self.frame().created, &e.name, &st)?;
         }
         let fd = self.make_dir(&parent, &e.name, path, selected)?;
-        self.record(&parent, &e.name);
+        let st = retry(|| rustix::fs::fstat(&fd)).map_err(errno)?;
+        self.record_stat(&e.name, &st);
         self.out.dirs += 1;
         // A directory that only leads to selected members gets no metadata of its own.
         self.frames.push(Frame {
             fd: Some(Arc::new(fd)),
+            id: Some((st.st_dev, st.st_ino)),
             name: e.name.clone(),
             path: path.to_vec(),
             own: Some((path.to_vec(), e.clone())),
@@ -1191,6 +1576,12 @@ impl EntrySink for FsSink<'_> {
                     )));
                 }
                 let (dfd, base) = self.link_target_dir(target)?;
+                // The link goes to what is at the target's name once any
+                // later member of that name is in place, as in tar.
+                if self.jobs.is_some() {
+                    let st = retry(|| rustix::fs::fstat(&dfd)).map_err(errno)?;
+                    self.wait_for_key(name_key((st.st_dev, st.st_ino), &base))?;
+                }
                 if !self.make_room(parent, &e.name, e, rel)? {
                     return Ok(Flow::Skip);
                 }
@@ -1313,7 +1704,7 @@ pub fn extract(
     // writers are done.
     let written = Written::default();
     let meta = sink.meta();
-    let (tx, rx) = mpsc::sync_channel::<FileJob>(opts.threads * 4);
+    let (tx, rx) = mpsc::sync_channel::<Vec<FileJob>>(opts.threads * 2);
     let rx = Mutex::new(rx);
     let walked = std::thread::scope(|scope| {
         for _ in 0..opts.threads {
@@ -1322,23 +1713,25 @@ pub fn extract(
                 loop {
                     // A poisoned lock still hands out jobs: a writer that
                     // stopped must not leave the walk blocked on a full queue.
-                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(job) = job else { return };
-                    let path = job.path.clone();
-                    match finish_file(store, meta, job, progress, &mut buf) {
-                        Ok(Some(n)) => {
-                            written.bytes.fetch_add(n, Ordering::Relaxed);
-                            written.files.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(None) => {}
-                        Err(Error::Cancelled) => {
-                            written.cancelled.store(true, Ordering::Relaxed);
-                        }
-                        Err(err) => {
-                            let msg = err.to_string();
-                            progress.warning(&path, &msg);
-                            if let Ok(mut f) = written.failures.lock() {
-                                f.push((path, msg));
+                    let batch = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(batch) = batch else { return };
+                    for job in batch {
+                        let path = job.path.clone();
+                        match finish_file(store, meta, job, progress, &mut buf) {
+                            Ok(Some(n)) => {
+                                written.bytes.fetch_add(n, Ordering::Relaxed);
+                                written.files.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(None) => {}
+                            Err(Error::Cancelled) => {
+                                written.cancelled.store(true, Ordering::Relaxed);
+                            }
+                            Err(err) => {
+                                let msg = err.to_string();
+                                progress.warning(&path, &msg);
+                                if let Ok(mut f) = written.failures.lock() {
+                                    f.push((path, msg));
+                                }
                             }
                         }
                     }
@@ -1347,10 +1740,16 @@ pub fn extract(
         }
         sink.jobs = Some(tx);
         let walked = crate::sink::export(store, root, &mut sink, progress);
+        // The files gathered last are handed over too, also after a failure
+        // (they were begun; when cancelled, the writers remove them).
+        let flushed = sink.flush();
         // Dropping the sender lets the writers finish what is queued (or,
         // when cancelled, remove it) and stop; the scope waits for them.
         sink.jobs = None;
-        walked
+        match (walked, flushed) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(f), Ok(())) => Ok(f),
+        }
     });
     // Every writer is done: the directories still waiting or open get their
     // metadata, also after a failure or a cancellation.
