@@ -16,9 +16,12 @@
 //! it against the bytes actually present and against the limits in [`limits`].
 
 pub mod filemap;
+pub mod frame;
 pub mod footer;
 pub mod header;
 pub mod index;
+pub mod record;
+pub mod run;
 pub mod snapshot;
 pub mod table;
 pub mod tree;
