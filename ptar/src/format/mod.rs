@@ -16,10 +16,11 @@
 //! it against the bytes actually present and against the limits in [`limits`].
 
 pub mod filemap;
-pub mod frame;
 pub mod footer;
+pub mod frame;
 pub mod header;
 pub mod index;
+pub mod manifest;
 pub mod record;
 pub mod run;
 pub mod snapshot;

@@ -104,7 +104,11 @@ impl IndexPage {
     /// Parses and checks a page's content (spec §9.1).
     pub fn parse(content: &[u8]) -> Result<IndexPage, Malformed> {
         let mut r = Reader::new(content);
-        let n = r.count(INDEX_ENTRY_LEN, MAX_PAGE_ENTRIES as u32, "index page entries")?;
+        let n = r.count(
+            INDEX_ENTRY_LEN,
+            MAX_PAGE_ENTRIES as u32,
+            "index page entries",
+        )?;
         if n == 0 {
             return malformed("index page is empty");
         }
@@ -147,10 +151,7 @@ impl IndexPage {
 
     /// The location of `id`, if this page holds it.
     pub fn find(&self, id: &Id) -> Option<BlobLocation> {
-        self.ids
-            .binary_search(id)
-            .ok()
-            .map(|i| self.locations[i])
+        self.ids.binary_search(id).ok().map(|i| self.locations[i])
     }
 }
 
@@ -216,7 +217,10 @@ impl IndexDirectory {
                 ordinal: 0,
             })?;
             if p.count == 0 || p.count as usize > MAX_PAGE_ENTRIES {
-                return malformed(format!("index page entry count {} is out of range", p.count));
+                return malformed(format!(
+                    "index page entry count {} is out of range",
+                    p.count
+                ));
             }
             total += u64::from(p.count);
             d.first_ids.push(id);
@@ -275,7 +279,11 @@ pub fn parse_snapshot_page(
     covered: std::ops::RangeInclusive<u64>,
 ) -> Result<Vec<SnapshotEntry>, Malformed> {
     let mut r = Reader::new(content);
-    let n = r.count(SNAPSHOT_ENTRY_LEN, MAX_PAGE_ENTRIES as u32, "snapshot page entries")?;
+    let n = r.count(
+        SNAPSHOT_ENTRY_LEN,
+        MAX_PAGE_ENTRIES as u32,
+        "snapshot page entries",
+    )?;
     if n == 0 {
         return malformed("snapshot page is empty");
     }
@@ -342,7 +350,10 @@ pub fn parse_snapshot_directory(content: &[u8]) -> Result<Vec<PageRef>, Malforme
             ordinal: 0,
         })?;
         if p.count == 0 || p.count as usize > MAX_PAGE_ENTRIES {
-            return malformed(format!("snapshot page entry count {} is out of range", p.count));
+            return malformed(format!(
+                "snapshot page entry count {} is out of range",
+                p.count
+            ));
         }
         out.push(p);
     }
