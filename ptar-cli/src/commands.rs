@@ -312,7 +312,7 @@ pub(crate) fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Resul
             "ptar: warning: {}: the last footer is damaged ({}); reading generation {} and ignoring the {} bytes after it",
             path.display(),
             t.detail,
-            archive.store().generations().len(),
+            archive.store().generation_count(),
             t.len
         );
     }
@@ -1151,12 +1151,7 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let packed: u64 = archive
-        .store()
-        .generations()
-        .iter()
-        .map(|g| g.footer.index_offset - g.footer.packfile_offset)
-        .sum();
+    let packed: u64 = archive.store().committed_end() - archive.store().header_len();
     let progress = CliProgress::new(0);
     let progress = if t.full {
         progress.with_bar(t, Some(packed), "verifying")

@@ -248,7 +248,7 @@ mod fs {
                 }
                 None => {
                     let mut snapshots = Vec::new();
-                    for t in archive.store().snapshot_table().iter() {
+                    for t in archive.store().snapshot_list().iter() {
                         let t = t?;
                         match archive.load_snapshot(&t) {
                             Ok(s) => snapshots.push(s),

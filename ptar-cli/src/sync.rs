@@ -30,7 +30,7 @@ fn sync_selection(src: &Archive, a: &SyncArgs) -> Result<Vec<ptar::Snapshot>> {
             chosen.push(s);
         }
     }
-    let table = src.store().snapshot_table();
+    let table = src.store().snapshot_list();
     let mut placed = chosen
         .into_iter()
         .map(|s| Ok((table.position(&s.id)?, s)))

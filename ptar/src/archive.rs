@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use crate::chunker::Chunker;
 use crate::crypto::{self, Entropy, Keys, OsEntropy};
 use crate::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
+use crate::format::run::SnapshotEntry;
 use crate::format::snapshot::SnapshotRecord;
-use crate::format::table::TableEntry;
 use crate::format::tree::{Content, Entry, Extent};
 use crate::format::{Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use crate::fs::CreateOutcome;
@@ -181,9 +181,9 @@ impl Archive {
         Ok(all)
     }
 
-    /// Number of snapshots, as listed by the newest snapshot table.
+    /// Number of snapshots.
     pub fn snapshot_count(&self) -> usize {
-        self.store.snapshot_table().len()
+        self.store.snapshot_list().len()
     }
 
     /// Calls `f` on every snapshot, oldest first, reading the snapshot
@@ -191,19 +191,22 @@ impl Archive {
     /// bounded however many snapshots the archive lists. Stops at the first
     /// error, from reading or from `f`.
     pub fn for_each_snapshot(&self, mut f: impl FnMut(Snapshot) -> Result<()>) -> Result<()> {
-        for t in self.store.snapshot_table().iter() {
+        for t in self.store.snapshot_list().iter() {
             f(self.load_snapshot(&t?)?)?;
         }
         Ok(())
     }
 
-    /// Reads the snapshot a table entry names.
-    pub fn load_snapshot(&self, t: &TableEntry) -> Result<Snapshot> {
+    /// Reads the snapshot an entry of the snapshot list names (its record
+    /// is read where the entry says, with no index lookup).
+    pub fn load_snapshot(&self, t: &SnapshotEntry) -> Result<Snapshot> {
         let region = Region::Blob {
             id: t.id.short(),
             kind: Kind::Snapshot.name(),
         };
-        let b = self.store.read_blob(&t.id, Kind::Snapshot)?;
+        let b = self
+            .store
+            .with_blob_at(&t.location, &t.id, Kind::Snapshot, <[u8]>::to_vec)?;
         let record = SnapshotRecord::parse(&b).map_err(|m| m.at(region))?;
         Ok(Snapshot {
             id: t.id,
@@ -218,7 +221,7 @@ impl Archive {
     /// The table is read a slice at a time: `latest` and a position read
     /// one entry, a prefix streams through the table.
     pub fn find_snapshot(&self, selector: &str) -> Result<Snapshot> {
-        let table = self.store.snapshot_table();
+        let table = self.store.snapshot_list();
         if table.is_empty() {
             return Err(Error::NotFound("the archive holds no snapshot".into()));
         }
@@ -232,7 +235,7 @@ impl Archive {
             }
         } else {
             let sel = selector.to_ascii_lowercase();
-            let mut found: Option<TableEntry> = None;
+            let mut found: Option<SnapshotEntry> = None;
             for t in table.iter() {
                 let t = t?;
                 if !hex_prefix_of(&t.id, sel.as_bytes()) {
@@ -569,7 +572,7 @@ enum Target {
 pub struct Writer<W: Sink> {
     gen: Option<GenerationWriter<W>>,
     chunker: Chunker,
-    snapshots: Vec<TableEntry>,
+    snapshots: Vec<Id>,
     keyslots: Option<Vec<KeySlot>>,
     signer: Option<ed25519_dalek::SigningKey>,
     target: Target,
@@ -669,6 +672,7 @@ impl Writer<BufWriter<File>> {
                 if !replace && is_ptar(&existing).map_err(|e| Error::io_at(&dest, e))? {
                     return Err(Error::ArchiveExists {
                         snapshots: snapshot_count(&existing),
+                        generations: generation_count(&existing),
                         path: dest,
                     });
                 }
@@ -718,25 +722,13 @@ impl Writer<BufWriter<File>> {
             path,
             passphrase,
         )?;
-        if let Some(t) = store.tail() {
-            if t.damaged {
-                return Err(Error::corrupt(
-                    Region::Tail { offset: t.offset },
-                    format!(
-                        "the archive ends in a damaged footer ({}); refusing to append",
-                        t.detail
-                    ),
-                ));
-            }
-        }
         let committed = store.committed_end();
         eintr(|| file.set_len(committed)).map_err(|e| Error::io_at(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file.try_clone()?);
         use std::io::Seek;
         out.seek(std::io::SeekFrom::Start(committed))?;
         let keys = store.keys_arc();
-        // The existing snapshots are not copied: the new table streams them
-        // from the archive when the generation is committed.
+        // The existing snapshots stay in their runs (spec §11.2).
         let snapshots = Vec::new();
         let chunker = Chunker::new(
             store.header().chunker,
@@ -885,33 +877,23 @@ fn is_ptar(file: &File) -> std::io::Result<bool> {
     }
 }
 
-/// The number of snapshots an existing archive lists in its last snapshot
-/// table, read without a passphrase (the table is not encrypted), or
-/// `None` when it cannot be read.
+/// The number of snapshots of an existing plain archive, or `None` when it
+/// cannot be read without a passphrase.
 fn snapshot_count(file: &File) -> Option<u64> {
-    use crate::format::footer::{Footer, FOOTER_LEN};
+    let store = Store::from_file(file.try_clone().ok()?, Path::new(""), None).ok()?;
+    Some(store.snapshot_list().len() as u64)
+}
+
+/// The number of generations of an existing archive, read from its last
+/// trailer without a passphrase, or `None` when it cannot be read.
+fn generation_count(file: &File) -> Option<u64> {
+    use crate::format::manifest::{Trailer, TRAILER_LEN};
     use std::os::unix::fs::FileExt;
-    if let Ok(clone) = file.try_clone() {
-        if let Ok(store) = Store::from_file(clone, Path::new(""), None) {
-            return Some(store.snapshot_table().len() as u64);
-        }
-    }
-    // Encrypted (or damaged): the last footer, if the file ends in one.
     let len = file.metadata().ok()?.len();
-    let mut buf = vec![0u8; FOOTER_LEN];
-    file.read_exact_at(&mut buf, len.checked_sub(FOOTER_LEN as u64)?)
+    let mut buf = vec![0u8; TRAILER_LEN];
+    file.read_exact_at(&mut buf, len.checked_sub(TRAILER_LEN as u64)?)
         .ok()?;
-    let f = Footer::parse(&buf).ok()?;
-    if f.footer_end != len || f.table_len < 16 || f.table_offset.checked_add(16)? > len {
-        return None;
-    }
-    let mut head = [0u8; 16];
-    file.read_exact_at(&mut head, f.table_offset).ok()?;
-    if head[..8] != crate::format::table::MAGIC {
-        return None;
-    }
-    let n = u32::from_le_bytes(head[8..12].try_into().ok()?) as u64;
-    (16 + 40 * n == f.table_len).then_some(n)
+    Trailer::parse(&buf).ok().map(|t| t.generation)
 }
 
 /// The temporary file names of writers creating `dest`: `.NAME.ptar-tmp-`.
@@ -1015,21 +997,21 @@ fn libc_nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
-/// Whether `file` ends in exactly `footer` at `footer.footer_end`: the
+/// Whether `file` ends in exactly the trailer `c` names, at `c.end`: the
 /// generation it closes is committed, whatever error the writing reported.
-fn footer_in_place(file: &File, footer: &crate::format::footer::Footer) -> bool {
-    use crate::format::footer::FOOTER_LEN;
+fn footer_in_place(file: &File, c: &crate::store::Committed) -> bool {
+    use crate::format::manifest::TRAILER_LEN;
     use std::os::unix::fs::FileExt;
     let Ok(md) = file.metadata() else {
         return false;
     };
-    if md.len() != footer.footer_end {
+    if md.len() != c.end {
         return false;
     }
-    let mut buf = vec![0u8; FOOTER_LEN];
-    file.read_exact_at(&mut buf, footer.footer_end - FOOTER_LEN as u64)
+    let mut buf = vec![0u8; TRAILER_LEN];
+    file.read_exact_at(&mut buf, c.end - TRAILER_LEN as u64)
         .is_ok()
-        && buf == footer.to_bytes()
+        && buf == c.trailer
 }
 
 impl<W: Sink> Writer<W> {
@@ -1134,16 +1116,13 @@ impl<W: Sink> Writer<W> {
     pub fn add_snapshot_record(&mut self, record: &SnapshotRecord) -> Result<Id> {
         let gen = self.gen.as_mut().expect("live writer");
         let id = gen.put_blob(Kind::Snapshot, &record.to_bytes())?;
-        if self.snapshots.iter().any(|s| s.id == id) || gen.existing_lists_snapshot(&id)? {
+        if self.snapshots.contains(&id) || gen.existing_lists_snapshot(&id)? {
             return Err(Error::InvalidInput(
                 "an identical snapshot is already in the archive".into(),
             ));
         }
         gen.note_snapshot(id);
-        self.snapshots.push(TableEntry {
-            id,
-            generation: gen.generation(),
-        });
+        self.snapshots.push(id);
         Ok(id)
     }
 
@@ -1151,7 +1130,7 @@ impl<W: Sink> Writer<W> {
     /// snapshots so far and those added since) lists `id`.
     pub fn holds_snapshot(&self, id: &Id) -> bool {
         // A table that does not read fails the commit, which streams it.
-        self.snapshots.iter().any(|s| s.id == *id)
+        self.snapshots.contains(id)
             || self
                 .gen
                 .as_ref()
@@ -1273,7 +1252,6 @@ impl<W: Sink> Writer<W> {
         let generation = gen.generation();
         let time = self.clock();
         let finished = gen.finish_reporting(
-            true,
             &self.snapshots,
             self.keyslots.as_deref(),
             self.signer.as_ref(),
@@ -1288,7 +1266,7 @@ impl<W: Sink> Writer<W> {
         };
         let info = CommitInfo {
             generation,
-            archive_len: footer.footer_end,
+            archive_len: footer.end,
             stats,
         };
         match std::mem::replace(&mut self.target, Target::Stream) {
@@ -1340,7 +1318,7 @@ impl<W: Sink> Writer<W> {
     fn undo(
         &mut self,
         e: Error,
-        footer: Option<&crate::format::footer::Footer>,
+        footer: Option<&crate::store::Committed>,
         generation: u64,
     ) -> Error {
         match std::mem::replace(&mut self.target, Target::Stream) {
@@ -1411,12 +1389,12 @@ fn parent_snapshot(store: &Store, paths: &[Vec<u8>]) -> Option<Id> {
     // time spent on an archive whose table lists millions of snapshots.
     const LOOKED_AT: usize = 1 << 12;
     let mut latest = None;
-    let table = store.snapshot_table();
+    let table = store.snapshot_list();
     for i in (table.len().saturating_sub(LOOKED_AT)..table.len()).rev() {
         let Ok(Some(t)) = table.get(i) else {
             continue;
         };
-        let Ok(b) = store.read_blob(&t.id, Kind::Snapshot) else {
+        let Ok(b) = store.with_blob_at(&t.location, &t.id, Kind::Snapshot, <[u8]>::to_vec) else {
             continue;
         };
         let Ok(r) = SnapshotRecord::parse(&b) else {

@@ -28,6 +28,9 @@ impl Default for Compression {
     }
 }
 
+/// log2 of the zstd window writers use: 8 MiB, the chunk record target.
+pub const WINDOW_LOG: u32 = 23;
+
 /// A compressor that keeps its state between records (a zstd context is
 /// worth reusing: allocating one costs more than compressing a small record).
 pub struct Compressor {
@@ -71,7 +74,14 @@ impl Compressor {
             Compression::Zstd(level) => {
                 let level = level.clamp(1, 22);
                 if self.zstd.is_none() {
-                    self.zstd = zstd::bulk::Compressor::new(level).ok();
+                    // A window as large as the biggest solid record (8 MiB,
+                    // spec §8.4): matches reach across the whole record.
+                    // zstd shrinks it to the input for smaller ones.
+                    self.zstd = zstd::bulk::Compressor::new(level).ok().and_then(|mut z| {
+                        z.set_parameter(zstd::zstd_safe::CParameter::WindowLog(WINDOW_LOG))
+                            .ok()?;
+                        Some(z)
+                    });
                 }
                 out.reserve_exact(zstd::zstd_safe::compress_bound(data.len()));
                 self.zstd

@@ -9,25 +9,21 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
 use crate::format::header::{KdfParams, KeySlot};
-use crate::format::{Codec, Id, Kind, FORMAT_MAJOR};
+use crate::format::{Id, Kind, FORMAT_MAJOR};
 use crate::{Error, Result};
 
-/// `derive_key` context of the record (blob) encryption key.
-pub const CONTEXT_BLOB: &str = "ptar 2026-11-22 v1 record encryption key";
+/// `derive_key` context of the frame encryption key (spec §5.5).
+pub const CONTEXT_FRAME: &str = "ptar 2026-12-06 v2 frame encryption key";
 /// `derive_key` context of the content-id key.
 pub const CONTEXT_ID: &str = "ptar 2026-11-22 v1 content id key";
-/// `derive_key` context of the footer MAC key.
-pub const CONTEXT_FOOTER: &str = "ptar 2026-11-22 v1 footer mac key";
 /// `derive_key` context of the chunker gear-table key.
 pub const CONTEXT_GEAR: &str = "ptar 2026-11-22 v1 chunker gear table";
 /// `derive_key` context of the key-check key.
 pub const CONTEXT_KEY_CHECK: &str = "ptar 2026-11-22 v1 key check";
 /// Associated-data prefix of a key-slot wrap.
 pub const KEYSLOT_AD_PREFIX: &[u8] = b"ptar-keyslot-v1";
-/// Associated-data prefix of a record.
-pub const RECORD_AD_PREFIX: &[u8] = b"ptar-record-v1";
-/// Bytes an encrypted record adds to its payload: nonce and tag.
-pub const RECORD_OVERHEAD: usize = 24 + 16;
+/// Bytes a sealed frame body adds to its envelope: nonce and tag.
+pub const SEAL_OVERHEAD: usize = 24 + 16;
 
 /// A 256-bit secret that is wiped when dropped.
 pub type SecretKey = Zeroizing<[u8; 32]>;
@@ -154,9 +150,8 @@ pub fn key_check(master: &[u8; 32], uuid: &[u8; 16]) -> [u8; 32] {
 /// The working keys of an encrypted archive.
 pub struct Keys {
     master: SecretKey,
-    blob: SecretKey,
+    frame: SecretKey,
     id: SecretKey,
-    footer: SecretKey,
     gear: SecretKey,
 }
 
@@ -165,9 +160,8 @@ impl Keys {
     pub fn from_master(master: SecretKey) -> Keys {
         let d = |ctx| Zeroizing::new(blake3::derive_key(ctx, master.as_ref()));
         Keys {
-            blob: d(CONTEXT_BLOB),
+            frame: d(CONTEXT_FRAME),
             id: d(CONTEXT_ID),
-            footer: d(CONTEXT_FOOTER),
             gear: d(CONTEXT_GEAR),
             master,
         }
@@ -195,11 +189,10 @@ impl Keys {
     }
 
     /// Subkey bytes by context, for test vectors.
-    pub fn subkeys(&self) -> [(&'static str, [u8; 32]); 4] {
+    pub fn subkeys(&self) -> [(&'static str, [u8; 32]); 3] {
         [
-            (CONTEXT_BLOB, *self.blob),
+            (CONTEXT_FRAME, *self.frame),
             (CONTEXT_ID, *self.id),
-            (CONTEXT_FOOTER, *self.footer),
             (CONTEXT_GEAR, *self.gear),
         ]
     }
@@ -217,77 +210,41 @@ pub fn content_id(keys: Option<&Keys>, kind: Kind, data: &[u8]) -> Id {
     Id(*h.finalize().as_bytes())
 }
 
-/// The footer tag: BLAKE3 of the committed bytes, keyed with the footer key
-/// when encrypted.
-pub fn footer_tag(keys: Option<&Keys>, committed: &[u8]) -> [u8; 32] {
-    match keys {
-        Some(k) => *blake3::keyed_hash(&k.footer, committed).as_bytes(),
-        None => *blake3::hash(committed).as_bytes(),
-    }
-}
-
-/// What a record's associated data binds (spec §8.3).
-pub struct RecordContext<'a> {
-    /// Archive UUID.
-    pub uuid: &'a [u8; 16],
-    /// Minor version from the header.
-    pub minor: u16,
-    /// Kind of the blobs in the record.
-    pub kind: Kind,
-    /// Codec of the record.
-    pub codec: Codec,
-    /// Plaintext length after decompression.
-    pub raw_len: u32,
-    /// Absolute file offset of the record.
-    pub offset: u64,
-}
-
-impl RecordContext<'_> {
-    /// The associated data: prefix, major, minor, UUID, kind, codec, plaintext length, offset.
-    pub fn ad(&self) -> Vec<u8> {
-        let mut ad = Vec::with_capacity(RECORD_AD_PREFIX.len() + 36);
-        ad.extend_from_slice(RECORD_AD_PREFIX);
-        ad.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
-        ad.extend_from_slice(&self.minor.to_le_bytes());
-        ad.extend_from_slice(self.uuid);
-        ad.push(self.kind as u8);
-        ad.push(self.codec as u8);
-        ad.extend_from_slice(&self.raw_len.to_le_bytes());
-        ad.extend_from_slice(&self.offset.to_le_bytes());
-        ad
-    }
-}
-
-/// Encrypts a record payload: `nonce || ciphertext || tag`.
-pub fn seal_record(
+/// Seals a frame's envelope (spec §8.1): `nonce || Seal(K_frame, nonce,
+/// AD_frame, envelope)`, for the frame at `offset`.
+pub fn seal_frame(
     keys: &Keys,
-    ctx: &RecordContext<'_>,
+    uuid: &[u8; 16],
+    offset: u64,
     nonce: &[u8; 24],
-    payload: &[u8],
+    envelope: &[u8],
 ) -> Vec<u8> {
-    let ct = XChaCha20Poly1305::new(keys.blob.as_ref().into())
+    let body_len = u32::try_from(envelope.len() + SEAL_OVERHEAD).expect("frames are below 17 MiB");
+    let ad = crate::format::frame::associated_data(uuid, offset, body_len);
+    let ct = XChaCha20Poly1305::new(keys.frame.as_ref().into())
         .encrypt(
             XNonce::from_slice(nonce),
             Payload {
-                msg: payload,
-                aad: &ctx.ad(),
+                msg: envelope,
+                aad: &ad,
             },
         )
-        .expect("a record below the size limit always encrypts");
+        .expect("a frame below the size limit always encrypts");
     let mut out = Vec::with_capacity(24 + ct.len());
     out.extend_from_slice(nonce);
     out.extend_from_slice(&ct);
     out
 }
 
-/// Decrypts a record; `None` when the tag does not verify.
-pub fn open_record(keys: &Keys, ctx: &RecordContext<'_>, record: &[u8]) -> Option<Vec<u8>> {
-    if record.len() < RECORD_OVERHEAD {
+/// Opens a sealed frame body at `offset`; `None` when it does not authenticate.
+pub fn open_frame(keys: &Keys, uuid: &[u8; 16], offset: u64, body: &[u8]) -> Option<Vec<u8>> {
+    if body.len() < SEAL_OVERHEAD {
         return None;
     }
-    let (nonce, ct) = record.split_at(24);
-    let cipher = XChaCha20Poly1305::new(keys.blob.as_ref().into());
-    decrypt_record(&cipher, XNonce::from_slice(nonce), ct, &ctx.ad())
+    let ad = crate::format::frame::associated_data(uuid, offset, u32::try_from(body.len()).ok()?);
+    let (nonce, ct) = body.split_at(24);
+    let cipher = XChaCha20Poly1305::new(keys.frame.as_ref().into());
+    decrypt_record(&cipher, XNonce::from_slice(nonce), ct, &ad)
 }
 
 /// Decrypts and authenticates `ct` (ciphertext and tag).
@@ -381,20 +338,13 @@ mod tests {
     }
 
     #[test]
-    fn record_ad_binds_offset() {
+    fn frame_ad_binds_offset_length_and_archive() {
         let k = Keys::from_master(Zeroizing::new([3; 32]));
         let uuid = [0; 16];
-        let c1 = RecordContext {
-            uuid: &uuid,
-            minor: 0,
-            kind: Kind::Chunk,
-            codec: Codec::Stored,
-            raw_len: 3,
-            offset: 10,
-        };
-        let sealed = seal_record(&k, &c1, &[9; 24], b"abc");
-        assert_eq!(open_record(&k, &c1, &sealed).unwrap(), b"abc");
-        let c2 = RecordContext { offset: 11, ..c1 };
-        assert!(open_record(&k, &c2, &sealed).is_none());
+        let sealed = seal_frame(&k, &uuid, 10, &[9; 24], b"abc");
+        assert_eq!(open_frame(&k, &uuid, 10, &sealed).unwrap(), b"abc");
+        assert!(open_frame(&k, &uuid, 11, &sealed).is_none());
+        assert!(open_frame(&k, &[1; 16], 10, &sealed).is_none());
+        assert!(open_frame(&k, &uuid, 10, &sealed[..sealed.len() - 1]).is_none());
     }
 }

@@ -23,6 +23,8 @@ pub enum Region {
     Tail { offset: u64 },
     /// A blob, found through the index, whose content does not decode or match its id.
     Blob { id: String, kind: &'static str },
+    /// The frame at an absolute offset (spec §8.1).
+    Frame { offset: u64 },
 }
 
 impl fmt::Display for Region {
@@ -33,13 +35,14 @@ impl fmt::Display for Region {
             Region::Packfile { generation, offset } => {
                 write!(f, "packfile (generation {generation}, offset {offset})")
             }
-            Region::Index { generation } => write!(f, "index (generation {generation})"),
+            Region::Index { generation } => write!(f, "index run (generation {generation})"),
             Region::SnapshotTable { generation } => {
-                write!(f, "snapshot table (generation {generation})")
+                write!(f, "snapshot run (generation {generation})")
             }
             Region::Footer { generation } => write!(f, "footer (generation {generation})"),
             Region::Tail { offset } => write!(f, "footer at end of file (offset {offset})"),
             Region::Blob { id, kind } => write!(f, "{kind} blob {id}"),
+            Region::Frame { offset } => write!(f, "frame at offset {offset}"),
         }
     }
 }
@@ -103,10 +106,25 @@ pub enum Error {
     /// discard its snapshots): refused unless the caller asks to replace it
     /// ([`crate::Writer::create_replacing`]). `snapshots` is the count its
     /// last snapshot table gives, when it can be read.
-    #[error("{}: is a ptar archive holding {}; creating would discard {}", .path.display(), .snapshots.map_or("an unknown number of snapshots (the count cannot be read)".to_string(), |n| format!("{n} snapshot(s)")), if .snapshots == &Some(1) { "it" } else { "them" })]
+    #[error("{}: is a ptar archive holding {}; creating would discard {}", .path.display(), match (.snapshots, .generations) { (Some(n), _) => format!("{n} snapshot(s)"), (None, Some(g)) => format!("{g} generation(s) (the snapshot count of an encrypted archive needs its passphrase)"), (None, None) => "an unknown number of snapshots (the count cannot be read)".to_string() }, if .snapshots == &Some(1) { "it" } else { "them" })]
     ArchiveExists {
         path: PathBuf,
         snapshots: Option<u64>,
+        generations: Option<u64>,
+    },
+    /// The archive ends in a footer that does not verify: damage, not an
+    /// interrupted append (spec §10.4). Reading the last good generation
+    /// needs an explicit option.
+    #[error(
+        "damaged footer at the end of the archive: bytes {offset}..{} ({detail}); \
+         the last good generation is {generation}, and snapshots committed after it may be lost"
+        , offset + len
+    )]
+    DamagedTail {
+        offset: u64,
+        len: u64,
+        generation: u64,
+        detail: String,
     },
     /// The generation was committed (readers see it), but a step after the
     /// commit failed, for instance making the directory entry of a new

@@ -1,21 +1,23 @@
 //! Checking an archive (spec §16).
 //!
-//! The fast check reads only structure: header, footer chain, footer tags
-//! and signatures, index layout and hashes, snapshot tables, key-slot tables.
-//! The full check also hashes every packfile, decodes every record,
-//! recomputes every blob id, and walks every snapshot's trees.
+//! The fast check reads only structure: the header, the footer chain
+//! (every trailer and manifest, their hashes and signatures), every page of
+//! the runs in force, the key-slot tables. The full check also hashes every
+//! generation, decodes every frame, recomputes every blob id, checks every
+//! index entry against the blob it names, and walks every snapshot's trees.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::archive::Archive;
-use crate::format::footer::FLAG_SIGNED;
+use crate::format::frame::{self, FrameType};
 use crate::format::header::keyslots_parse;
-use crate::format::index::IndexEntry;
+use crate::format::manifest::{Manifest, Trailer};
+use crate::format::record::RecordLayout;
 use crate::format::tree::{Content, Extent, Payload};
 use crate::format::{Id, Kind};
-use crate::store::{Generation, Store, Tail};
+use crate::store::{Store, Tail};
 use crate::{crypto, Error, Region, Result};
 
 /// What to check.
@@ -74,68 +76,13 @@ impl VerifyReport {
 
 const MAX_PROBLEMS: usize = 1000;
 
-/// What checking some records found.
-#[derive(Default)]
-struct RecordsChecked {
-    bytes: u64,
-    blobs: u64,
-    problems: Vec<Error>,
-    /// Blobs that cannot be read: in a record that does not decode, or not
-    /// matching their id.
-    bad: Vec<Id>,
-}
-
-/// Decodes one record and recomputes the ids of the blobs it holds.
-fn check_record(
-    store: &Store,
-    g: &Generation,
-    entries: &[IndexEntry],
-    progress: &dyn crate::progress::Progress,
-    out: &mut RecordsChecked,
-) {
-    let first = &entries[0];
-    let raw = match store.read_record(first, g) {
-        Ok(raw) => raw,
-        Err(err) => {
-            if out.problems.len() < MAX_PROBLEMS {
-                out.problems.push(err);
-            }
-            out.bad.extend(entries.iter().map(|e| e.id));
-            return;
-        }
-    };
-    out.bytes += first.record_len as u64;
-    progress.bytes(first.record_len as u64);
-    for e in entries {
-        let blob = &raw[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize];
-        out.blobs += 1;
-        if crypto::content_id(store.keys(), e.kind, blob) == e.id {
-            continue;
-        }
-        out.bad.push(e.id);
-        if out.problems.len() < MAX_PROBLEMS {
-            out.problems.push(Error::corrupt(
-                Region::Packfile {
-                    generation: g.footer.generation,
-                    offset: e.record_offset,
-                },
-                format!(
-                    "{} blob {} does not match its id",
-                    e.kind.name(),
-                    e.id.short()
-                ),
-            ));
-        }
-    }
-}
-
 struct Checker<'a> {
     store: &'a Store,
     progress: &'a dyn crate::progress::Progress,
     report: VerifyReport,
-    /// The previous generation's footer and snapshot count, once its table
-    /// is checked.
-    prev_table: Option<(crate::format::footer::Footer, usize)>,
+    /// What the full check's walk of the frames found: the id of the blob
+    /// at each (frame offset, ordinal), and its kind.
+    blobs_at: HashMap<(u64, u32), (Id, Kind)>,
     /// Blobs found unreadable by the full check, and whether any tree or
     /// reference failed while walking the snapshots.
     bad_blobs: HashSet<Id>,
@@ -149,60 +96,17 @@ impl Checker<'_> {
         }
     }
 
-    /// A table lists the previous table's snapshots first, in order, then
-    /// only snapshots added by its own generation (spec §11.2). Both tables
-    /// are read a slice at a time.
-    fn check_table_growth(&mut self, f: &crate::format::footer::Footer, n: usize) {
-        let gen = f.generation;
-        let region = Region::SnapshotTable { generation: gen };
-        let now = self.store.table_of(f, n);
-        let (same, prev_len) = match self.prev_table.take() {
-            None => (Ok(true), 0),
-            Some((pf, pn)) => {
-                let prev = self.store.table_of(&pf, pn);
-                (same_entries(&prev, &now, pn), pn)
-            }
-        };
-        self.prev_table = Some((f.clone(), n));
-        match same {
-            Err(e) => return self.problem(e),
-            Ok(false) => {
-                return self.problem(Error::corrupt(
-                    region,
-                    "does not begin with the previous generation's snapshots",
-                ))
-            }
-            Ok(true) => {}
-        }
-        for e in now.iter_from(prev_len) {
-            match e {
-                Err(e) => return self.problem(e),
-                Ok(e) if e.generation != gen => {
-                    return self.problem(Error::corrupt(
-                        region,
-                        format!(
-                            "lists new snapshot {} as added by generation {}",
-                            e.id.short(),
-                            e.generation
-                        ),
-                    ))
-                }
-                Ok(_) => {}
-            }
-        }
-    }
-
-    fn check_generation(&mut self, g: &Generation, full: bool) {
-        let f = &g.footer;
-        let gen = f.generation;
-        if f.flags & FLAG_SIGNED != 0 {
-            let ok = VerifyingKey::from_bytes(&f.signer)
+    /// Checks one generation's footer: its manifest's signature, and the
+    /// key-slot table it names.
+    fn check_footer(&mut self, t: &Trailer, m: &Manifest) {
+        let gen = m.generation;
+        if let Some((key, sig)) = &m.signature {
+            let mut unsigned = m.clone();
+            unsigned.signature = Some(([0; 32], [0; 64]));
+            let msg = unsigned.signature_message();
+            let ok = VerifyingKey::from_bytes(key)
                 .ok()
-                .map(|k| {
-                    k.verify_strict(&f.signed_message(), &Signature::from_bytes(&f.signature))
-                        .is_ok()
-                })
-                .unwrap_or(false);
+                .is_some_and(|k| k.verify_strict(&msg, &Signature::from_bytes(sig)).is_ok());
             if !ok {
                 self.problem(Error::corrupt(
                     Region::Footer { generation: gen },
@@ -210,177 +114,240 @@ impl Checker<'_> {
                 ));
             }
         }
-        if f.keyslots_len > 0 {
-            let b = self.store.slice(f.keyslots_offset, f.keyslots_len);
-            if blake3::hash(b).as_bytes() != &f.keyslots_hash {
-                self.problem(Error::corrupt(
-                    Region::KeySlots { generation: gen },
-                    "hash does not match the footer",
-                ));
-            } else if let Err(m) = keyslots_parse(b) {
-                self.problem(m.at(Region::KeySlots { generation: gen }));
-            }
-        }
-        match self.store.check_table(f) {
-            Err(e) => self.problem(e),
-            Ok(n) => self.check_table_growth(f, n),
-        }
-        let ib = self.store.slice(f.index_offset, f.index_len);
-        let index_region = Region::Index { generation: gen };
-        if blake3::hash(ib).as_bytes() != &f.index_hash {
-            self.problem(Error::corrupt(
-                index_region.clone(),
-                "hash does not match the footer",
-            ));
-        }
-        let view = match self.store.index(g) {
-            Ok(v) => v,
-            Err(e) => return self.problem(e),
-        };
-        if let Err(m) = view.check_entries() {
-            return self.problem(m.at(index_region));
-        }
-        // Records must tile the packfile exactly: no gap, no overlap.
-        let mut records: Vec<IndexEntry> = Vec::with_capacity(view.len());
-        for e in view.iter() {
-            match e {
-                Ok(e) => records.push(e),
-                Err(m) => return self.problem(m.at(index_region)),
-            }
-        }
-        records.sort_by_key(|e| (e.record_offset, e.blob_offset));
-        let mut pos = f.packfile_offset;
-        let mut prev: Option<IndexEntry> = None;
-        for e in &records {
-            if let Some(p) = prev.filter(|p| p.record_offset == e.record_offset) {
-                if (p.record_len, p.raw_len, p.codec, p.kind)
-                    != (e.record_len, e.raw_len, e.codec, e.kind)
-                {
-                    return self.problem(Error::corrupt(
-                        index_region,
-                        format!("entries disagree about the record at {}", e.record_offset),
+        if let Some((offset, len)) = t.key_slots {
+            let parsed = self.store.read_at(offset, u64::from(len)).and_then(|b| {
+                let stated = u32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+                if u64::from(stated) + 4 != u64::from(len) {
+                    return Err(Error::corrupt(
+                        Region::KeySlots { generation: gen },
+                        "length does not match its frame",
                     ));
                 }
-                continue;
-            }
-            if e.record_offset != pos {
-                return self.problem(Error::corrupt(
-                    index_region,
-                    format!("records do not tile the packfile at offset {pos}"),
-                ));
-            }
-            pos += e.record_len as u64;
-            prev = Some(*e);
-        }
-        if pos != f.index_offset {
-            return self.problem(Error::corrupt(
-                index_region,
-                "records do not cover the packfile up to the index",
-            ));
-        }
-        if !full {
-            return;
-        }
-        let mut hasher = blake3::Hasher::new();
-        let mut at = f.packfile_offset;
-        while at < f.index_offset {
-            let n = (f.index_offset - at).min(4 << 20);
-            match self.store.read_at(at, n) {
-                Ok(b) => hasher.update(&b),
-                Err(e) => return self.problem(e),
-            };
-            at += n;
-        }
-        if hasher.finalize().as_bytes() != &f.packfile_hash {
-            self.problem(Error::corrupt(
-                Region::Packfile {
-                    generation: gen,
-                    offset: f.packfile_offset,
-                },
-                "packfile hash does not match the footer",
-            ));
-        }
-        // Records (with their entries, sorted by offset) are decoded and
-        // their blob ids recomputed on every core.
-        let mut groups: Vec<&[IndexEntry]> = Vec::new();
-        let mut start = 0;
-        for i in 1..=records.len() {
-            if i == records.len() || records[i].record_offset != records[start].record_offset {
-                groups.push(&records[start..i]);
-                start = i;
-            }
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(groups.len().max(1));
-        let (store, progress, groups) = (self.store, self.progress, &groups);
-        let found: Vec<RecordsChecked> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut out = RecordsChecked::default();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(group) = groups.get(i) else {
-                                return out;
-                            };
-                            check_record(store, g, group, progress, &mut out);
-                        }
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
-        for f in found {
-            self.report.bytes_checked += f.bytes;
-            self.report.blobs_checked += f.blobs;
-            self.bad_blobs.extend(f.bad);
-            for e in f.problems {
+                keyslots_parse(&b[4..])
+                    .map(|_| ())
+                    .map_err(|m| m.at(Region::KeySlots { generation: gen }))
+            });
+            if let Err(e) = parsed {
                 self.problem(e);
             }
         }
     }
 
-    fn check_blob_exists(&mut self, id: &Id, kind: Kind, path: &[u8]) {
-        let found = self.store.find(id);
-        if !matches!(&found, Ok(Some((e, _))) if e.kind == kind) {
-            self.walk_failed = true;
+    /// Walks the footer chain from the newest generation back to the first
+    /// (spec §16.1), checking each footer; with `full`, also each
+    /// generation's hash and frames (spec §16.2).
+    fn check_chain(&mut self, full: bool) {
+        let store = self.store;
+        let mut t = *store.trailer();
+        let mut m = store.manifest().clone();
+        loop {
+            self.check_footer(&t, &m);
+            if full {
+                self.check_frames(&t, &m);
+            }
+            let gen = m.generation;
+            if gen == 1 {
+                if m.generation_start != store.header_len() {
+                    self.problem(Error::corrupt(
+                        Region::Footer { generation: 1 },
+                        "generation 1 does not start after the header",
+                    ));
+                }
+                return;
+            }
+            let region = Region::Footer {
+                generation: gen - 1,
+            };
+            let prev = match store.trailer_ending_at(m.generation_start) {
+                Ok(Ok(p)) => p,
+                Ok(Err(why)) => return self.problem(Error::corrupt(region, why)),
+                Err(e) => return self.problem(e),
+            };
+            if prev.generation != gen - 1 {
+                return self.problem(Error::corrupt(
+                    region,
+                    "generation numbers are not consecutive",
+                ));
+            }
+            let footer = store.read_at(
+                prev.manifest_offset,
+                m.generation_start - prev.manifest_offset,
+            );
+            match footer {
+                Ok(b) if *blake3::hash(&b).as_bytes() == m.previous_footer_hash => {}
+                Ok(_) => {
+                    return self.problem(Error::corrupt(
+                        region,
+                        "footer hash does not match the next manifest's chain link",
+                    ))
+                }
+                Err(e) => return self.problem(e),
+            }
+            match store.read_manifest(&prev) {
+                Ok(pm) => {
+                    t = prev;
+                    m = pm;
+                }
+                Err(e) => return self.problem(e),
+            }
         }
-        match found {
-            Ok(Some((e, _))) if e.kind == kind => {}
-            Ok(Some((e, _))) => self.problem(Error::corrupt(
-                Region::Blob {
-                    id: id.short(),
-                    kind: kind.name(),
+    }
+
+    /// Full check of one generation: its hash, and every frame before its
+    /// manifest, walked from its start (spec §16.2); remembers every blob.
+    fn check_frames(&mut self, t: &Trailer, m: &Manifest) {
+        let gen = m.generation;
+        let store = self.store;
+        let mut hasher = blake3::Hasher::new();
+        let mut at = m.generation_start;
+        let end = t.manifest_offset;
+        let mut content = Vec::new();
+        while at < end {
+            let region = Region::Frame { offset: at };
+            let len = match store.read_at(at, 4) {
+                Ok(b) => u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
+                Err(e) => return self.problem(e),
+            };
+            let stored = 4 + u64::from(len);
+            if len == 0 || len > frame::MAX_BODY_LEN || at + stored > end {
+                return self.problem(Error::corrupt(
+                    region,
+                    "frames do not tile the generation up to its manifest",
+                ));
+            }
+            let raw = match store.read_at(at, stored) {
+                Ok(r) => r,
+                Err(e) => return self.problem(e),
+            };
+            hasher.update(&raw);
+            self.report.bytes_checked += stored;
+            self.progress.bytes(stored);
+            if raw[4..].starts_with(b"PTARKEYS") && store.keys().is_some() {
+                if let Err(m) = keyslots_parse(&raw[4..]) {
+                    self.problem(m.at(Region::KeySlots { generation: gen }));
+                }
+                at += stored;
+                continue;
+            }
+            match store.decode_raw_frame(at, &raw, &mut content) {
+                Ok(FrameType::BlobRecord) => match RecordLayout::parse(&content) {
+                    Ok(layout) => {
+                        for i in 0..layout.len() as u32 {
+                            let (kind, range) = layout.blob(i).expect("in range");
+                            let id = crypto::content_id(store.keys(), kind, &content[range]);
+                            self.report.blobs_checked += 1;
+                            self.blobs_at.insert((at, i), (id, kind));
+                        }
+                    }
+                    Err(e) => self.problem(e.at(region)),
                 },
-                format!(
-                    "'{}' refers to it as a {}, it is a {}",
-                    String::from_utf8_lossy(path),
-                    kind.name(),
-                    e.kind.name()
-                ),
-            )),
-            Ok(None) => self.problem(Error::corrupt(
-                Region::Blob {
-                    id: id.short(),
-                    kind: kind.name(),
-                },
-                format!(
-                    "'{}' refers to it but no index holds it",
-                    String::from_utf8_lossy(path)
-                ),
-            )),
-            Err(e) => self.problem(e),
+                Ok(FrameType::Manifest) => self.problem(Error::corrupt(
+                    region,
+                    "a manifest before the end of its generation",
+                )),
+                Ok(_) => {}
+                Err(e) => self.problem(e),
+            }
+            at += stored;
+        }
+        if *hasher.finalize().as_bytes() != m.generation_hash {
+            self.problem(Error::corrupt(
+                Region::Footer { generation: gen },
+                "generation hash does not match the bytes before the manifest",
+            ));
+        }
+    }
+
+    /// Checks every page of the runs in force (spec §16.1), and with `full`
+    /// every index entry against the blob the frame walk found there.
+    fn check_runs(&mut self, full: bool) {
+        let store = self.store;
+        for run in store.runs() {
+            let Some(dir) = &run.index else { continue };
+            for p in 0..dir.pages.len() {
+                let page = match store.index_page(run, p) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        self.problem(e);
+                        continue;
+                    }
+                };
+                if !full {
+                    continue;
+                }
+                for (id, l) in page.ids.iter().zip(&page.locations) {
+                    match self.blobs_at.get(&(l.offset, l.ordinal)) {
+                        Some((found, _)) if found == id => {}
+                        Some(_) => {
+                            self.bad_blobs.insert(*id);
+                            self.problem(Error::corrupt(
+                                Region::Frame { offset: l.offset },
+                                format!("blob {} of the record is not {}", l.ordinal, id.short()),
+                            ))
+                        }
+                        None => {
+                            self.bad_blobs.insert(*id);
+                            self.problem(Error::corrupt(
+                                Region::Index {
+                                    generation: run.generation,
+                                },
+                                format!(
+                                    "{} names blob {} of a record at {} that holds no such blob",
+                                    id.short(),
+                                    l.ordinal,
+                                    l.offset
+                                ),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a blob a snapshot refers to is indexed, and (full check,
+    /// from the frame walk) stored with the kind it is referred to as.
+    fn check_blob_exists(&mut self, id: &Id, kind: Kind, path: &[u8]) {
+        let region = || Region::Blob {
+            id: id.short(),
+            kind: kind.name(),
+        };
+        match self.store.find(id) {
+            Ok(Some(l)) => match self.blobs_at.get(&(l.offset, l.ordinal)) {
+                Some((_, k)) if *k != kind => {
+                    self.walk_failed = true;
+                    self.problem(Error::corrupt(
+                        region(),
+                        format!(
+                            "'{}' refers to it as a {}, it is a {}",
+                            String::from_utf8_lossy(path),
+                            kind.name(),
+                            k.name()
+                        ),
+                    ))
+                }
+                _ => {}
+            },
+            Ok(None) => {
+                self.walk_failed = true;
+                self.problem(Error::corrupt(
+                    region(),
+                    format!(
+                        "'{}' refers to it but no index holds it",
+                        String::from_utf8_lossy(path)
+                    ),
+                ))
+            }
+            Err(e) => {
+                self.walk_failed = true;
+                self.problem(e)
+            }
         }
     }
 
     fn walk_snapshots(&mut self, archive: &Archive) -> Result<()> {
         let mut seen_trees: HashSet<Id> = HashSet::new();
-        for t in self.store.snapshot_table().iter() {
+        for t in self.store.snapshot_list().iter() {
             let snap = match t.and_then(|t| archive.load_snapshot(&t)) {
                 Ok(s) => s,
                 Err(e) => {
@@ -446,14 +413,18 @@ impl Checker<'_> {
                 return Err(format!("{} {} is damaged", kind.name(), id.short()));
             }
             match store.find(id) {
-                Ok(Some((e, _))) if e.kind == kind => Ok(()),
-                Ok(Some(_)) => Err(format!("{} {} has the wrong kind", kind.name(), id.short())),
+                Ok(Some(l)) => match self.blobs_at.get(&(l.offset, l.ordinal)) {
+                    Some((_, k)) if *k != kind => {
+                        Err(format!("{} {} has the wrong kind", kind.name(), id.short()))
+                    }
+                    _ => Ok(()),
+                },
                 Ok(None) => Err(format!("{} {} is missing", kind.name(), id.short())),
                 Err(e) => Err(e.to_string()),
             }
         };
         let mut damaged = Vec::new();
-        'snapshots: for t in store.snapshot_table().iter() {
+        'snapshots: for t in store.snapshot_list().iter() {
             let Ok(t) = t else {
                 // Already reported by the table's checks.
                 break;
@@ -530,28 +501,6 @@ impl Checker<'_> {
     }
 }
 
-/// Whether the first `n` entries of `a` and `b` are the same, read a
-/// slice at a time.
-fn same_entries(
-    a: &crate::store::SnapshotTable<'_>,
-    b: &crate::store::SnapshotTable<'_>,
-    n: usize,
-) -> Result<bool> {
-    if b.len() < n || a.len() < n {
-        return Ok(false);
-    }
-    const PER: usize = 1638;
-    let mut first = 0;
-    while first < n {
-        let count = (n - first).min(PER);
-        if a.raw(first, count)? != b.raw(first, count)? {
-            return Ok(false);
-        }
-        first += count;
-    }
-    Ok(true)
-}
-
 /// Fingerprints of ids held at once while looking for a repeated id: 32 MiB.
 const FINGERPRINTS_HELD: usize = 1 << 22;
 
@@ -560,7 +509,7 @@ const FINGERPRINTS_HELD: usize = 1 << 22;
 /// make fingerprints collide) is sorted with the others, in as many passes
 /// over the table as it takes to hold at most [`FINGERPRINTS_HELD`] of them;
 /// equal fingerprints are confirmed by comparing the ids themselves.
-fn repeated_id(table: &crate::store::SnapshotTable<'_>) -> Result<Option<Id>> {
+fn repeated_id(table: &crate::store::SnapshotList<'_>) -> Result<Option<Id>> {
     use std::hash::BuildHasher;
     let key = std::collections::hash_map::RandomState::new();
     let passes = table.len().div_ceil(FINGERPRINTS_HELD).max(1) as u64;
@@ -629,41 +578,39 @@ pub fn verify_with_progress(
         store,
         progress,
         report: VerifyReport::default(),
-        prev_table: None,
+        blobs_at: HashMap::new(),
         bad_blobs: HashSet::new(),
         walk_failed: false,
     };
-    c.report.generations = store.generations().len() as u64;
-    c.report.snapshots = store.snapshot_table().len();
+    c.report.generations = store.generation_count();
+    c.report.snapshots = store.snapshot_list().len();
     c.report.tail = store.tail().cloned();
     if let Some(t) = store.tail().filter(|t| t.damaged) {
-        c.problem(Error::corrupt(
-            Region::Tail {
-                offset: t.offset + t.len - crate::format::footer::FOOTER_LEN as u64,
-            },
-            format!("the last footer is damaged: {}", t.detail),
-        ));
+        c.problem(Error::DamagedTail {
+            offset: t.offset,
+            len: t.len,
+            generation: store.generation_count(),
+            detail: t.detail.clone(),
+        });
     }
-    for g in store.generations() {
-        c.check_generation(g, opts.full);
+    c.check_chain(opts.full);
+    c.check_runs(opts.full);
+    if let Some((key, _)) = &store.manifest().signature {
+        c.report.signed_by = Some(*key);
     }
-    if let Some(last) = store.generations().last() {
-        if last.footer.flags & FLAG_SIGNED != 0 {
-            c.report.signed_by = Some(last.footer.signer);
-        }
-        if let Some(k) = &opts.trusted_key {
-            match c.report.signed_by {
-                None => c.problem(Error::Signature("the newest footer is not signed".into())),
-                Some(s) if s != k.to_bytes() => c.problem(Error::Signature(format!(
-                    "signed by key {}, not by the trusted key {}",
-                    crate::signing::fingerprint(&s),
-                    crate::signing::fingerprint(&k.to_bytes())
-                ))),
-                Some(_) => {}
-            }
+    if let Some(k) = &opts.trusted_key {
+        match c.report.signed_by {
+            None => c.problem(Error::Signature("the newest footer is not signed".into())),
+            Some(s) if s != k.to_bytes() => c.problem(Error::Signature(format!(
+                "signed by key {}, not by the trusted key {}",
+                crate::signing::fingerprint(&s),
+                crate::signing::fingerprint(&k.to_bytes())
+            ))),
+            Some(_) => {}
         }
     }
-    match repeated_id(&store.snapshot_table()) {
+    let list = store.snapshot_list();
+    match repeated_id(&list) {
         Ok(None) => {}
         Ok(Some(id)) => c.problem(Error::corrupt(
             Region::SnapshotTable {
@@ -673,7 +620,7 @@ pub fn verify_with_progress(
         )),
         Err(e) => c.problem(e),
     }
-    for t in store.snapshot_table().iter() {
+    for t in list.iter() {
         if c.report.problems.len() >= MAX_PROBLEMS {
             break;
         }
@@ -684,24 +631,35 @@ pub fn verify_with_progress(
                 break;
             }
         };
-        c.check_blob_exists(
-            &t.id,
-            Kind::Snapshot,
-            format!("snapshot {}", t.id.short()).as_bytes(),
-        );
-        if let Ok(Some((_, g))) = store.find(&t.id) {
-            if g.footer.generation != t.generation {
-                c.problem(Error::corrupt(
-                    Region::SnapshotTable {
-                        generation: c.report.generations,
-                    },
-                    format!(
-                        "snapshot {} is listed as added by generation {}, generation {} holds it",
-                        t.id.short(),
-                        t.generation,
-                        g.footer.generation
-                    ),
-                ));
+        match store.find(&t.id) {
+            Ok(Some(l)) if l == t.location => {}
+            Ok(Some(_)) => c.problem(Error::corrupt(
+                Region::SnapshotTable {
+                    generation: t.generation,
+                },
+                format!(
+                    "snapshot {} is listed at another place than the index holds it",
+                    t.id.short()
+                ),
+            )),
+            Ok(None) => c.problem(Error::corrupt(
+                Region::SnapshotTable {
+                    generation: t.generation,
+                },
+                format!("snapshot {} is listed but no index holds it", t.id.short()),
+            )),
+            Err(e) => c.problem(e),
+        }
+        if opts.full {
+            if let Some((found, k)) = c.blobs_at.get(&(t.location.offset, t.location.ordinal)) {
+                if *found != t.id || *k != Kind::Snapshot {
+                    c.problem(Error::corrupt(
+                        Region::Frame {
+                            offset: t.location.offset,
+                        },
+                        format!("snapshot {} is not where its entry says", t.id.short()),
+                    ));
+                }
             }
         }
     }

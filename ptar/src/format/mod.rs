@@ -1,4 +1,4 @@
-//! On-disk structures of the ptar format, v1: byte layouts only.
+//! On-disk structures of the ptar format, v2: byte layouts only.
 //!
 //! Everything here parses from and serializes to byte slices. There is no I/O,
 //! no cryptography and no policy: those live in `crypto`, `codec`, `store` and
@@ -16,15 +16,12 @@
 //! it against the bytes actually present and against the limits in [`limits`].
 
 pub mod filemap;
-pub mod footer;
 pub mod frame;
 pub mod header;
-pub mod index;
 pub mod manifest;
 pub mod record;
 pub mod run;
 pub mod snapshot;
-pub mod table;
 pub mod tree;
 
 use std::fmt;
@@ -32,7 +29,7 @@ use std::fmt;
 use byteorder::{ByteOrder, LittleEndian, WriteBytesExt};
 
 /// The major format version this library reads and writes.
-pub const FORMAT_MAJOR: u16 = 1;
+pub const FORMAT_MAJOR: u16 = 2;
 /// The minor format version this library writes.
 pub const FORMAT_MINOR: u16 = 0;
 

@@ -1,10 +1,10 @@
-//! The store: blob records, indexes, snapshot tables and footers in one file.
+//! The store: frames of blob records, index and snapshot runs, and footers in one file.
 //!
-//! [`reader::Store`] opens an archive read-only over a memory map;
+//! [`reader::Store`] opens an archive read-only with positional reads;
 //! [`writer::GenerationWriter`] appends one generation to any byte sink.
 
 pub mod reader;
 pub mod writer;
 
-pub use reader::{Generation, ReadAt, SnapshotTable, Store, TableIter, Tail};
-pub use writer::{GenerationWriter, Sink};
+pub use reader::{OpenOptions, ReadAt, Run, SnapshotIter, SnapshotList, Store, Tail};
+pub use writer::{Committed, GenerationWriter, Sink};

@@ -1,4 +1,5 @@
-//! Opening an archive: header, footer chain, keys, snapshot table, blob reads.
+//! Opening an archive: header, last trailer, keys, manifest, the runs in
+//! force, and blob reads (spec §8.5, §9.4, §10.5).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -8,12 +9,15 @@ use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 use crate::codec;
-use crate::crypto::{self, Keys, RecordContext};
-use crate::format::footer::{Footer, FOOTER_LEN};
+use crate::crypto::{self, Keys};
+use crate::format::frame::{self, FrameType};
 use crate::format::header::{keyslots_parse, Header, HeaderError, KeySlot};
-use crate::format::index::{IndexEntry, IndexView};
-use crate::format::limits::MAX_GENERATIONS;
-use crate::format::table::{self, TableEntry};
+use crate::format::manifest::{Manifest, Trailer, TRAILER_LEN};
+use crate::format::record::RecordLayout;
+use crate::format::run::{
+    self, parse_snapshot_directory, parse_snapshot_page, BlobLocation, IndexDirectory, IndexPage,
+    PageRef, SnapshotEntry,
+};
 use crate::format::{Id, Kind, FORMAT_MAJOR};
 use crate::retry::eintr;
 use crate::{Error, Region, Result};
@@ -21,11 +25,10 @@ use crate::{Error, Region, Result};
 /// Where an archive's bytes come from, read at positions: a file, bytes in
 /// memory, or a caller's own store (an object in a remote store, a cache).
 ///
-/// A store opened over a `ReadAt` ([`Store::from_reader`]) reads the
-/// header, footers, indexes and key-slot tables once when it opens and keeps
-/// them; the newest snapshot table is checked then and read again a slice
-/// at a time when asked for; blob records are read when asked for, one
-/// positional read each. Many threads may read at once.
+/// A store reads the header, the last trailer, its manifest and the
+/// directories of the runs in force when it opens, and everything else
+/// (index pages, snapshot pages, blob records) with one positional read
+/// each when asked for. Many threads may read at once.
 pub trait ReadAt: Send + Sync {
     /// The source's length in bytes.
     fn size(&self) -> std::io::Result<u64>;
@@ -84,276 +87,85 @@ impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
     }
 }
 
-/// The bytes of an archive.
+/// The bytes of an archive: in memory, or read at positions from a file or
+/// a caller's source.
 enum Bytes {
-    /// A mapped file, and the file for positional reads of records.
-    Map(memmap2::Mmap, File),
-    /// Bytes in memory.
+    /// Bytes in memory (the committed part).
     Owned(Vec<u8>),
-    /// A caller's source, and the sections read from it when it was opened.
-    Sections(Box<dyn ReadAt>, Sections),
+    /// A file or a caller's source, read with positional reads.
+    Source(Box<dyn ReadAt>),
 }
 
 impl Bytes {
-    /// Everything, when it is at hand as one slice.
-    fn whole(&self) -> Option<&[u8]> {
+    /// `len` committed bytes at `offset`.
+    fn read(&self, offset: u64, len: u64) -> Result<std::borrow::Cow<'_, [u8]>> {
         match self {
-            Bytes::Map(m, _) => Some(m),
-            Bytes::Owned(v) => Some(v),
-            Bytes::Sections(..) => None,
+            Bytes::Owned(v) => {
+                let r = usize::try_from(offset)
+                    .ok()
+                    .and_then(|o| v.get(o..o.checked_add(usize::try_from(len).ok()?)?))
+                    .ok_or_else(|| {
+                        Error::from(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+                    })?;
+                Ok(std::borrow::Cow::Borrowed(r))
+            }
+            Bytes::Source(s) => {
+                let mut buf = vec![
+                    0u8;
+                    usize::try_from(len).map_err(|_| Error::corrupt(
+                        Region::Frame { offset },
+                        "length overflows"
+                    ))?
+                ];
+                s.read_exact_at(&mut buf, offset)?;
+                Ok(std::borrow::Cow::Owned(buf))
+            }
         }
     }
 
-    /// Where records are read from with positional reads (rather than
-    /// borrowed in place).
-    fn positional(&self) -> Option<&dyn ReadAt> {
+    /// Reads `buf.len()` committed bytes at `offset` into `buf`.
+    fn read_into(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         match self {
-            Bytes::Map(_, f) => Some(f),
-            Bytes::Owned(_) => None,
-            Bytes::Sections(r, _) => Some(&**r),
-        }
-    }
-
-    /// `len` bytes at `offset`, which lie in the mapped or owned bytes, or
-    /// in a section read at open.
-    fn slice(&self, offset: u64, len: u64) -> &[u8] {
-        match self.whole() {
-            Some(b) => &b[offset as usize..(offset + len) as usize],
-            None => match self {
-                Bytes::Sections(_, s) => s.get(offset, len),
-                _ => unreachable!("whole() covers the other forms"),
-            },
+            Bytes::Owned(v) => Ok(slice_read_at(v, buf, offset)?),
+            Bytes::Source(s) => Ok(s.read_exact_at(buf, offset)?),
         }
     }
 }
 
-/// Byte ranges of a positional source held in memory: each generation's
-/// index, and its key slots and footer (which lie back to back, spec §10),
-/// read once when the archive is opened. Snapshot tables are not held:
-/// they are read a slice at a time (see [`SnapshotTable`]).
-#[derive(Default)]
-struct Sections(Vec<(u64, Vec<u8>)>);
-
-impl Sections {
-    /// The held bytes `[offset, offset + len)`. Every range the store asks
-    /// for lies in one section: the footers' offsets were checked to tile
-    /// each generation before the sections were read.
-    fn get(&self, offset: u64, len: u64) -> &[u8] {
-        let i = self.0.partition_point(|(start, _)| *start <= offset);
-        let (start, bytes) = &self.0[i.checked_sub(1).expect("a section holds the range")];
-        let at = (offset - start) as usize;
-        &bytes[at..at + len as usize]
-    }
-}
-
-/// Bytes of a snapshot table read at once: 1638 entries (a multiple of
-/// the entry length, under 64 KiB).
-const TABLE_SLICE: u64 = 1638 * table::ENTRY_LEN as u64;
-
-/// A snapshot table of an open archive, read from the archive a slice at
-/// a time with positional reads: a table may list 2^24 snapshots (640 MiB),
-/// and reading it never holds more than one slice. Its hash, prefix and
-/// entries were checked when the archive was opened; an entry is checked
-/// again as it is read.
-#[derive(Clone, Copy)]
-pub struct SnapshotTable<'a> {
-    store: &'a Store,
-    /// Offset of the first entry.
-    entries: u64,
-    len: usize,
-    /// The generation whose table this is.
-    generation: u64,
-}
-
-impl<'a> SnapshotTable<'a> {
-    /// Number of snapshots listed.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the table lists no snapshot.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn region(&self) -> Region {
-        Region::SnapshotTable {
-            generation: self.generation,
-        }
-    }
-
-    /// The entry at position `i` (0 is the oldest), or `None` past the end.
-    pub fn get(&self, i: usize) -> Result<Option<TableEntry>> {
-        if i >= self.len {
-            return Ok(None);
-        }
-        let b = self.store.read_at(
-            self.entries + (i * table::ENTRY_LEN) as u64,
-            table::ENTRY_LEN as u64,
-        )?;
-        table::parse_entry(&b, self.generation)
-            .map(Some)
-            .map_err(|m| m.at(self.region()))
-    }
-
-    /// The newest entry.
-    pub fn last(&self) -> Result<Option<TableEntry>> {
-        match self.len {
-            0 => Ok(None),
-            n => self.get(n - 1),
-        }
-    }
-
-    /// The entries from the oldest, read a slice at a time.
-    pub fn iter(&self) -> TableIter<'a> {
-        self.iter_from(0)
-    }
-
-    /// The entries from position `start` on.
-    pub fn iter_from(&self, start: usize) -> TableIter<'a> {
-        TableIter {
-            table: *self,
-            next: start.min(self.len),
-            slice: Vec::new(),
-            at: 0,
-        }
-    }
-
-    /// The position of the entry for snapshot `id`, if listed.
-    pub fn position(&self, id: &Id) -> Result<Option<usize>> {
-        for (i, e) in self.iter().enumerate() {
-            if e?.id == *id {
-                return Ok(Some(i));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Every entry, in memory: only for tables known to be small (this
-    /// holds 40 bytes per snapshot).
-    pub fn to_vec(&self) -> Result<Vec<TableEntry>> {
-        self.iter().collect()
-    }
-
-    /// The raw bytes of entries `[first, first + count)`, a slice at most
-    /// [`TABLE_SLICE`] long.
-    pub(crate) fn raw(&self, first: usize, count: usize) -> Result<std::borrow::Cow<'a, [u8]>> {
-        self.store.read_at(
-            self.entries + (first * table::ENTRY_LEN) as u64,
-            (count * table::ENTRY_LEN) as u64,
-        )
-    }
-}
-
-/// Entries of a [`SnapshotTable`], oldest first, each a `Result` (a read
-/// can fail).
-pub struct TableIter<'a> {
-    table: SnapshotTable<'a>,
-    /// Position of the next entry not yet in `slice`.
-    next: usize,
-    /// Entries read and not yet returned.
-    slice: Vec<TableEntry>,
-    /// Next entry of `slice` to return.
-    at: usize,
-}
-
-impl Iterator for TableIter<'_> {
-    type Item = Result<TableEntry>;
-
-    fn next(&mut self) -> Option<Result<TableEntry>> {
-        if self.at == self.slice.len() {
-            if self.next >= self.table.len {
-                return None;
-            }
-            let per = TABLE_SLICE as usize / table::ENTRY_LEN;
-            let count = (self.table.len - self.next).min(per);
-            let parsed: Result<Vec<TableEntry>> = self.table.raw(self.next, count).and_then(|b| {
-                b.chunks_exact(table::ENTRY_LEN)
-                    .map(|e| {
-                        table::parse_entry(e, self.table.generation)
-                            .map_err(|m| m.at(self.table.region()))
-                    })
-                    .collect()
-            });
-            match parsed {
-                Ok(v) => {
-                    self.slice = v;
-                    self.at = 0;
-                    self.next += count;
-                }
-                Err(e) => {
-                    // Stop after reporting the error.
-                    self.next = self.table.len;
-                    self.slice.clear();
-                    self.at = 0;
-                    return Some(Err(e));
-                }
-            }
-        }
-        let e = self.slice[self.at];
-        self.at += 1;
-        Some(Ok(e))
-    }
-}
-
-/// One committed generation.
-#[derive(Clone, Debug)]
-pub struct Generation {
-    /// Its footer.
-    pub footer: Footer,
-    /// Where its footer starts.
-    pub footer_offset: u64,
-}
-
-/// What follows the last valid footer.
+/// What follows the last valid trailer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tail {
-    /// Offset of the first byte after the last valid footer.
+    /// Offset of the first byte after the last valid trailer.
     pub offset: u64,
     /// Number of bytes after it.
     pub len: u64,
-    /// True when the file ends in something shaped like a footer that does
-    /// not verify: damage, not an interrupted append.
+    /// True when the file ends in something shaped like a trailer that does
+    /// not verify: damage, not an interrupted append (spec §10.4).
     pub damaged: bool,
-    /// Why the footer-shaped end was refused, when `damaged`.
+    /// Why the trailer-shaped end was refused, when `damaged`.
     pub detail: String,
 }
 
-/// A read-only view of an archive.
-pub struct Store {
-    bytes: Bytes,
-    header: Header,
-    header_len: u64,
-    header_hash: [u8; 32],
-    keys: Option<Arc<Keys>>,
-    generations: Vec<Generation>,
-    /// The newest snapshot table: where its entries start, and how many.
-    table: (u64, usize),
-    committed_end: u64,
-    tail: Option<Tail>,
-    /// Plaintexts of the solid records read last.
-    records: Mutex<RecordCache>,
-    /// Record-sized buffers to read and decode into.
-    spares: Arc<Spares>,
-    /// Bytes of every generation's index.
-    index_bytes: u64,
-    /// Index size up to which lookups search the map in place.
-    mapped_index_limit: std::sync::atomic::AtomicU64,
+/// One run in force (spec §9.3): the generations it covers and its
+/// directories, read when the archive was opened.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The generation that wrote it.
+    pub generation: u64,
+    /// The first generation it covers.
+    pub first: u64,
+    /// Its index directory, if it indexes any blob.
+    pub index: Option<IndexDirectory>,
+    /// Its snapshot pages, in order.
+    pub snapshot_pages: Vec<PageRef>,
+    /// Snapshots listed before each of its pages, within the run.
+    snapshot_starts: Vec<usize>,
+    /// Snapshots it lists.
+    pub snapshot_count: usize,
 }
 
-/// Indexes up to this size are searched in place, through the map. In
-/// larger ones a lookup reads one or two 4 KiB windows of entries with a
-/// positional read: searched in place, every lookup would leave a page and
-/// the kernel's fault-around neighbours (64 KiB) resident, until looking up
-/// every blob of a large archive had made its whole index resident. Read in
-/// windows, memory stays flat however large the archive grows.
-const MAPPED_INDEX_BYTES: u64 = 8 << 20;
-
-/// Record-sized buffers, handed from one record read to the next. Reading an
-/// archive end to end then allocates its few record buffers once: freeing
-/// them and allocating anew, on several threads, had spread records through
-/// the allocator's per-thread arenas and grown extraction's resident memory
-/// with the archive's size.
+/// Record-sized buffers, handed from one record read to the next, so that
+/// reading an archive end to end allocates its few record buffers once.
 #[derive(Default)]
 struct Spares(Mutex<Vec<Vec<u8>>>);
 
@@ -361,7 +173,7 @@ impl Spares {
     /// Idle buffers kept: more than the records cached and in flight.
     const KEPT: usize = 12;
     /// Larger buffers (from an unusually large record) are freed.
-    const LARGEST: usize = 8 << 20;
+    const LARGEST: usize = 9 << 20;
 
     fn take(&self) -> Vec<u8> {
         let mut v = self
@@ -386,69 +198,47 @@ impl Spares {
     }
 }
 
-/// Everything an index entry says about its record: two entries that differ
-/// in any of it (a damaged index) never share a cached plaintext.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct RecordKey {
-    offset: u64,
-    stored_len: u32,
-    raw_len: u32,
-    kind: Kind,
-    codec: crate::format::Codec,
-}
-
-impl RecordKey {
-    fn of(e: &IndexEntry) -> RecordKey {
-        RecordKey {
-            offset: e.record_offset,
-            stored_len: e.record_len,
-            raw_len: e.raw_len,
-            kind: e.kind,
-            codec: e.codec,
-        }
-    }
-}
-
-/// A cached record's plaintext; its buffer goes back to the spares when the
-/// last reader lets go of it, on whichever thread that is.
-struct Plaintext {
+/// A decoded blob record; its buffer goes back to the spares when the last
+/// reader lets go of it, on whichever thread that is.
+struct Record {
     buf: Vec<u8>,
+    layout: RecordLayout,
     spares: Arc<Spares>,
 }
 
-impl Drop for Plaintext {
+impl Drop for Record {
     fn drop(&mut self) {
         self.spares.give(std::mem::take(&mut self.buf));
     }
 }
 
-/// The last few decoded records that hold several blobs, so that reading
-/// their blobs one after another decodes each record once.
+/// The last few decoded records, keyed by frame offset and body length
+/// within this opened archive (spec §8.5), so that reading the blobs of one
+/// record one after another decodes it once.
 #[derive(Default)]
 struct RecordCache {
-    /// (record, plaintext), most recently used last.
-    entries: VecDeque<(RecordKey, Arc<Plaintext>)>,
+    entries: VecDeque<((u64, u32), Arc<Record>)>,
 }
 
 impl RecordCache {
     /// Records kept, within a bound on their bytes: a few of the reference
-    /// writer's 4 MiB chunk records and 256 KiB metadata records, or one of
-    /// the largest a record may be (the most recent is always kept).
-    const RECORDS_KEPT: usize = 6;
-    const BYTES_KEPT: usize = 12 * 1024 * 1024;
+    /// writer's 8 MiB chunk records and its small metadata records (the
+    /// most recent is always kept).
+    const RECORDS_KEPT: usize = 8;
+    const BYTES_KEPT: usize = 24 << 20;
 
-    fn get(&mut self, key: &RecordKey) -> Option<Arc<Plaintext>> {
-        let i = self.entries.iter().position(|e| e.0 == *key)?;
+    fn get(&mut self, key: (u64, u32)) -> Option<Arc<Record>> {
+        let i = self.entries.iter().position(|e| e.0 == key)?;
         let e = self.entries.remove(i).expect("found");
         let v = e.1.clone();
         self.entries.push_back(e);
         Some(v)
     }
 
-    /// Adds a record, returning the plaintexts it pushed out (to be
-    /// dropped once the lock is released).
-    fn put(&mut self, key: RecordKey, plaintext: Arc<Plaintext>) -> Vec<Arc<Plaintext>> {
-        self.entries.push_back((key, plaintext));
+    /// Adds a record, returning the records it pushed out (to be dropped
+    /// once the lock is released).
+    fn put(&mut self, key: (u64, u32), record: Arc<Record>) -> Vec<Arc<Record>> {
+        self.entries.push_back((key, record));
         let mut total: usize = self.entries.iter().map(|e| e.1.buf.len()).sum();
         let mut evicted = Vec::new();
         while self.entries.len() > 1
@@ -459,6 +249,86 @@ impl RecordCache {
             evicted.push(old);
         }
         evicted
+    }
+}
+
+/// Decoded index pages, keyed by frame offset, up to a byte budget; when
+/// over it, the least recently used half is dropped.
+#[derive(Default)]
+struct PageCache {
+    pages: std::collections::HashMap<u64, (Arc<IndexPage>, u64)>,
+    tick: u64,
+    bytes: usize,
+}
+
+impl PageCache {
+    /// Decoded index pages kept: 32 MiB, about 700,000 blobs' entries.
+    const BYTES_KEPT: usize = 32 << 20;
+
+    fn get(&mut self, offset: u64) -> Option<Arc<IndexPage>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.pages.get_mut(&offset).map(|e| {
+            e.1 = tick;
+            e.0.clone()
+        })
+    }
+
+    fn put(&mut self, offset: u64, page: Arc<IndexPage>) {
+        self.tick += 1;
+        self.bytes += page.ids.len() * run::INDEX_ENTRY_LEN;
+        if let Some(old) = self.pages.insert(offset, (page, self.tick)) {
+            self.bytes -= old.0.ids.len() * run::INDEX_ENTRY_LEN;
+        }
+        if self.bytes > Self::BYTES_KEPT {
+            let mut ticks: Vec<u64> = self.pages.values().map(|e| e.1).collect();
+            ticks.sort_unstable();
+            let cut = ticks[ticks.len() / 2];
+            self.pages.retain(|_, e| e.1 > cut);
+            self.bytes = self
+                .pages
+                .values()
+                .map(|e| e.0.ids.len() * run::INDEX_ENTRY_LEN)
+                .sum();
+        }
+    }
+}
+
+/// A read-only view of an archive.
+pub struct Store {
+    bytes: Bytes,
+    header: Header,
+    header_len: u64,
+    header_hash: [u8; 32],
+    keys: Option<Arc<Keys>>,
+    trailer: Trailer,
+    manifest: Manifest,
+    /// The runs in force, newest first.
+    runs: Vec<Run>,
+    snapshot_count: usize,
+    /// BLAKE3 of the newest footer.
+    footer_hash: [u8; 32],
+    committed_end: u64,
+    tail: Option<Tail>,
+    records: Mutex<RecordCache>,
+    pages: Mutex<PageCache>,
+    spares: Arc<Spares>,
+}
+
+/// How to open an archive.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// Open an archive whose tail is damaged (spec §10.4) by reading its
+    /// last good generation; by default such an archive is refused.
+    pub ignore_damaged_tail: bool,
+}
+
+impl OpenOptions {
+    /// Sets [`OpenOptions::ignore_damaged_tail`].
+    pub fn ignore_damaged_tail(mut self, yes: bool) -> OpenOptions {
+        self.ignore_damaged_tail = yes;
+        self
     }
 }
 
@@ -540,109 +410,186 @@ pub(crate) fn archive_file_len(file: &File, path: &Path) -> Result<u64> {
     ))
 }
 
+/// Opens and decodes a frame body read from the file (spec §8.1, §8.4):
+/// authenticates it when `keys` are given, checks the envelope and its
+/// type, and decodes the content into `out`.
+pub(crate) fn decode_frame(
+    keys: Option<&Keys>,
+    uuid: &[u8; 16],
+    offset: u64,
+    body: &[u8],
+    want: FrameType,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let found = decode_any_frame(keys, uuid, offset, body, out)?;
+    if found != want {
+        return Err(Error::corrupt(
+            Region::Frame { offset },
+            format!("a {} where a {} belongs", found.name(), want.name()),
+        ));
+    }
+    Ok(())
+}
+
+/// [`decode_frame`] of a frame of any type: returns its type. The content is
+/// decoded only after the type is known, so callers that refuse the type
+/// still get the error from here first when the frame does not open.
+pub(crate) fn decode_any_frame(
+    keys: Option<&Keys>,
+    uuid: &[u8; 16],
+    offset: u64,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<FrameType> {
+    let region = Region::Frame { offset };
+    let opened;
+    let envelope: &[u8] = match keys {
+        Some(k) => {
+            opened =
+                Zeroizing::new(crypto::open_frame(k, uuid, offset, body).ok_or_else(|| {
+                    Error::corrupt(region.clone(), "frame does not authenticate")
+                })?);
+            &opened
+        }
+        None => body,
+    };
+    let (h, payload) =
+        frame::parse_envelope(envelope, keys.is_none()).map_err(|m| m.at(region.clone()))?;
+    codec::decompress_into(h.codec, payload, h.content_len, out)
+        .map_err(|d| Error::corrupt(region, d))?;
+    Ok(h.frame_type)
+}
+
 impl Store {
     /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::open_with(path, passphrase, OpenOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(path: &Path, passphrase: Option<&[u8]>, opts: OpenOptions) -> Result<Store> {
         let file = eintr(|| File::open(path)).map_err(|e| Error::io_at(path, e))?;
-        Store::from_file(file, path, passphrase)
+        Store::from_file_with(file, path, passphrase, opts)
     }
 
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        Store::from_file_inner(file, path, passphrase).map_err(|e| with_path(e, path))
+        Store::from_file_with(file, path, passphrase, OpenOptions::default())
     }
 
-    fn from_file_inner(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        let len = archive_file_len(&file, path)?;
-        // The footers (and any torn tail) are read with positional reads,
-        // not through the map: a concurrent appender may truncate the bytes
-        // after the last valid footer at any moment.
-        let located = locate_chain(
-            len,
-            &|off, buf| ReadAt::read_exact_at(&file, buf, off),
-            Some(&file),
-        )?;
-        // SAFETY: only bytes up to the last valid footer are mapped. ptar
-        // writers never modify or truncate bytes below the last valid footer
-        // (they append, or truncate an uncommitted tail beyond it), so the
-        // mapped bytes cannot change or vanish while we hold them. Another
-        // program truncating the file below that point would fault the
-        // process; the spec (§15.3) says archives must not be modified that way.
-        let map = eintr(|| unsafe {
-            memmap2::MmapOptions::new()
-                .len(located.committed_end as usize)
-                .map(&file)
-        })
-        .map_err(|e| Error::io_at(path, e))?;
-        Store::assemble(Bytes::Map(map, file), located, passphrase)
+    /// [`Store::from_file`] with options.
+    pub fn from_file_with(
+        file: File,
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: OpenOptions,
+    ) -> Result<Store> {
+        let inner = || -> Result<Store> {
+            let len = archive_file_len(&file, path)?;
+            let located = locate(
+                len,
+                &|off, buf| ReadAt::read_exact_at(&file, buf, off),
+                Some(&file),
+            )?;
+            Store::assemble(
+                Bytes::Source(Box::new(file.try_clone()?)),
+                located,
+                passphrase,
+                opts,
+            )
+        };
+        inner().map_err(|e| with_path(e, path))
     }
 
     /// Opens an archive over a caller's positional source (see [`ReadAt`]).
-    /// The header, footers, indexes and key slots are read now and kept;
-    /// the snapshot table is checked now and read in slices when asked
-    /// for; blob records are read when asked for.
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::from_reader_with(source, passphrase, OpenOptions::default())
+    }
+
+    /// [`Store::from_reader`] with options.
+    pub fn from_reader_with(
+        source: impl ReadAt + 'static,
+        passphrase: Option<&[u8]>,
+        opts: OpenOptions,
+    ) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
-        let located = locate_chain(
+        let located = locate(
             source.size()?,
             &|off, buf| source.read_exact_at(buf, off),
             None,
         )?;
-        let mut sections = Vec::with_capacity(2 * located.generations.len());
-        for g in &located.generations {
-            // The index; then key slots and footer, which lie back to back
-            // after the snapshot table (read when needed, not kept).
-            let f = &g.footer;
-            let mut b = vec![0u8; f.index_len as usize];
-            source.read_exact_at(&mut b, f.index_offset)?;
-            sections.push((f.index_offset, b));
-            let table_end = f.table_offset + f.table_len;
-            let mut b = vec![0u8; (f.footer_end - table_end) as usize];
-            source.read_exact_at(&mut b, table_end)?;
-            sections.push((table_end, b));
-        }
-        Store::assemble(
-            Bytes::Sections(source, Sections(sections)),
-            located,
-            passphrase,
-        )
+        Store::assemble(Bytes::Source(source), located, passphrase, opts)
     }
 
     /// Opens an archive held in memory.
     pub fn from_vec(mut bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
-        let located = locate_chain(
+        let located = locate(
             bytes.len() as u64,
             &|off, buf| slice_read_at(&bytes, buf, off),
             None,
         )?;
         bytes.truncate(located.committed_end as usize);
-        Store::assemble(Bytes::Owned(bytes), located, passphrase)
+        Store::assemble(
+            Bytes::Owned(bytes),
+            located,
+            passphrase,
+            OpenOptions::default(),
+        )
     }
 
-    fn assemble(bytes: Bytes, located: Located, passphrase: Option<&[u8]>) -> Result<Store> {
+    fn assemble(
+        bytes: Bytes,
+        located: Located,
+        passphrase: Option<&[u8]>,
+        opts: OpenOptions,
+    ) -> Result<Store> {
         let Located {
             header,
             header_len,
             header_hash,
-            generations,
+            trailer,
             committed_end,
             tail,
         } = located;
-        let index_bytes = generations.iter().map(|g| g.footer.index_len).sum();
+        if let Some(t) = tail.as_ref().filter(|t| t.damaged) {
+            if !opts.ignore_damaged_tail {
+                return Err(Error::DamagedTail {
+                    offset: t.offset,
+                    len: t.len,
+                    generation: trailer.generation,
+                    detail: t.detail.clone(),
+                });
+            }
+        }
         let mut store = Store {
+            bytes,
             header,
             header_len,
             header_hash,
             keys: None,
-            generations,
-            table: (0, 0),
+            trailer,
+            manifest: Manifest {
+                minor: 0,
+                encrypted: false,
+                uuid: [0; 16],
+                generation: 0,
+                generation_start: 0,
+                commit_time: 0,
+                header_hash: [0; 32],
+                previous_footer_hash: [0; 32],
+                generation_hash: [0; 32],
+                key_slots: None,
+                runs: Vec::new(),
+                signature: None,
+            },
+            runs: Vec::new(),
+            snapshot_count: 0,
+            footer_hash: [0; 32],
             committed_end,
             tail,
-            bytes,
             records: Mutex::default(),
+            pages: Mutex::default(),
             spares: Arc::default(),
-            index_bytes,
-            mapped_index_limit: MAPPED_INDEX_BYTES.into(),
         };
         if store.header.encrypted() {
             let Some(pass) = passphrase else {
@@ -650,54 +597,191 @@ impl Store {
             };
             store.keys = Some(Arc::new(store.unlock(pass)?));
         }
-        for g in &store.generations {
-            let tag = crypto::footer_tag(store.keys.as_deref(), &g.footer.committed_bytes());
-            if tag != g.footer.tag {
-                return Err(Error::corrupt(
-                    Region::Footer {
-                        generation: g.footer.generation,
-                    },
-                    "footer tag does not verify",
-                ));
-            }
-        }
-        if let Some(last) = store.generations.last() {
-            let f = last.footer.clone();
-            let n = store.check_table(&f)?;
-            store.table = (f.table_offset + table::PREFIX_LEN as u64, n);
-        }
-        for g in &store.generations {
-            store.index(g)?;
-        }
+        store.manifest = store.read_manifest(&store.trailer)?;
+        let footer = store.read_at(
+            store.trailer.manifest_offset,
+            store.committed_end - store.trailer.manifest_offset,
+        )?;
+        store.footer_hash = *blake3::hash(&footer).as_bytes();
+        store.runs = store.read_runs()?;
+        store.snapshot_count = store.runs.iter().map(|r| r.snapshot_count).sum();
         Ok(store)
     }
 
-    /// The key slots in force: the newest generation's table, else the header's.
-    pub fn key_slots(&self) -> Result<Vec<KeySlot>> {
-        for g in self.generations.iter().rev() {
-            let f = &g.footer;
-            if f.keyslots_len > 0 {
-                let region = Region::KeySlots {
-                    generation: f.generation,
-                };
-                let b = self.slice(f.keyslots_offset, f.keyslots_len);
-                if blake3::hash(b).as_bytes() != &f.keyslots_hash {
-                    return Err(Error::corrupt(
-                        region,
-                        "key-slot table hash does not match the footer",
-                    ));
-                }
-                return keyslots_parse(b).map_err(|m| m.at(region));
-            }
+    /// Reads, opens and checks the manifest a trailer names, against the
+    /// trailer and the header (spec §10.5 step 4).
+    pub(crate) fn read_manifest(&self, t: &Trailer) -> Result<Manifest> {
+        let region = Region::Footer {
+            generation: t.generation,
+        };
+        let raw = self
+            .bytes
+            .read(t.manifest_offset, u64::from(t.manifest_len))?;
+        let body = &raw[frame::LENGTH_LEN..];
+        let mut content = Vec::new();
+        decode_frame(
+            self.keys.as_deref(),
+            &self.header.uuid,
+            t.manifest_offset,
+            body,
+            FrameType::Manifest,
+            &mut content,
+        )?;
+        let m = Manifest::parse(&content).map_err(|e| e.at(region.clone()))?;
+        let bad = |what: &str| {
+            Err(Error::corrupt(
+                region.clone(),
+                format!("manifest and trailer disagree on {what}"),
+            ))
+        };
+        if m.encrypted != self.header.encrypted() {
+            return bad("encryption");
         }
-        Ok(self.header.key_slots.clone())
+        if m.uuid != self.header.uuid {
+            return bad("the archive UUID");
+        }
+        if m.generation != t.generation {
+            return bad("the generation number");
+        }
+        if m.generation_start != t.generation_start {
+            return bad("where the generation starts");
+        }
+        if m.key_slots != t.key_slots {
+            return bad("the key slots in force");
+        }
+        if m.header_hash != self.header_hash {
+            return Err(Error::corrupt(region, "manifest commits to another header"));
+        }
+        Ok(m)
+    }
+
+    /// Reads the directories of the runs in force (spec §10.5 step 5).
+    fn read_runs(&self) -> Result<Vec<Run>> {
+        let g = self.manifest.generation;
+        let mut runs = Vec::with_capacity(self.manifest.runs.len());
+        for ((generation, first), r) in run::runs_in_force(g).into_iter().zip(&self.manifest.runs) {
+            let region = Region::Index { generation };
+            let index = match r.index {
+                Some((offset, body_len)) => {
+                    let c = self.read_frame(offset, body_len, FrameType::IndexDirectory)?;
+                    Some(IndexDirectory::parse(&c).map_err(|m| m.at(region.clone()))?)
+                }
+                None => None,
+            };
+            let (mut pages, mut starts, mut count) = (Vec::new(), Vec::new(), 0usize);
+            if let Some((offset, body_len)) = r.snapshots {
+                let c = self.read_frame(offset, body_len, FrameType::SnapshotDirectory)?;
+                pages = parse_snapshot_directory(&c)
+                    .map_err(|m| m.at(Region::SnapshotTable { generation }))?;
+                for p in &pages {
+                    starts.push(count);
+                    count += p.count as usize;
+                }
+            }
+            runs.push(Run {
+                generation,
+                first,
+                index,
+                snapshot_pages: pages,
+                snapshot_starts: starts,
+                snapshot_count: count,
+            });
+        }
+        if runs.iter().map(|r| r.snapshot_count).sum::<usize>()
+            > crate::format::limits::MAX_SNAPSHOTS as usize
+        {
+            return Err(Error::corrupt(
+                Region::Footer { generation: g },
+                "the runs list more snapshots than the format allows",
+            ));
+        }
+        Ok(runs)
+    }
+
+    /// Reads a frame that must lie after the header and before the newest
+    /// manifest, and decodes its content (spec §8.5 steps 2–5).
+    pub(crate) fn read_frame(
+        &self,
+        offset: u64,
+        body_len: u32,
+        want: FrameType,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_frame_into(offset, body_len, want, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_frame_into(
+        &self,
+        offset: u64,
+        body_len: u32,
+        want: FrameType,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let region = Region::Frame { offset };
+        frame::check_body_len(body_len).map_err(|m| m.at(region.clone()))?;
+        let end = offset
+            .checked_add(frame::LENGTH_LEN as u64 + u64::from(body_len))
+            .ok_or_else(|| Error::corrupt(region.clone(), "frame offset overflows"))?;
+        if offset < self.header_len || end > self.trailer.manifest_offset {
+            return Err(Error::corrupt(
+                region,
+                format!(
+                    "a {} named at [{offset}, {end}) lies outside the generations before the manifest",
+                    want.name()
+                ),
+            ));
+        }
+        let mut raw = self.spares.take();
+        raw.resize(frame::LENGTH_LEN + body_len as usize, 0);
+        let r = self.bytes.read_into(&mut raw, offset).and_then(|()| {
+            let stated = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
+            if stated != body_len {
+                return Err(Error::corrupt(
+                    region.clone(),
+                    format!("frame length is {stated}, expected {body_len}"),
+                ));
+            }
+            decode_frame(
+                self.keys.as_deref(),
+                &self.header.uuid,
+                offset,
+                &raw[frame::LENGTH_LEN..],
+                want,
+                out,
+            )
+        });
+        self.spares.give(raw);
+        r
+    }
+
+    /// The key slots in force: the table the last trailer names, else the header's.
+    pub fn key_slots(&self) -> Result<Vec<KeySlot>> {
+        self.key_slots_named(self.trailer.key_slots)
+    }
+
+    fn key_slots_named(&self, span: Option<(u64, u32)>) -> Result<Vec<KeySlot>> {
+        let Some((offset, len)) = span else {
+            return Ok(self.header.key_slots.clone());
+        };
+        let region = Region::KeySlots {
+            generation: self.trailer.generation,
+        };
+        let raw = self.bytes.read(offset, u64::from(len))?;
+        let stated = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
+        if u64::from(stated) + 4 != u64::from(len) {
+            return Err(Error::corrupt(
+                region,
+                "key-slot table length does not match its frame",
+            ));
+        }
+        keyslots_parse(&raw[4..]).map_err(|m| m.at(region))
     }
 
     fn unlock(&self, passphrase: &[u8]) -> Result<Keys> {
+        let slots = self.key_slots()?;
         let mut refused = None;
-        for slot in self.key_slots()? {
-            // A slot beyond the caps is skipped, not fatal: a hostile first
-            // slot must not hide the others.
+        for slot in slots {
             let opened = match crypto::unwrap_slot(&slot, passphrase, &self.header.uuid) {
                 Ok(k) => k,
                 Err(e @ Error::ExcessiveWork(_)) => {
@@ -720,30 +804,49 @@ impl Store {
         Err(refused.unwrap_or(Error::WrongPassphrase))
     }
 
-    /// The whole archive's bytes up to the last valid footer, when it is
-    /// mapped or in memory (not when opened over a [`ReadAt`]).
-    pub fn data(&self) -> Option<&[u8]> {
-        Some(&self.bytes.whole()?[..self.committed_end as usize])
+    /// The trailer ending at `end`, checked as when opening (spec §10.3):
+    /// the outer error is a failed read, the inner one why the bytes are
+    /// not a valid trailer.
+    pub(crate) fn trailer_ending_at(
+        &self,
+        end: u64,
+    ) -> Result<std::result::Result<Trailer, String>> {
+        let read = |off: u64, buf: &mut [u8]| -> std::io::Result<()> {
+            self.bytes.read_into(buf, off).map_err(|e| match e {
+                Error::Io { source, .. } => source,
+                e => std::io::Error::other(e.to_string()),
+            })
+        };
+        trailer_ending_at(
+            &read,
+            self.committed_end,
+            end,
+            self.header_len,
+            &self.header,
+        )
     }
 
-    pub(crate) fn slice(&self, offset: u64, len: u64) -> &[u8] {
-        self.bytes.slice(offset, len)
+    /// Decodes the frame whose stored bytes are `raw` (length prefix
+    /// included) at `offset`, of any type; for verifiers.
+    pub(crate) fn decode_raw_frame(
+        &self,
+        offset: u64,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<FrameType> {
+        decode_any_frame(
+            self.keys.as_deref(),
+            &self.header.uuid,
+            offset,
+            &raw[frame::LENGTH_LEN..],
+            out,
+        )
     }
 
-    /// Committed bytes read with a positional read rather than through the
-    /// map, for data read once (records, the packfile hash): the pages then
-    /// stay in the page cache instead of adding to the process's resident
-    /// memory as an archive is read from end to end.
+    /// Committed bytes at `offset`, with a positional read.
     pub(crate) fn read_at(&self, offset: u64, len: u64) -> Result<std::borrow::Cow<'_, [u8]>> {
-        match self.bytes.positional() {
-            Some(source) => {
-                debug_assert!(offset + len <= self.committed_end);
-                let mut buf = vec![0u8; len as usize];
-                source.read_exact_at(&mut buf, offset)?;
-                Ok(std::borrow::Cow::Owned(buf))
-            }
-            None => Ok(std::borrow::Cow::Borrowed(self.slice(offset, len))),
-        }
+        debug_assert!(offset + len <= self.committed_end);
+        self.bytes.read(offset, len)
     }
 
     /// The header.
@@ -771,141 +874,94 @@ impl Store {
         self.keys.clone()
     }
 
-    /// Committed generations, oldest first.
-    pub fn generations(&self) -> &[Generation] {
-        &self.generations
+    /// The last valid trailer.
+    pub fn trailer(&self) -> &Trailer {
+        &self.trailer
     }
 
-    /// Snapshots listed by the newest snapshot table, read from the archive
-    /// a slice at a time (a table may list 2^24 snapshots: it is never held
-    /// whole).
-    pub fn snapshot_table(&self) -> SnapshotTable<'_> {
-        let generation = self.generations.last().map_or(0, |g| g.footer.generation);
-        SnapshotTable {
-            store: self,
-            entries: self.table.0,
-            len: self.table.1,
-            generation,
-        }
+    /// The newest generation's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
-    /// The snapshot table of generation `g` (older tables are checked by
-    /// verification only; see [`Store::check_table`]).
-    pub(crate) fn table_of(&self, f: &Footer, len: usize) -> SnapshotTable<'_> {
-        SnapshotTable {
-            store: self,
-            entries: f.table_offset + table::PREFIX_LEN as u64,
-            len,
-            generation: f.generation,
-        }
+    /// BLAKE3 of the newest footer: its manifest frame and its trailer.
+    pub fn last_footer_hash(&self) -> [u8; 32] {
+        self.footer_hash
     }
 
-    /// Checks the snapshot table of the generation whose footer is `f`
-    /// (spec §11.2) in one pass of bounded reads: its hash against the
-    /// footer, its prefix, and every entry's generation. Returns the count.
-    pub(crate) fn check_table(&self, f: &Footer) -> Result<usize> {
-        let region = Region::SnapshotTable {
-            generation: f.generation,
-        };
-        let mut hasher = blake3::Hasher::new();
-        let mut at = f.table_offset;
-        let end = f.table_offset + f.table_len;
-        if f.table_len < table::PREFIX_LEN as u64 {
-            return Err(Error::corrupt(region, "shorter than its prefix"));
-        }
-        let prefix = self.read_at(at, table::PREFIX_LEN as u64)?;
-        hasher.update(&prefix);
-        let n = table::parse_prefix(&prefix, f.table_len).map_err(|m| m.at(region.clone()))?;
-        at += table::PREFIX_LEN as u64;
-        let mut bad = None;
-        while at < end {
-            let len = (end - at).min(TABLE_SLICE);
-            let b = self.read_at(at, len)?;
-            hasher.update(&b);
-            if bad.is_none() {
-                bad = b
-                    .chunks_exact(table::ENTRY_LEN)
-                    .find_map(|e| table::parse_entry(e, f.generation).err());
-            }
-            at += len;
-        }
-        if hasher.finalize().as_bytes() != &f.table_hash {
-            return Err(Error::corrupt(
-                region,
-                "snapshot table hash does not match the footer",
-            ));
-        }
-        match bad {
-            Some(m) => Err(m.at(region)),
-            None => Ok(n),
-        }
+    /// Number of committed generations.
+    pub fn generation_count(&self) -> u64 {
+        self.manifest.generation
     }
 
-    /// End of the last valid footer.
+    /// The runs in force, newest first.
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    /// The archive's snapshots, oldest first, read a page at a time.
+    pub fn snapshot_list(&self) -> SnapshotList<'_> {
+        SnapshotList { store: self }
+    }
+
+    /// End of the last valid trailer.
     pub fn committed_end(&self) -> u64 {
         self.committed_end
     }
 
-    /// Bytes after the last valid footer, if any.
+    /// Bytes after the last valid trailer, if any.
     pub fn tail(&self) -> Option<&Tail> {
         self.tail.as_ref()
     }
 
-    /// The index of generation `g`, in place.
-    pub fn index(&self, g: &Generation) -> Result<IndexView<'_>> {
-        let f = &g.footer;
-        IndexView::new(self.slice(f.index_offset, f.index_len)).map_err(|m| {
-            m.at(Region::Index {
-                generation: f.generation,
-            })
-        })
+    /// An index page of a run, decoded and cached.
+    pub(crate) fn index_page(&self, run: &Run, page: usize) -> Result<Arc<IndexPage>> {
+        let dir = run.index.as_ref().expect("a run with pages");
+        let p = dir.pages[page];
+        if let Some(found) = self
+            .pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(p.offset)
+        {
+            return Ok(found);
+        }
+        let region = Region::Index {
+            generation: run.generation,
+        };
+        let c = self.read_frame(p.offset, p.body_len, FrameType::IndexPage)?;
+        let parsed = IndexPage::parse(&c).map_err(|m| m.at(region.clone()))?;
+        if parsed.ids.len() != p.count as usize || parsed.ids[0] != dir.first_ids[page] {
+            return Err(Error::corrupt(
+                region,
+                "an index page does not match its directory",
+            ));
+        }
+        if let Some(next) = dir.first_ids.get(page + 1) {
+            if parsed.ids.last().is_some_and(|l| l >= next) {
+                return Err(Error::corrupt(region, "index pages overlap"));
+            }
+        }
+        let page_arc = Arc::new(parsed);
+        self.pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put(p.offset, page_arc.clone());
+        Ok(page_arc)
     }
 
-    /// Finds a blob: newest generation first.
-    pub fn find(&self, id: &Id) -> Result<Option<(IndexEntry, &Generation)>> {
-        for g in self.generations.iter().rev() {
-            // Every index's fan-out table was checked when the archive was opened.
-            let f = &g.footer;
-            let view =
-                IndexView::for_lookup(self.slice(f.index_offset, f.index_len)).map_err(|m| {
-                    m.at(Region::Index {
-                        generation: f.generation,
-                    })
-                })?;
-            let found = match &self.bytes {
-                Bytes::Map(_, file)
-                    if self.index_bytes
-                        > self
-                            .mapped_index_limit
-                            .load(std::sync::atomic::Ordering::Relaxed) =>
-                {
-                    view.find_by_reading(id, |first, buf| {
-                        ReadAt::read_exact_at(
-                            file,
-                            buf,
-                            f.index_offset + IndexView::entry_offset(first),
-                        )
-                    })?
-                }
-                _ => view.find(id),
+    /// Finds a blob: the runs in force, newest first (spec §9.4).
+    pub fn find(&self, id: &Id) -> Result<Option<BlobLocation>> {
+        for run in &self.runs {
+            let Some(dir) = &run.index else { continue };
+            let Some(page) = dir.page_for(id) else {
+                continue;
             };
-            if let Some(e) = found.map_err(|m| {
-                m.at(Region::Index {
-                    generation: g.footer.generation,
-                })
-            })? {
-                return Ok(Some((e, g)));
+            if let Some(l) = self.index_page(run, page)?.find(id) {
+                return Ok(Some(l));
             }
         }
         Ok(None)
-    }
-
-    /// Sets the total index size up to which lookups search the mapped
-    /// indexes in place; larger ones are read a window at a time (the
-    /// default is 8 MiB). Lookups give the same answers either way.
-    pub fn set_mapped_index_limit(&self, bytes: u64) {
-        self.mapped_index_limit
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether a blob is stored.
@@ -913,86 +969,40 @@ impl Store {
         Ok(self.find(id)?.is_some())
     }
 
-    /// Decodes the record an index entry points to, returning its plaintext.
-    pub fn read_record(&self, e: &IndexEntry, g: &Generation) -> Result<Vec<u8>> {
-        self.read_record_into(e, g, Vec::new())
-    }
-
-    /// [`Store::read_record`] into `out`'s allocation, reading the stored
-    /// bytes through a spare buffer.
-    fn read_record_into(&self, e: &IndexEntry, g: &Generation, out: Vec<u8>) -> Result<Vec<u8>> {
-        let f = &g.footer;
-        let region = Region::Packfile {
-            generation: f.generation,
-            offset: e.record_offset,
-        };
-        let end = e.record_offset + e.record_len as u64;
-        if e.record_offset < f.packfile_offset || end > f.index_offset {
-            return Err(Error::corrupt(
-                Region::Index {
-                    generation: f.generation,
-                },
-                "an entry points outside its packfile",
-            ));
+    /// Decodes the blob record at `l` (cached).
+    fn record(&self, offset: u64, body_len: u32) -> Result<Arc<Record>> {
+        // The lock is held while a missing record is decoded, so threads
+        // reading neighbouring blobs wait for one decode instead of each
+        // decoding the same record.
+        let key = (offset, body_len);
+        let mut cache = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = cache.get(key) {
+            return Ok(r);
         }
-        if let (Some(source), None, crate::format::Codec::Stored) =
-            (self.bytes.positional(), &self.keys, e.codec)
-        {
-            // Plain stored bytes are the plaintext: read them straight in.
-            if e.record_len != e.raw_len {
-                return Err(Error::corrupt(
-                    region,
-                    format!(
-                        "stored payload is {} bytes, expected {}",
-                        e.record_len, e.raw_len
-                    ),
-                ));
-            }
-            let mut out = out;
-            out.clear();
-            out.resize(e.record_len as usize, 0);
-            source.read_exact_at(&mut out, e.record_offset)?;
-            return Ok(out);
+        let mut buf = self.spares.take();
+        if let Err(e) = self.read_frame_into(offset, body_len, FrameType::BlobRecord, &mut buf) {
+            self.spares.give(buf);
+            return Err(e);
         }
-        let mut spare = Vec::new();
-        let stored: &[u8] = match self.bytes.positional() {
-            Some(source) => {
-                spare = self.spares.take();
-                spare.resize(e.record_len as usize, 0);
-                source.read_exact_at(&mut spare, e.record_offset)?;
-                &spare
+        let layout = match RecordLayout::parse(&buf) {
+            Ok(l) => l,
+            Err(m) => {
+                self.spares.give(buf);
+                return Err(m.at(Region::Frame { offset }));
             }
-            None => self.slice(e.record_offset, e.record_len as u64),
         };
-        let payload;
-        let body: &[u8] = match &self.keys {
-            Some(keys) => {
-                let ctx = RecordContext {
-                    uuid: &self.header.uuid,
-                    minor: self.header.minor,
-                    kind: e.kind,
-                    codec: e.codec,
-                    raw_len: e.raw_len,
-                    offset: e.record_offset,
-                };
-                payload =
-                    Zeroizing::new(crypto::open_record(keys, &ctx, stored).ok_or_else(|| {
-                        Error::corrupt(region.clone(), "record does not authenticate")
-                    })?);
-                &payload
-            }
-            None => stored,
-        };
-        let mut out = out;
-        let decoded = codec::decompress_into(e.codec, body, e.raw_len, &mut out);
-        self.spares.give(spare);
-        match decoded {
-            Ok(()) => Ok(out),
-            Err(d) => {
-                self.spares.give(out);
-                Err(Error::corrupt(region, d))
-            }
-        }
+        let r = Arc::new(Record {
+            buf,
+            layout,
+            spares: self.spares.clone(),
+        });
+        let evicted = cache.put(key, r.clone());
+        drop(cache);
+        drop(evicted);
+        Ok(r)
     }
 
     /// Reads a blob and checks its id and kind.
@@ -1003,7 +1013,7 @@ impl Store {
     /// Calls `f` on a blob's bytes once its id and kind are checked, without
     /// copying it out of its record.
     pub fn with_blob<R>(&self, id: &Id, kind: Kind, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let Some((e, g)) = self.find(id)? else {
+        let Some(l) = self.find(id)? else {
             return Err(Error::corrupt(
                 Region::Blob {
                     id: id.short(),
@@ -1012,62 +1022,182 @@ impl Store {
                 "missing from every index",
             ));
         };
-        if e.kind != kind {
+        self.with_blob_at(&l, id, kind, f)
+    }
+
+    /// [`Store::with_blob`] of a blob whose place is known (a snapshot
+    /// entry names its record): no index lookup.
+    pub fn with_blob_at<R>(
+        &self,
+        l: &BlobLocation,
+        id: &Id,
+        kind: Kind,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let region = || Region::Frame { offset: l.offset };
+        let rec = self.record(l.offset, l.body_len)?;
+        let Some((k, range)) = rec.layout.blob(l.ordinal) else {
             return Err(Error::corrupt(
-                Region::Blob {
-                    id: id.short(),
-                    kind: kind.name(),
-                },
-                format!("indexed as a {} blob", e.kind.name()),
+                region(),
+                format!("the record has no blob {}", l.ordinal),
+            ));
+        };
+        if k != kind {
+            return Err(Error::corrupt(
+                region(),
+                format!(
+                    "{} blob {} is stored as a {} blob",
+                    kind.name(),
+                    id.short(),
+                    k.name()
+                ),
             ));
         }
-        let mismatch = || {
-            Error::corrupt(
-                Region::Packfile {
-                    generation: g.footer.generation,
-                    offset: e.record_offset,
-                },
-                format!("{} blob {} does not match its id", kind.name(), id.short()),
-            )
-        };
-        if e.blob_offset == 0 && e.blob_len == e.raw_len {
-            let blob = self.read_record_into(&e, g, self.spares.take())?;
-            let r = if crypto::content_id(self.keys.as_deref(), kind, &blob) == *id {
-                Ok(f(&blob))
-            } else {
-                Err(mismatch())
-            };
-            self.spares.give(blob);
-            return r;
-        }
-        // A record holding several blobs: decode it once for all of them.
-        // The lock is held while a missing record is decoded, so
-        // threads reading neighbouring blobs wait for one decode
-        // instead of each decoding the same record.
-        let key = RecordKey::of(&e);
-        let mut cache = self
-            .records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut evicted = Vec::new();
-        let plaintext = match cache.get(&key) {
-            Some(p) => p,
-            None => {
-                let p = Arc::new(Plaintext {
-                    buf: self.read_record_into(&e, g, self.spares.take())?,
-                    spares: self.spares.clone(),
-                });
-                evicted = cache.put(key, p.clone());
-                p
-            }
-        };
-        drop(cache);
-        drop(evicted);
-        let blob = &plaintext.buf[e.blob_offset as usize..(e.blob_offset + e.blob_len) as usize];
+        let blob = &rec.buf[range];
         if crypto::content_id(self.keys.as_deref(), kind, blob) != *id {
-            return Err(mismatch());
+            return Err(Error::corrupt(
+                region(),
+                format!("{} blob {} does not match its id", kind.name(), id.short()),
+            ));
         }
         Ok(f(blob))
+    }
+}
+
+/// The snapshots of an open archive, oldest first: the snapshot runs in
+/// force, oldest run first, read a page at a time (spec §11.2).
+#[derive(Clone, Copy)]
+pub struct SnapshotList<'a> {
+    store: &'a Store,
+}
+
+impl<'a> SnapshotList<'a> {
+    /// Number of snapshots.
+    pub fn len(&self) -> usize {
+        self.store.snapshot_count
+    }
+
+    /// Whether the archive holds no snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The runs, oldest first.
+    fn runs(&self) -> impl DoubleEndedIterator<Item = &'a Run> {
+        self.store.runs.iter().rev()
+    }
+
+    /// The entries of page `page` of `run`.
+    fn page(&self, run: &Run, page: usize) -> Result<Vec<SnapshotEntry>> {
+        let p = run.snapshot_pages[page];
+        let region = Region::SnapshotTable {
+            generation: run.generation,
+        };
+        let c = self
+            .store
+            .read_frame(p.offset, p.body_len, FrameType::SnapshotPage)?;
+        let entries = parse_snapshot_page(&c, run.first..=run.generation)
+            .map_err(|m| m.at(region.clone()))?;
+        if entries.len() != p.count as usize {
+            return Err(Error::corrupt(
+                region,
+                "a snapshot page does not match its directory",
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// The entry at position `i` (0 is the oldest), or `None` past the end.
+    pub fn get(&self, i: usize) -> Result<Option<SnapshotEntry>> {
+        let mut base = 0;
+        for run in self.runs() {
+            if i < base + run.snapshot_count {
+                let within = i - base;
+                let page = run.snapshot_starts.partition_point(|&s| s <= within) - 1;
+                let entries = self.page(run, page)?;
+                return Ok(Some(entries[within - run.snapshot_starts[page]]));
+            }
+            base += run.snapshot_count;
+        }
+        Ok(None)
+    }
+
+    /// The newest entry.
+    pub fn last(&self) -> Result<Option<SnapshotEntry>> {
+        match self.len() {
+            0 => Ok(None),
+            n => self.get(n - 1),
+        }
+    }
+
+    /// The entries from the oldest, a page at a time.
+    pub fn iter(&self) -> SnapshotIter<'a> {
+        SnapshotIter {
+            list: *self,
+            pages: self
+                .runs()
+                .flat_map(|r| (0..r.snapshot_pages.len()).map(move |p| (r, p)))
+                .collect::<Vec<_>>()
+                .into_iter(),
+            current: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+
+    /// The position of snapshot `id`, if listed.
+    pub fn position(&self, id: &Id) -> Result<Option<usize>> {
+        for (i, e) in self.iter().enumerate() {
+            if e?.id == *id {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The snapshots of the run `store.runs()[i]`, in order.
+    pub(crate) fn run_entries(&self, i: usize) -> Result<Vec<SnapshotEntry>> {
+        let run = &self.store.runs[i];
+        let mut out = Vec::with_capacity(run.snapshot_count);
+        for p in 0..run.snapshot_pages.len() {
+            out.extend(self.page(run, p)?);
+        }
+        Ok(out)
+    }
+
+    /// Every entry, in memory (56 bytes a snapshot).
+    pub fn to_vec(&self) -> Result<Vec<SnapshotEntry>> {
+        self.iter().collect()
+    }
+}
+
+/// Entries of a [`SnapshotList`], oldest first, each a `Result` (a read can fail).
+pub struct SnapshotIter<'a> {
+    list: SnapshotList<'a>,
+    pages: std::vec::IntoIter<(&'a Run, usize)>,
+    current: std::vec::IntoIter<SnapshotEntry>,
+    failed: bool,
+}
+
+impl Iterator for SnapshotIter<'_> {
+    type Item = Result<SnapshotEntry>;
+
+    fn next(&mut self) -> Option<Result<SnapshotEntry>> {
+        loop {
+            if let Some(e) = self.current.next() {
+                return Some(Ok(e));
+            }
+            if self.failed {
+                return None;
+            }
+            let (run, page) = self.pages.next()?;
+            match self.list.page(run, page) {
+                Ok(v) => self.current = v.into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
     }
 }
 
@@ -1075,123 +1205,85 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks one footer candidate (`buf`, ending at `end`) against the header.
-fn check_footer(
-    buf: &[u8],
-    end: u64,
-    header_len: u64,
-    header: &Header,
-    header_hash: &[u8; 32],
-) -> Result<Footer, String> {
-    let f = Footer::parse(buf).map_err(|m| m.0)?;
-    if f.footer_end != end {
-        return Err(format!(
-            "footer says it ends at {}, it ends at {end}",
-            f.footer_end
-        ));
-    }
-    if f.major != FORMAT_MAJOR {
-        return Err(format!("footer of major version {}", f.major));
-    }
-    if f.uuid != header.uuid {
-        return Err("footer belongs to another archive".into());
-    }
-    if &f.header_hash != header_hash {
-        return Err("footer commits to another header".into());
-    }
-    if f.generation == 0 || f.generation > MAX_GENERATIONS {
-        return Err("generation number out of range".into());
-    }
-    if !header.encrypted() && f.keyslots_len != 0 {
-        return Err("a plain archive's footer names a key-slot table".into());
-    }
-    if (f.flags & crate::format::footer::FLAG_MAC != 0) != header.encrypted() {
-        return Err("footer MAC flag disagrees with the header".into());
-    }
-    // The sections tile the generation exactly.
-    let footer_offset = end - FOOTER_LEN as u64;
-    let table_end = f
-        .table_offset
-        .checked_add(f.table_len)
-        .ok_or("table overflows")?;
-    let sections_end = if f.keyslots_len > 0 {
-        if f.keyslots_offset != table_end {
-            return Err("key-slot table does not follow the snapshot table".into());
-        }
-        f.keyslots_offset
-            .checked_add(f.keyslots_len)
-            .ok_or("key slots overflow")?
-    } else {
-        table_end
-    };
-    let index_end = f
-        .index_offset
-        .checked_add(f.index_len)
-        .ok_or("index overflows")?;
-    if f.packfile_offset < header_len
-        || f.index_offset < f.packfile_offset
-        || index_end != f.table_offset
-        || sections_end != footer_offset
-    {
-        return Err("footer offsets do not tile the generation".into());
-    }
-    if f.generation == 1 && f.packfile_offset != header_len {
-        return Err("generation 1 does not start after the header".into());
-    }
-    if f.generation > 1
-        && f.prev_footer_offset.checked_add(FOOTER_LEN as u64) != Some(f.packfile_offset)
-    {
-        return Err("generation does not start after the previous footer".into());
-    }
-    Ok(f)
-}
-
-/// The last valid footer, the committed end, and what follows it.
-type Found = (Footer, u64, Option<Tail>);
-
 /// A positional read of exactly `buf.len()` bytes at an offset.
 type PositionalRead<'a> = dyn Fn(u64, &mut [u8]) -> std::io::Result<()> + 'a;
 
-/// What opening an archive finds before any key is used: the header, and
-/// the chain of generations up to the last valid footer.
+/// What opening an archive finds before any key is used: the header and
+/// the last valid trailer.
 struct Located {
     header: Header,
     header_len: u64,
     header_hash: [u8; 32],
-    generations: Vec<Generation>,
+    trailer: Trailer,
     committed_end: u64,
     tail: Option<Tail>,
 }
 
-/// Reads the header, finds the last valid footer and walks the chain back.
-/// `file`, when the bytes are a file's, lets the backward scan skip holes.
-fn locate_chain(len: u64, read_at: &PositionalRead<'_>, file: Option<&File>) -> Result<Located> {
-    let (header, header_len, header_hash, (last, committed_end, tail)) =
-        locate(len, read_at, file)?;
-    let generations = walk_chain(
-        read_at,
-        committed_end,
-        last,
-        header_len,
-        &header,
-        &header_hash,
-    )?;
-    Ok(Located {
-        header,
-        header_len,
-        header_hash,
-        generations,
-        committed_end,
-        tail,
-    })
+/// Checks one trailer candidate (`buf`, ending at `end`) against the header
+/// and the file (spec §10.3): the outer error is a failed read, the inner
+/// one why the bytes are not a valid trailer.
+pub(crate) fn check_trailer(
+    read_at: &PositionalRead<'_>,
+    buf: &[u8],
+    end: u64,
+    len: u64,
+    header_len: u64,
+    header: &Header,
+) -> Result<std::result::Result<Trailer, String>> {
+    let t = match Trailer::parse(buf) {
+        Ok(t) => t,
+        Err(m) => return Ok(Err(m.0)),
+    };
+    if end > len || end < header_len + TRAILER_LEN as u64 {
+        return Ok(Err("no room for a trailer".into()));
+    }
+    if t.encrypted != header.encrypted() {
+        return Ok(Err(
+            "trailer encryption flag disagrees with the header".into()
+        ));
+    }
+    if t.uuid != header.uuid {
+        return Ok(Err("trailer belongs to another archive".into()));
+    }
+    if (t.generation == 1) != (t.generation_start == header_len) || t.generation_start < header_len
+    {
+        return Ok(Err("generation does not start where it should".into()));
+    }
+    let trailer_offset = end - TRAILER_LEN as u64;
+    if t.manifest_len < 16 || u64::from(t.manifest_len) > 4 + u64::from(frame::MAX_BODY_LEN) {
+        return Ok(Err(format!(
+            "manifest length {} is out of range",
+            t.manifest_len
+        )));
+    }
+    if t.manifest_offset.checked_add(u64::from(t.manifest_len)) != Some(trailer_offset)
+        || t.generation_start > t.manifest_offset
+    {
+        return Ok(Err("trailer offsets do not tile the generation".into()));
+    }
+    if let Some((o, l)) = t.key_slots {
+        if !header.encrypted() {
+            return Ok(Err(
+                "a plain archive's trailer names a key-slot table".into()
+            ));
+        }
+        if o < header_len
+            || o.checked_add(u64::from(l))
+                .is_none_or(|e| e > t.manifest_offset)
+        {
+            return Ok(Err("key-slot table lies outside the archive".into()));
+        }
+    }
+    let mut m = vec![0u8; t.manifest_len as usize];
+    read_at(t.manifest_offset, &mut m)?;
+    if t.compute_check(&m) != t.check {
+        return Ok(Err("trailer check does not match its manifest".into()));
+    }
+    Ok(Ok(t))
 }
 
-/// Reads and checks the header, then finds the last valid footer.
-fn locate(
-    len: u64,
-    read_at: &PositionalRead<'_>,
-    file: Option<&File>,
-) -> Result<(Header, u64, [u8; 32], Found)> {
+/// Reads and checks the header, then finds the last valid trailer.
+fn locate(len: u64, read_at: &PositionalRead<'_>, file: Option<&File>) -> Result<Located> {
     let mut prefix = [0u8; 16];
     if len < 16 {
         return Err(Error::NotPtar);
@@ -1209,47 +1301,49 @@ fn locate(
     read_at(0, &mut hb)?;
     let header = Header::parse(&hb).map_err(header_error)?;
     let header_hash = *blake3::hash(&hb).as_bytes();
-    let found = find_last_footer(
-        len,
-        read_at,
-        file,
+    let (trailer, committed_end, tail) =
+        find_last_trailer(len, read_at, file, header_len, &header, MAX_TAIL_SCAN)?;
+    Ok(Located {
+        header,
         header_len,
-        &header,
-        &header_hash,
-        crate::format::footer::MAX_TAIL_SCAN,
-    )?;
-    Ok((header, header_len, header_hash, found))
+        header_hash,
+        trailer,
+        committed_end,
+        tail,
+    })
 }
 
-/// Reads the 512 bytes ending at `end` and checks them as a footer: the
-/// outer error is a failed read, the inner one why the bytes are not a
-/// valid footer.
-fn footer_ending_at(
+/// Bytes of data (holes excluded) before the end of the file within which
+/// readers look for the last valid trailer (spec §10.4): 4 GiB.
+pub const MAX_TAIL_SCAN: u64 = 4 << 30;
+
+/// Reads the 120 bytes ending at `end` and checks them as a trailer.
+pub(crate) fn trailer_ending_at(
     read_at: &PositionalRead<'_>,
     len: u64,
     end: u64,
     header_len: u64,
     header: &Header,
-    header_hash: &[u8; 32],
-) -> Result<Result<Footer, String>> {
-    if end < header_len + FOOTER_LEN as u64 || end > len {
-        return Ok(Err("no room for a footer".into()));
+) -> Result<std::result::Result<Trailer, String>> {
+    if end < header_len + TRAILER_LEN as u64 || end > len {
+        return Ok(Err("no room for a trailer".into()));
     }
-    let mut buf = [0u8; FOOTER_LEN];
-    // A read that fails is an I/O error, not a verdict on the candidate.
-    read_at(end - FOOTER_LEN as u64, &mut buf)?;
-    Ok(check_footer(&buf, end, header_len, header, header_hash))
+    let mut buf = [0u8; TRAILER_LEN];
+    read_at(end - TRAILER_LEN as u64, &mut buf)?;
+    check_trailer(read_at, &buf, end, len, header_len, header)
 }
 
-/// Finds the last footer that verifies: at the end of the file, or, after a
-/// torn append, by scanning back for the end magic (spec §10.3).
-fn find_last_footer(
+/// The last valid trailer, the committed end, and what follows it.
+type Found = (Trailer, u64, Option<Tail>);
+
+/// Finds the last trailer that verifies: at the end of the file, or, after
+/// a torn append, by scanning back for the end magic (spec §10.4).
+fn find_last_trailer(
     len: u64,
     read_at: &PositionalRead<'_>,
     file: Option<&File>,
     header_len: u64,
     header: &Header,
-    header_hash: &[u8; 32],
     max_scan: u64,
 ) -> Result<Found> {
     if len == header_len {
@@ -1258,26 +1352,24 @@ fn find_last_footer(
             "the archive has a header but no committed generation",
         ));
     }
-    let why = match footer_ending_at(read_at, len, len, header_len, header, header_hash)? {
-        Ok(f) => return Ok((f, len, None)),
+    let why = match trailer_ending_at(read_at, len, len, header_len, header)? {
+        Ok(t) => return Ok((t, len, None)),
         Err(why) => why,
     };
-    let mut last = [0u8; FOOTER_LEN];
-    let damaged = len >= header_len + FOOTER_LEN as u64 && {
-        read_at(len - FOOTER_LEN as u64, &mut last)?;
-        Footer::looks_like_footer(&last)
+    let mut last = [0u8; TRAILER_LEN];
+    let damaged = len >= header_len + TRAILER_LEN as u64 && {
+        read_at(len - TRAILER_LEN as u64, &mut last)?;
+        Trailer::looks_like_trailer(&last)
     };
     // Scan back in windows that overlap by the magic's length minus one.
     const WINDOW: u64 = 1 << 20;
-    let magic = &crate::format::footer::END_MAGIC;
+    let magic = &crate::format::manifest::END_MAGIC;
     let mlen = magic.len() as u64;
-    // The earliest place a footer's end magic can start.
-    let floor = header_len + FOOTER_LEN as u64 - mlen;
+    // The earliest place a trailer's end magic can start.
+    let floor = header_len + TRAILER_LEN as u64 - mlen;
     // Candidates must end before the file's end (that one already failed).
     let mut hi = len - 1;
     let mut buf = vec![0u8; WINDOW as usize];
-    // Data bytes read so far: a writer never leaves an uncommitted tail
-    // near MAX_TAIL_SCAN (spec §10.3), so the scan stops there.
     let mut scanned = 0u64;
     while hi >= floor + mlen {
         if scanned >= max_scan {
@@ -1291,7 +1383,7 @@ fn find_last_footer(
                 ),
             ));
         }
-        // A hole reads as zeros and holds no footer: skip it without reading.
+        // A hole reads as zeros and holds no trailer: skip it without reading.
         if let Some(f) = file {
             match data_end_before(f, floor, hi) {
                 Some(end) => hi = end,
@@ -1308,7 +1400,7 @@ fn find_last_footer(
         let mut end = w.len();
         while let Some(pos) = rfind(w, magic, end) {
             let cand = lo + pos as u64 + mlen;
-            if let Ok(f) = footer_ending_at(read_at, len, cand, header_len, header, header_hash)? {
+            if let Ok(t) = trailer_ending_at(read_at, len, cand, header_len, header)? {
                 let detail = if damaged { why } else { String::new() };
                 let tail = Tail {
                     offset: cand,
@@ -1316,7 +1408,7 @@ fn find_last_footer(
                     damaged,
                     detail,
                 };
-                return Ok((f, cand, Some(tail)));
+                return Ok((t, cand, Some(tail)));
             }
             end = pos + magic.len() - 1;
         }
@@ -1377,62 +1469,6 @@ fn eintr_seek(file: &File, to: rustix::fs::SeekFrom) -> rustix::io::Result<u64> 
     crate::retry::eintr_rustix(|| rustix::fs::seek(file, to))
 }
 
-/// Walks the footer chain from the last footer back to generation 1; `len`
-/// is the committed length.
-fn walk_chain(
-    read_at: &PositionalRead<'_>,
-    len: u64,
-    last: Footer,
-    header_len: u64,
-    header: &Header,
-    header_hash: &[u8; 32],
-) -> Result<Vec<Generation>> {
-    let mut gens = Vec::new();
-    let mut cur = last;
-    loop {
-        let generation = cur.generation;
-        let footer_offset = cur.footer_end - FOOTER_LEN as u64;
-        let prev_offset = cur.prev_footer_offset;
-        let prev_hash = cur.prev_footer_hash;
-        gens.push(Generation {
-            footer: cur,
-            footer_offset,
-        });
-        if generation == 1 {
-            break;
-        }
-        if gens.len() as u64 > MAX_GENERATIONS {
-            return Err(Error::corrupt(
-                Region::Footer { generation },
-                "too many generations",
-            ));
-        }
-        let region = Region::Footer {
-            generation: generation - 1,
-        };
-        let prev_end = prev_offset + FOOTER_LEN as u64;
-        let prev = footer_ending_at(read_at, len, prev_end, header_len, header, header_hash)?
-            .map_err(|d| Error::corrupt(region.clone(), d))?;
-        let mut bytes = [0u8; FOOTER_LEN];
-        read_at(prev_offset, &mut bytes)?;
-        if blake3::hash(&bytes).as_bytes() != &prev_hash {
-            return Err(Error::corrupt(
-                region,
-                "footer hash does not match the next footer's chain link",
-            ));
-        }
-        if prev.generation != generation - 1 {
-            return Err(Error::corrupt(
-                region,
-                "generation numbers are not consecutive",
-            ));
-        }
-        cur = prev;
-    }
-    gens.reverse();
-    Ok(gens)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1455,20 +1491,18 @@ mod tests {
         let header_len = Header::peek_len(&prefix).unwrap() as u64;
         let hb = &bytes[..header_len as usize];
         let header = Header::parse(hb).unwrap();
-        let hash = *blake3::hash(hb).as_bytes();
-        find_last_footer(
+        find_last_trailer(
             bytes.len() as u64,
             &read_at,
             None,
             header_len,
             &header,
-            &hash,
             max_scan,
         )
     }
 
     #[test]
-    fn the_footer_scan_stops_after_its_bound() {
+    fn the_trailer_scan_stops_after_its_bound() {
         let a = archive();
         let committed = a.len() as u64;
         // A torn tail of 1.5 MiB of written bytes, within a 4 MiB bound.

@@ -1,18 +1,22 @@
-//! Writing one generation: records, then index, snapshot table, optional
-//! key-slot table, and the footer (spec §15).
+//! Writing one generation (spec §15.1): blob records, then the generation's
+//! index run and snapshot run (merged as the base-4 counter says), an
+//! optional key-slot table, the manifest and the trailer.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{mpsc, Arc, Mutex};
 
 use crate::codec::{Compression, Compressor};
-use crate::crypto::{self, Entropy, Keys, RecordContext};
-use crate::format::footer::{Footer, FLAG_MAC, FLAG_SIGNED, FOOTER_LEN};
+use crate::crypto::{self, Entropy, Keys};
+use crate::format::frame::{self, EnvelopeHeader, FrameType};
 use crate::format::header::{keyslots_to_bytes, KeySlot};
-use crate::format::index::{self, IndexEntry};
 use crate::format::limits::MAX_BLOB_LEN;
-use crate::format::table::{self, TableEntry};
-use crate::format::{Codec, Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::format::manifest::{FrameSpan, Manifest, RunRef, Trailer, TRAILER_LEN};
+use crate::format::run::{
+    self, snapshot_directory_bytes, snapshot_page_bytes, BlobLocation, IndexDirectory, IndexPage,
+    PageRef, SnapshotEntry,
+};
+use crate::format::{Codec, Id, Kind, Put, FORMAT_MINOR};
 use crate::store::reader::Store;
 use crate::{Error, Result};
 
@@ -67,9 +71,9 @@ pub struct ArchiveContext {
 pub struct PackOptions {
     /// The codec family and level for records.
     pub compression: Compression,
-    /// Blobs shorter than this are packed, in the order they come, into solid
-    /// records of about this many bytes (spec §8.1); longer ones get a record
-    /// each. 0 or 1 gives every blob its own record.
+    /// Chunks shorter than this are packed, in the order they come, into
+    /// solid records of about this many bytes (spec §8.3); longer ones get a
+    /// record each. 0 or 1 gives every blob its own record.
     pub record_target: u32,
     /// Threads that compress records while the caller goes on reading; 0
     /// compresses on the caller's thread. The bytes written are the same
@@ -77,8 +81,8 @@ pub struct PackOptions {
     pub threads: usize,
 }
 
-/// The solid-record size writers use by default (spec §8.1, Appendix A).
-pub const DEFAULT_RECORD_TARGET: u32 = 4 * 1024 * 1024;
+/// The solid-record size writers use by default (spec §8.3, Appendix A).
+pub const DEFAULT_RECORD_TARGET: u32 = 8 * 1024 * 1024;
 
 /// The largest record target for file maps, tree pages and snapshots.
 pub const METADATA_RECORD_TARGET: u32 = 256 * 1024;
@@ -105,16 +109,15 @@ pub struct WriteStats {
     pub deduplicated: u64,
 }
 
-/// A blob stored in this generation: its id and range in its record
-/// (`record` indexes [`GenerationWriter::records`], `PENDING` until the
-/// record is written; the record gives the kind). 44 bytes a blob, the bulk
-/// of a writer's memory.
+/// A blob stored in this generation: its id, the record that holds it
+/// (an index into [`GenerationWriter::records`], `PENDING` until the record
+/// is written) and its ordinal there. 40 bytes a blob, the bulk of a
+/// writer's memory.
 #[derive(Clone, Copy)]
 struct BlobRow {
     id: Id,
     record: u32,
-    offset: u32,
-    len: u32,
+    ordinal: u32,
 }
 
 const PENDING: u32 = u32::MAX;
@@ -162,60 +165,27 @@ impl Rows {
     fn iter(&self) -> impl Iterator<Item = &BlobRow> {
         self.segments.iter().flatten()
     }
-
-    /// Every row in id order: each segment is sorted in place, then the
-    /// segments are merged.
-    fn into_sorted(mut self) -> impl Iterator<Item = BlobRow> {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        for s in &mut self.segments {
-            s.sort_unstable_by_key(|b| b.id);
-        }
-        let mut cursors: Vec<std::vec::IntoIter<BlobRow>> =
-            self.segments.into_iter().map(Vec::into_iter).collect();
-        let mut heads = BinaryHeap::new();
-        let mut next: Vec<Option<BlobRow>> = Vec::with_capacity(cursors.len());
-        for (k, c) in cursors.iter_mut().enumerate() {
-            let row = c.next();
-            if let Some(r) = &row {
-                heads.push(Reverse((r.id, k)));
-            }
-            next.push(row);
-        }
-        std::iter::from_fn(move || {
-            let Reverse((_, k)) = heads.pop()?;
-            let row = next[k].take().expect("a head has its row");
-            next[k] = cursors[k].next();
-            if let Some(r) = &next[k] {
-                heads.push(Reverse((r.id, k)));
-            }
-            Some(row)
-        })
-    }
 }
 
-/// A record written in this generation.
+/// A record written by this writer: where its frame is.
 #[derive(Clone, Copy)]
 struct RecordRow {
     offset: u64,
-    stored_len: u32,
-    raw_len: u32,
-    codec: Codec,
-    /// The kind of every blob in it (records hold one kind).
-    kind: Kind,
+    body_len: u32,
 }
 
-/// A record being filled with blobs of one kind (their rows' positions).
+/// A record being filled: its blobs' kinds, lengths and bytes, and their rows.
 #[derive(Default)]
 struct OpenRecord {
-    plaintext: Vec<u8>,
+    kinds: Vec<u8>,
+    lens: Vec<u32>,
+    data: Vec<u8>,
     blobs: Vec<u32>,
 }
 
 /// A record handed to compression, waiting for its turn to be written.
 struct Queued {
-    kind: Kind,
-    raw_len: u32,
+    content_len: u32,
     blobs: Vec<u32>,
     /// (codec, payload) once compressed.
     packed: Option<(Codec, Vec<u8>)>,
@@ -293,59 +263,47 @@ fn stopped() -> Error {
     std::io::Error::other("a compression thread stopped").into()
 }
 
-/// Why finishing a generation failed, with its footer when the footer's
-/// writing had begun (some of its bytes may be in the file).
-pub(crate) type FinishError = (Error, Option<Box<Footer>>);
+/// Why finishing a generation failed, with the trailer when its writing had
+/// begun (some of its bytes may be in the file).
+pub(crate) type FinishError = (Error, Option<Box<Committed>>);
 
-/// Appends one generation to a sink positioned at the end of the archive.
-pub struct GenerationWriter<W: Sink> {
-    out: W,
-    pos: u64,
-    ctx: ArchiveContext,
-    generation: u64,
-    packfile_offset: u64,
-    packfile_hash: blake3::Hasher,
-    /// Every blob of this generation, in the order stored.
-    blobs: Rows,
-    /// Positions in `blobs`, by id.
-    lookup: hashbrown::HashTable<u32>,
-    records: Vec<RecordRow>,
-    entropy: Box<dyn Entropy>,
-    stats: WriteStats,
-    opts: PackOptions,
-    /// One record being filled per kind.
-    open: [OpenRecord; 4],
-    /// Records sealed but not yet written, in write order; the first has
-    /// sequence number `next_seq - queue.len()`.
-    queue: VecDeque<Queued>,
-    next_seq: u64,
-    compressor: Compressor,
-    workers: Option<Workers>,
-    /// Record-sized buffers back from compression and writing.
-    /// Kept apart: a plaintext buffer is filled to the record target, a
-    /// payload buffer only as far as compressed bytes reach, so reusing one
-    /// for the other would make every buffer resident in full.
-    spares: Spares,
-    /// Checkpoints (spec §10.3): the generations this writer committed
-    /// before the one being written, and what it needs to go on.
-    checkpoints: Checkpoints,
+/// A committed (or being committed) generation: where the archive ends and
+/// the trailer that ends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The generation's number.
+    pub generation: u64,
+    /// The archive's length once the trailer is written.
+    pub end: u64,
+    /// The trailer's bytes.
+    pub trailer: [u8; TRAILER_LEN],
 }
 
-/// Uncommitted bytes (records and the index they need) after which a
-/// writer commits a *checkpoint generation* (spec §10.3): an interrupted
-/// append then leaves a tail of at most this much plus one snapshot table,
-/// key-slot table and footer, which readers find by scanning back at most
-/// [`crate::format::footer::MAX_TAIL_SCAN`] bytes (spec §10.3).
+/// Where the entries of a run in force come from, for merging.
+#[derive(Clone)]
+enum RunEntries {
+    /// A run of the archive being appended to: `store.runs()[i]`.
+    Existing(usize),
+    /// A run this writer wrote in a checkpoint generation, held in memory.
+    Own {
+        index: Arc<Vec<(Id, BlobLocation)>>,
+        snapshots: Arc<Vec<SnapshotEntry>>,
+    },
+}
+
+/// A run in force, as the writer sees it.
+#[derive(Clone)]
+struct RunState {
+    first: u64,
+    refs: RunRef,
+    entries: RunEntries,
+}
+
+/// Uncommitted bytes after which a writer commits a *checkpoint
+/// generation* (spec §15.1), so that an interrupted append leaves a tail
+/// readers find by scanning back at most
+/// [`crate::store::reader::MAX_TAIL_SCAN`] bytes.
 pub const CHECKPOINT_BYTES: u64 = 1 << 30;
-
-/// Blobs per first byte of their id, for an index's fan-out.
-fn fan_out<'a>(rows: impl Iterator<Item = &'a BlobRow>) -> [u32; 256] {
-    let mut first = [0u32; 256];
-    for b in rows {
-        first[b.id.0[0] as usize] += 1;
-    }
-    first
-}
 
 /// A checkpoint's commit time: now.
 fn checkpoint_time() -> i64 {
@@ -354,26 +312,50 @@ fn checkpoint_time() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// What a writer keeps to commit checkpoint generations.
-struct Checkpoints {
-    /// Uncommitted bytes that trigger one (0: never).
-    threshold: u64,
+/// Appends one generation to a sink positioned at the end of the archive.
+pub struct GenerationWriter<W: Sink> {
+    out: W,
+    pos: u64,
+    ctx: ArchiveContext,
+    generation: u64,
+    generation_start: u64,
+    generation_hash: blake3::Hasher,
+    /// Every blob of this writer, in the order stored.
+    blobs: Rows,
+    /// Positions in `blobs`, by id.
+    lookup: hashbrown::HashTable<u32>,
+    records: Vec<RecordRow>,
+    entropy: Box<dyn Entropy>,
+    stats: WriteStats,
+    opts: PackOptions,
+    /// The record being filled with chunks, and the one with everything else.
+    open: [OpenRecord; 2],
+    /// Records sealed but not yet written, in write order; the first has
+    /// sequence number `next_seq - queue.len()`.
+    queue: VecDeque<Queued>,
+    next_seq: u64,
+    compressor: Compressor,
+    workers: Option<Workers>,
+    spares: Spares,
+    /// The runs in force after the last committed generation, newest first.
+    runs: Vec<RunState>,
+    /// BLAKE3 of the last committed footer (zero before generation 1).
+    previous_footer_hash: [u8; 32],
+    /// The key-slot table in force after the last committed generation.
+    key_slots: FrameSpan,
+    /// Uncommitted bytes that trigger a checkpoint (0: never).
+    checkpoint_threshold: u64,
     /// This generation's first record in `records`: earlier ones belong to
     /// checkpoint generations already committed.
     first_record: u32,
-    /// Blobs in this generation's written records.
-    rows: u64,
-    /// (first record, generation) of every generation this writer began.
-    starts: Vec<(u32, u64)>,
-    /// Offset and BLAKE3 of the last footer this writer committed.
-    last_footer: Option<(u64, [u8; 32])>,
-    /// Snapshots added (see [`GenerationWriter::note_snapshot`]), in order.
+    /// Snapshots noted (see [`GenerationWriter::note_snapshot`]) and not yet
+    /// listed by a committed generation, in order.
     snapshots: Vec<Id>,
 }
 
 impl<W: Sink> GenerationWriter<W> {
     /// Starts a generation at byte `pos` (the header's end when creating, the
-    /// last footer's end when appending), packing as [`PackOptions::default`].
+    /// committed end when appending), packing as [`PackOptions::default`].
     pub fn new(
         out: W,
         pos: u64,
@@ -391,18 +373,35 @@ impl<W: Sink> GenerationWriter<W> {
         entropy: Box<dyn Entropy>,
         opts: PackOptions,
     ) -> GenerationWriter<W> {
-        let generation = ctx
-            .existing
-            .as_ref()
-            .and_then(|s| s.generations().last())
-            .map_or(1, |g| g.footer.generation + 1);
+        let (generation, runs, previous_footer_hash, key_slots) = match ctx.existing.as_deref() {
+            Some(s) => {
+                let runs = s
+                    .runs()
+                    .iter()
+                    .zip(&s.manifest().runs)
+                    .enumerate()
+                    .map(|(i, (r, refs))| RunState {
+                        first: r.first,
+                        refs: *refs,
+                        entries: RunEntries::Existing(i),
+                    })
+                    .collect();
+                (
+                    s.generation_count() + 1,
+                    runs,
+                    s.last_footer_hash(),
+                    s.trailer().key_slots,
+                )
+            }
+            None => (1, Vec::new(), [0; 32], None),
+        };
         GenerationWriter {
             out,
             pos,
             ctx,
             generation,
-            packfile_offset: pos,
-            packfile_hash: blake3::Hasher::new(),
+            generation_start: pos,
+            generation_hash: blake3::Hasher::new(),
             blobs: Rows::default(),
             lookup: hashbrown::HashTable::new(),
             records: Vec::new(),
@@ -415,14 +414,12 @@ impl<W: Sink> GenerationWriter<W> {
             compressor: Compressor::new(opts.compression),
             workers: None,
             spares: Spares::default(),
-            checkpoints: Checkpoints {
-                threshold: CHECKPOINT_BYTES,
-                first_record: 0,
-                rows: 0,
-                starts: vec![(0, generation)],
-                last_footer: None,
-                snapshots: Vec::new(),
-            },
+            runs,
+            previous_footer_hash,
+            key_slots,
+            checkpoint_threshold: CHECKPOINT_BYTES,
+            first_record: 0,
+            snapshots: Vec::new(),
         }
     }
 
@@ -432,76 +429,14 @@ impl<W: Sink> GenerationWriter<W> {
     /// tails that readers refuse.
     #[doc(hidden)]
     pub fn set_checkpoint_bytes(&mut self, bytes: u64) {
-        self.checkpoints.threshold = bytes;
+        self.checkpoint_threshold = bytes;
     }
 
-    /// Records that the snapshot blob `id`, just stored, is to be listed in
-    /// the table: a checkpoint generation lists the snapshots whose blobs
-    /// it holds, so that every table lists each snapshot from the
-    /// generation that holds it (spec §11.2).
+    /// Records that the snapshot blob `id`, just stored, is to be listed: a
+    /// checkpoint generation lists the noted snapshots whose records are
+    /// written, the generation that ends the write the rest.
     pub fn note_snapshot(&mut self, id: Id) {
-        self.checkpoints.snapshots.push(id);
-    }
-
-    /// The generation whose packfile holds the blob `id` stored by this
-    /// writer, once its record is written.
-    fn generation_holding(&self, id: &Id) -> Option<u64> {
-        let blobs = &self.blobs;
-        let i = *self
-            .lookup
-            .find(Self::id_hash(id), |&i| blobs.get(i).id == *id)?;
-        let r = self.blobs.get(i).record;
-        if r == PENDING {
-            return None;
-        }
-        let starts = &self.checkpoints.starts;
-        let k = starts.partition_point(|(first, _)| *first <= r);
-        Some(starts[k.checked_sub(1)?].1)
-    }
-
-    /// The snapshots this writer added whose blobs are written, as table
-    /// entries naming the generation that holds each; `given` supplies the
-    /// generation of a snapshot whose blob an earlier run stored.
-    fn added_entries(&self, given: &[TableEntry]) -> Vec<TableEntry> {
-        given
-            .iter()
-            .map_while(|e| {
-                if !self.checkpoints.snapshots.contains(&e.id) || !self.written(&e.id) {
-                    return Some(*e);
-                }
-                self.generation_holding(&e.id).map(|generation| TableEntry {
-                    id: e.id,
-                    generation,
-                })
-            })
-            .collect()
-    }
-
-    /// Commits the records written so far as a generation of their own,
-    /// with no snapshot of its own but the ones whose blobs it holds.
-    fn checkpoint(&mut self) -> Result<()> {
-        let listed: Vec<TableEntry> = self
-            .checkpoints
-            .snapshots
-            .iter()
-            .map_while(|id| {
-                self.generation_holding(id).map(|generation| TableEntry {
-                    id: *id,
-                    generation,
-                })
-            })
-            .collect();
-        let f = self.write_sections(true, true, &listed, None, None, checkpoint_time())?;
-        self.write_footer(&f)?;
-        self.generation += 1;
-        self.packfile_offset = self.pos;
-        self.packfile_hash = blake3::Hasher::new();
-        self.checkpoints.first_record = self.records.len() as u32;
-        self.checkpoints.rows = 0;
-        self.checkpoints
-            .starts
-            .push((self.records.len() as u32, self.generation));
-        Ok(())
+        self.snapshots.push(id);
     }
 
     /// Changes how blobs stored from now on are packed and compressed.
@@ -529,7 +464,7 @@ impl<W: Sink> GenerationWriter<W> {
         self.ctx.keys.as_deref()
     }
 
-    /// The archive as committed before this generation (when appending).
+    /// The archive as committed before this writer began (when appending).
     pub fn existing(&self) -> Option<&Arc<Store>> {
         self.ctx.existing.as_ref()
     }
@@ -539,13 +474,13 @@ impl<W: Sink> GenerationWriter<W> {
         self.ctx.uuid
     }
 
-    /// Byte offset the next record will be written at, once the records
+    /// Byte offset the next frame will be written at, once the records
     /// still being filled or compressed are written.
     pub fn position(&self) -> u64 {
         self.pos
     }
 
-    /// Whether the archive (committed or this generation) holds `id`.
+    /// Whether the archive (committed or this writer's) holds `id`.
     pub fn has_blob(&self, id: &Id) -> Result<bool> {
         if self.written(id) {
             return Ok(true);
@@ -558,27 +493,21 @@ impl<W: Sink> GenerationWriter<W> {
 
     /// Stores a blob unless the archive already has it; returns its id.
     pub fn put_blob(&mut self, kind: Kind, data: &[u8]) -> Result<Id> {
-        self.put(kind, data, true)
+        self.put_as(kind, data, None, true)
     }
 
     /// Stores a blob even when an earlier generation already holds it (this
-    /// generation still holds each id once). For repair tools and for tests
-    /// of readers; normal writers use [`GenerationWriter::put_blob`].
+    /// writer still holds each id once). For repair tools and for tests of
+    /// readers; normal writers use [`GenerationWriter::put_blob`].
     pub fn put_blob_again(&mut self, kind: Kind, data: &[u8]) -> Result<Id> {
-        self.put(kind, data, false)
+        self.put_as(kind, data, None, false)
     }
 
     /// [`GenerationWriter::put_blob`] of a blob whose id the caller has just
-    /// computed (or checked) under this archive's keys: `ptar sync` between
-    /// archives that share content ids, which reads each blob with its id
-    /// checked and would otherwise hash it a second time.
+    /// computed (or checked) under this archive's keys.
     pub(crate) fn put_blob_with_id(&mut self, kind: Kind, data: &[u8], id: Id) -> Result<Id> {
         debug_assert_eq!(id, crypto::content_id(self.ctx.keys.as_deref(), kind, data));
         self.put_as(kind, data, Some(id), true)
-    }
-
-    fn put(&mut self, kind: Kind, data: &[u8], dedup_committed: bool) -> Result<Id> {
-        self.put_as(kind, data, None, dedup_committed)
     }
 
     fn put_as(
@@ -594,7 +523,9 @@ impl<W: Sink> GenerationWriter<W> {
                 kind.name()
             )));
         }
-        if data.len() > MAX_BLOB_LEN as usize {
+        // A record's content also holds its count and the blob's kind and
+        // length: 9 bytes.
+        if data.len() > MAX_BLOB_LEN as usize - 9 {
             return Err(Error::InvalidInput(format!(
                 "a {} blob of {} bytes exceeds the limit",
                 kind.name(),
@@ -612,30 +543,47 @@ impl<W: Sink> GenerationWriter<W> {
             return Ok(id);
         }
         self.stats.blobs += 1;
-        let len = data.len() as u32;
-        let target = self.target(kind);
-        if len >= target {
-            let row = self.add_row(id, 0, len);
-            let mut plaintext = self.spares.plain.pop().unwrap_or_default();
-            plaintext.extend_from_slice(data);
-            self.seal(kind, plaintext, vec![row])?;
+        let slot = usize::from(kind != Kind::Chunk);
+        let target = self.target(kind) as usize;
+        if data.len() >= target {
+            // A record of its own.
+            let row = self.add_row(id, 0);
+            let mut r = OpenRecord {
+                data: self.spares.plain.pop().unwrap_or_default(),
+                ..OpenRecord::default()
+            };
+            r.kinds.push(kind as u8);
+            r.lens.push(data.len() as u32);
+            r.data.extend_from_slice(data);
+            r.blobs.push(row);
+            self.seal(r)?;
             return Ok(id);
         }
-        let slot = kind as usize - 1;
-        if self.open[slot].plaintext.len() + data.len() > MAX_BLOB_LEN as usize {
-            self.seal_open(slot, kind)?;
+        let open_len = {
+            let o = &self.open[slot];
+            4 + 5 * o.kinds.len() + o.data.len()
+        };
+        if open_len + 5 + data.len() > MAX_BLOB_LEN as usize {
+            self.seal_open(slot)?;
         }
-        let offset = self.open[slot].plaintext.len() as u32;
-        let row = self.add_row(id, offset, len);
-        let open = &mut self.open[slot];
-        if open.plaintext.capacity() == 0 {
-            open.plaintext = self.spares.plain.pop().unwrap_or_default();
-            open.plaintext.reserve_exact(target as usize + 256 * 1024);
+        let ordinal = self.open[slot].kinds.len() as u32;
+        let row = self.add_row(id, ordinal);
+        let o = &mut self.open[slot];
+        if o.data.capacity() == 0 {
+            o.data = self.spares.plain.pop().unwrap_or_default();
+            o.data.reserve_exact(target + 256 * 1024);
         }
-        open.blobs.push(row);
-        open.plaintext.extend_from_slice(data);
-        if open.plaintext.len() >= target as usize {
-            self.seal_open(slot, kind)?;
+        o.kinds.push(kind as u8);
+        o.lens.push(data.len() as u32);
+        o.data.extend_from_slice(data);
+        o.blobs.push(row);
+        if o.data.len() >= target {
+            self.seal_open(slot)?;
+            if slot == 0 {
+                // Directory pages follow the files they list closely, so a
+                // cut archive loses few of them (spec §8.3, §19).
+                self.seal_open(1)?;
+            }
         }
         Ok(id)
     }
@@ -645,7 +593,7 @@ impl<W: Sink> GenerationWriter<W> {
         u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes"))
     }
 
-    /// Whether this generation already stored `id`.
+    /// Whether this writer already stored `id`.
     fn written(&self, id: &Id) -> bool {
         let blobs = &self.blobs;
         self.lookup
@@ -653,12 +601,30 @@ impl<W: Sink> GenerationWriter<W> {
             .is_some()
     }
 
-    fn add_row(&mut self, id: Id, offset: u32, len: u32) -> u32 {
+    /// Where this writer stored `id`, once its record is written.
+    fn location_of(&self, id: &Id) -> Option<BlobLocation> {
+        let blobs = &self.blobs;
+        let i = *self
+            .lookup
+            .find(Self::id_hash(id), |&i| blobs.get(i).id == *id)?;
+        let b = self.blobs.get(i);
+        (b.record != PENDING).then(|| self.location(b))
+    }
+
+    fn location(&self, b: &BlobRow) -> BlobLocation {
+        let r = self.records[b.record as usize];
+        BlobLocation {
+            offset: r.offset,
+            body_len: r.body_len,
+            ordinal: b.ordinal,
+        }
+    }
+
+    fn add_row(&mut self, id: Id, ordinal: u32) -> u32 {
         let i = self.blobs.push(BlobRow {
             id,
             record: PENDING,
-            offset,
-            len,
+            ordinal,
         });
         let blobs = &self.blobs;
         self.lookup
@@ -666,9 +632,6 @@ impl<W: Sink> GenerationWriter<W> {
         i
     }
 
-    /// The record target for a kind: metadata records are kept small, since
-    /// readers visit directories in another order than they were written
-    /// (parents first) and a small record is cheap to decode again.
     /// Keeps a buffer for reuse: a few per compression thread.
     fn give(&mut self, mut buf: Vec<u8>, plain: bool) {
         let pool = if plain {
@@ -682,30 +645,45 @@ impl<W: Sink> GenerationWriter<W> {
         }
     }
 
+    /// The record target for a kind: metadata records are kept small, since
+    /// readers visit directories in another order than they were written
+    /// (parents first) and a small record is cheap to decode again.
     fn target(&self, kind: Kind) -> u32 {
         match kind {
             Kind::Chunk => self.opts.record_target,
             _ => self.opts.record_target.min(METADATA_RECORD_TARGET),
         }
+        .max(1)
     }
 
-    fn seal_open(&mut self, slot: usize, kind: Kind) -> Result<()> {
+    fn seal_open(&mut self, slot: usize) -> Result<()> {
         let open = std::mem::take(&mut self.open[slot]);
         if open.blobs.is_empty() {
             return Ok(());
         }
-        self.seal(kind, open.plaintext, open.blobs)
+        self.seal(open)
     }
 
-    /// Hands a full record to compression and writes whatever is ready.
-    fn seal(&mut self, kind: Kind, plaintext: Vec<u8>, blobs: Vec<u32>) -> Result<()> {
-        let raw_len = plaintext.len() as u32;
+    /// Lays out a full record's content, hands it to compression and writes
+    /// whatever is ready.
+    fn seal(&mut self, r: OpenRecord) -> Result<()> {
+        let mut content = self.spares.plain.pop().unwrap_or_default();
+        content.clear();
+        content.reserve_exact(4 + 5 * r.kinds.len() + r.data.len());
+        content.put_u32(r.kinds.len() as u32);
+        content.put(&r.kinds);
+        for l in &r.lens {
+            content.put_u32(*l);
+        }
+        content.put(&r.data);
+        self.give(r.data, true);
+        let content_len = content.len() as u32;
         let seq = self.next_seq;
         self.next_seq += 1;
         let packed = if self.opts.threads == 0 {
             let mut payload = self.spares.packed.pop().unwrap_or_default();
-            let codec = self.compressor.compress_into(&plaintext, &mut payload);
-            self.give(plaintext, true);
+            let codec = self.compressor.compress_into(&content, &mut payload);
+            self.give(content, true);
             Some((codec, payload))
         } else {
             let threads = self.opts.threads;
@@ -715,15 +693,14 @@ impl<W: Sink> GenerationWriter<W> {
                 .get_or_insert_with(|| Workers::start(threads, compression));
             let jobs = w.jobs.as_ref().expect("running workers");
             let payload = self.spares.packed.pop().unwrap_or_default();
-            if jobs.send((seq, plaintext, payload)).is_err() {
+            if jobs.send((seq, content, payload)).is_err() {
                 return Err(stopped());
             }
             None
         };
         self.queue.push_back(Queued {
-            kind,
-            raw_len,
-            blobs,
+            content_len,
+            blobs: r.blobs,
             packed,
         });
         // Bound the records in flight (and so memory) to a few per thread.
@@ -763,362 +740,438 @@ impl<W: Sink> GenerationWriter<W> {
         }
     }
 
+    /// Writes one frame at the current position: `LE32 body length || body`,
+    /// where the body is the envelope, sealed and padded when encrypted.
+    /// Returns the frame's offset and body length.
+    fn write_frame(
+        &mut self,
+        frame_type: FrameType,
+        codec: Codec,
+        content_len: u32,
+        payload: &[u8],
+    ) -> Result<(u64, u32)> {
+        let offset = self.pos;
+        let h = EnvelopeHeader {
+            frame_type,
+            codec,
+            content_len,
+        };
+        match self.ctx.keys.clone() {
+            Some(keys) => {
+                let envelope = frame::envelope(h, payload, true);
+                let mut nonce = [0u8; 24];
+                self.entropy.fill(&mut nonce);
+                let body = crypto::seal_frame(&keys, &self.ctx.uuid, offset, &nonce, &envelope);
+                let body_len = body.len() as u32;
+                self.write_raw(&body_len.to_le_bytes())?;
+                self.write_raw(&body)?;
+                Ok((offset, body_len))
+            }
+            None => {
+                let body_len = (frame::ENVELOPE_HEADER_LEN + payload.len()) as u32;
+                let mut head = Vec::with_capacity(4 + frame::ENVELOPE_HEADER_LEN);
+                head.put_u32(body_len);
+                head.put(&frame::envelope(h, &[], false)[..frame::ENVELOPE_HEADER_LEN]);
+                // The payload length field of an envelope built without the
+                // payload is 0: set it.
+                head[12..16].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+                self.write_raw(&head)?;
+                self.write_raw(payload)?;
+                Ok((offset, body_len))
+            }
+        }
+    }
+
+    /// Compresses `content` and writes it as a frame.
+    fn write_content(&mut self, frame_type: FrameType, content: &[u8]) -> Result<(u64, u32)> {
+        let (codec, payload) = self.compressor.compress(content);
+        self.write_frame(frame_type, codec, content.len() as u32, &payload)
+    }
+
     fn write_record(&mut self, q: Queued) -> Result<()> {
-        let c = &self.checkpoints;
-        if c.threshold > 0 && self.pos > self.packfile_offset {
-            let payload = q.packed.as_ref().map_or(0, |p| p.1.len() as u64) + 40;
-            let index = (c.rows + q.blobs.len() as u64) * index::ENTRY_LEN as u64
-                + index::PREFIX_LEN as u64;
-            if self.pos - self.packfile_offset + payload + index > c.threshold {
+        if self.checkpoint_threshold > 0 && self.pos > self.generation_start {
+            let payload = q.packed.as_ref().map_or(0, |p| p.1.len() as u64) + 64;
+            // What the index run of the rows written so far will take.
+            let index = (self.blobs.len() as u64) * run::INDEX_ENTRY_LEN as u64;
+            if self.pos - self.generation_start + payload + index > self.checkpoint_threshold {
                 self.checkpoint()?;
             }
         }
         let (codec, payload) = q.packed.expect("compressed");
-        let kind = q.kind;
-        let raw_len = q.raw_len;
-        let record = match self.ctx.keys.as_deref() {
-            Some(keys) => {
-                let mut nonce = [0u8; 24];
-                self.entropy.fill(&mut nonce);
-                let rc = RecordContext {
-                    uuid: &self.ctx.uuid,
-                    minor: self.ctx.header_minor,
-                    kind,
-                    codec,
-                    raw_len,
-                    offset: self.pos,
-                };
-                let sealed = crypto::seal_record(keys, &rc, &nonce, &payload);
-                self.give(payload, false);
-                sealed
-            }
-            None => payload,
-        };
-        let record_offset = self.pos;
-        self.write_raw(&record)?;
+        let (offset, body_len) =
+            self.write_frame(FrameType::BlobRecord, codec, q.content_len, &payload)?;
+        self.give(payload, false);
         let r = self.records.len() as u32;
-        self.records.push(RecordRow {
-            offset: record_offset,
-            stored_len: record.len() as u32,
-            raw_len,
-            codec,
-            kind,
-        });
-        self.checkpoints.rows += q.blobs.len() as u64;
+        self.records.push(RecordRow { offset, body_len });
         for i in q.blobs {
             self.blobs.get_mut(i).record = r;
         }
-        self.stats.bytes += record.len() as u64;
-        self.give(record, false);
+        self.stats.bytes += 4 + u64::from(body_len);
         Ok(())
     }
 
     /// Seals the records being filled and writes every record still queued.
     pub fn flush(&mut self) -> Result<()> {
-        for (slot, kind) in [Kind::Chunk, Kind::FileMap, Kind::Tree, Kind::Snapshot]
-            .into_iter()
-            .enumerate()
-        {
-            self.seal_open(slot, kind)?;
-        }
+        self.seal_open(0)?;
+        self.seal_open(1)?;
         self.drain(0)
     }
 
     fn write_raw(&mut self, b: &[u8]) -> Result<()> {
         self.out.write_all(b)?;
-        self.packfile_hash.update(b);
+        self.generation_hash.update(b);
         self.pos += b.len() as u64;
         Ok(())
     }
 
-    /// Writes the index of this generation's blobs (sorted in place, a few
-    /// thousand entries at a time, so no second copy of it is ever held).
-    fn write_index(&mut self) -> Result<[u8; 32]> {
-        self.lookup = hashbrown::HashTable::new();
-        let mut blobs = std::mem::take(&mut self.blobs);
-        let from = self.checkpoints.first_record;
-        if from > 0 {
-            // Blobs of checkpoint generations are in their indexes.
-            for s in &mut blobs.segments {
-                s.retain(|b| b.record >= from);
-            }
-            blobs.len = blobs.segments.iter().map(Vec::len).sum();
-        }
-        let first = fan_out(blobs.iter());
-        self.write_index_rows(blobs.len(), first, blobs.into_sorted())
-    }
-
-    /// Writes the index of a checkpoint generation: the blobs of the
-    /// records written since the last one. The blobs stay known to this
-    /// writer, so later generations refer to them instead of storing them
-    /// again.
-    fn write_checkpoint_index(&mut self) -> Result<[u8; 32]> {
-        let from = self.checkpoints.first_record;
-        let mut rows: Vec<BlobRow> = self
-            .blobs
-            .iter()
-            .filter(|b| b.record != PENDING && b.record >= from)
-            .copied()
-            .collect();
-        rows.sort_unstable_by_key(|b| b.id);
-        let first = fan_out(rows.iter());
-        self.write_index_rows(rows.len(), first, rows.into_iter())
-    }
-
-    fn write_index_rows(
-        &mut self,
-        count: usize,
-        first: [u32; 256],
-        sorted: impl Iterator<Item = BlobRow>,
-    ) -> Result<[u8; 32]> {
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = index::prefix_bytes(count as u64, &first);
-        for b in sorted {
-            let r = self.records[b.record as usize];
-            IndexEntry {
-                id: b.id,
-                record_offset: r.offset,
-                record_len: r.stored_len,
-                raw_len: r.raw_len,
-                blob_offset: b.offset,
-                blob_len: b.len,
-                kind: r.kind,
-                codec: r.codec,
-            }
-            .write(&mut buf);
-            if buf.len() >= 1 << 16 {
-                self.out.write_all(&buf)?;
-                hasher.update(&buf);
-                self.pos += buf.len() as u64;
-                buf.clear();
-            }
-        }
-        self.out.write_all(&buf)?;
-        hasher.update(&buf);
-        self.pos += buf.len() as u64;
-        Ok(*hasher.finalize().as_bytes())
-    }
-
-    /// Writes a snapshot table: the existing archive's newest table (when
-    /// `base`), streamed a slice at a time, then `added`. Returns its offset
-    /// and hash.
-    fn write_table(
-        &mut self,
-        base: Option<&Store>,
-        added: &[TableEntry],
-    ) -> Result<(u64, [u8; 32])> {
-        let off = self.pos;
-        let old = base.map(|s| s.snapshot_table());
-        let n = old.map_or(0, |t| t.len()) + added.len();
-        if n > crate::format::limits::MAX_SNAPSHOTS as usize {
-            return Err(Error::InvalidInput(format!(
-                "the snapshot table would list {n} snapshots, more than the format's {}",
-                crate::format::limits::MAX_SNAPSHOTS
-            )));
-        }
-        let mut hasher = blake3::Hasher::new();
-        let mut put = |w: &mut Self, b: &[u8]| -> Result<()> {
-            w.out.write_all(b)?;
-            hasher.update(b);
-            w.pos += b.len() as u64;
-            Ok(())
-        };
-        put(self, &table::prefix_bytes(n))?;
-        if let Some(t) = old {
-            let per = (64 << 10) / table::ENTRY_LEN;
-            let mut first = 0;
-            while first < t.len() {
-                let count = (t.len() - first).min(per);
-                put(self, &t.raw(first, count)?)?;
-                first += count;
-            }
-        }
-        let mut b = Vec::with_capacity(table::ENTRY_LEN * added.len());
-        for e in added {
-            e.write(&mut b);
-        }
-        put(self, &b)?;
-        Ok((off, *hasher.finalize().as_bytes()))
-    }
-
-    /// Whether the existing archive's newest snapshot table lists `id` (a
-    /// snapshot whose blob no index holds is not listed by a sound table,
-    /// so the table is read only for a blob already stored).
+    /// Whether the archive being appended to lists snapshot `id` (a snapshot
+    /// whose blob no index holds is not listed by a sound archive, so the
+    /// list is read only for a blob already stored).
     pub fn existing_lists_snapshot(&self, id: &Id) -> Result<bool> {
         match self.ctx.existing.as_deref() {
-            Some(s) if s.contains(id)? => Ok(s.snapshot_table().position(id)?.is_some()),
+            Some(s) if s.contains(id)? => Ok(s.snapshot_list().position(id)?.is_some()),
             _ => Ok(false),
         }
     }
 
-    fn write_section(&mut self, b: &[u8]) -> Result<(u64, [u8; 32])> {
-        let off = self.pos;
-        self.out.write_all(b)?;
-        self.pos += b.len() as u64;
-        Ok((off, *blake3::hash(b).as_bytes()))
+    /// Commits the records written so far as a generation of their own,
+    /// listing the noted snapshots whose records are written.
+    fn checkpoint(&mut self) -> Result<()> {
+        let listed: Vec<Id> = self
+            .snapshots
+            .iter()
+            .take_while(|id| self.location_of(id).is_some())
+            .copied()
+            .collect();
+        let c = self.write_generation_end(&listed, None, None, checkpoint_time())?;
+        self.write_trailer(&c.1, &c.2)?;
+        self.snapshots.drain(..listed.len());
+        Ok(())
     }
 
-    /// Writes index, snapshot table, optional key slots and the footer, with
-    /// the data made durable before the footer is written. Returns the sink
-    /// and the footer. `snapshots` is the whole table to write.
+    /// Writes the runs, key slots and footer; the generation is committed.
+    /// `added` are the snapshots this generation adds (noted or not).
     pub fn finish(
         self,
-        snapshots: &[TableEntry],
+        added: &[Id],
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
-    ) -> Result<(W, Footer)> {
-        self.finish_reporting(false, snapshots, keyslots, signer, time_ns)
+    ) -> Result<(W, Committed)> {
+        self.finish_reporting(added, keyslots, signer, time_ns)
             .map_err(|(e, _)| e)
     }
 
-    /// [`GenerationWriter::finish`] with a table that lists the existing
-    /// archive's snapshots (read from its newest table a slice at a time,
-    /// never held whole) followed by `added`.
-    pub fn finish_appending(
-        self,
-        added: &[TableEntry],
-        keyslots: Option<&[KeySlot]>,
-        signer: Option<&ed25519_dalek::SigningKey>,
-        time_ns: i64,
-    ) -> Result<(W, Footer)> {
-        self.finish_reporting(true, added, keyslots, signer, time_ns)
-            .map_err(|(e, _)| e)
-    }
-
-    /// [`GenerationWriter::finish`] (`keep_existing` false) or
-    /// [`GenerationWriter::finish_appending`] (true); an error comes with
-    /// the footer when its writing had begun (some of its bytes may be in
-    /// the file), so the caller can tell by reading back whether it was
-    /// committed.
+    /// [`GenerationWriter::finish`]; an error comes with the trailer when
+    /// its writing had begun (some of its bytes may be in the file), so the
+    /// caller can tell by reading back whether it was committed.
     pub(crate) fn finish_reporting(
         mut self,
-        keep_existing: bool,
-        snapshots: &[TableEntry],
+        added: &[Id],
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
-    ) -> std::result::Result<(W, Footer), FinishError> {
+    ) -> std::result::Result<(W, Committed), FinishError> {
         self.flush().map_err(|e| (e, None))?;
         self.workers = None;
-        let listed;
-        let snapshots = if keep_existing {
-            listed = self.added_entries(snapshots);
-            &listed[..]
-        } else {
-            snapshots
-        };
-        let f = self
-            .write_sections(false, keep_existing, snapshots, keyslots, signer, time_ns)
+        // Snapshots a checkpoint already listed are not listed again.
+        let pending: Vec<Id> = added
+            .iter()
+            .filter(|id| self.snapshots.contains(id) || !self.listed_by_checkpoint(id))
+            .copied()
+            .collect();
+        let (committed, manifest_frame, trailer) = self
+            .write_generation_end(&pending, keyslots, signer, time_ns)
             .map_err(|e| (e, None))?;
-        match self.write_footer(&f) {
-            Ok(()) => Ok((self.out, f)),
+        match self.write_trailer(&manifest_frame, &trailer) {
+            Ok(()) => Ok((self.out, committed)),
             Err(e) => {
                 // Whatever the sink still buffers goes (or fails to go) now,
                 // before the caller looks at the file.
                 drop(self.out);
-                Err((e.into(), Some(Box::new(f))))
+                Err((e, Some(Box::new(committed))))
             }
         }
     }
 
-    /// Writes the footer after its sections and makes it durable: the
-    /// generation is committed.
-    fn write_footer(&mut self, f: &Footer) -> std::io::Result<()> {
-        let footer = f.to_bytes();
-        self.out.write_all(&footer)?;
-        self.out.sync_data()?;
-        self.checkpoints.last_footer = Some((self.pos, *blake3::hash(&footer).as_bytes()));
-        self.pos += FOOTER_LEN as u64;
-        Ok(())
+    /// Whether a checkpoint of this writer already listed snapshot `id`.
+    fn listed_by_checkpoint(&self, id: &Id) -> bool {
+        self.runs.iter().any(|r| match &r.entries {
+            RunEntries::Own { snapshots, .. } => snapshots.iter().any(|s| s.id == *id),
+            RunEntries::Existing(_) => false,
+        })
     }
 
-    /// Writes index, table and key slots of the generation being written
-    /// (the last one, `checkpoint` false, or a checkpoint), makes them
-    /// durable, and returns the footer that commits them, not yet written.
-    /// A table written with `keep_existing` (every checkpoint) starts with
-    /// the existing archive's.
-    fn write_sections(
+    /// The entries of this generation's records, sorted by id.
+    fn own_entries(&self) -> Vec<(Id, BlobLocation)> {
+        let mut v: Vec<(Id, BlobLocation)> = self
+            .blobs
+            .iter()
+            .filter(|b| b.record != PENDING && b.record >= self.first_record)
+            .map(|b| (b.id, self.location(b)))
+            .collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v
+    }
+
+    /// Every entry of a run in force, in id order.
+    fn run_entries(&self, r: &RunState) -> Result<Vec<(Id, BlobLocation)>> {
+        match &r.entries {
+            RunEntries::Own { index, .. } => Ok(index.to_vec()),
+            RunEntries::Existing(i) => {
+                let store = self.ctx.existing.as_deref().expect("an existing run");
+                let run = &store.runs()[*i];
+                let mut out = Vec::new();
+                if let Some(dir) = &run.index {
+                    out.reserve(dir.entry_count() as usize);
+                    for p in 0..dir.pages.len() {
+                        let page = store.index_page(run, p)?;
+                        out.extend(page.ids.iter().copied().zip(page.locations.iter().copied()));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Every snapshot of a run in force, in order.
+    fn run_snapshots(&self, r: &RunState) -> Result<Vec<SnapshotEntry>> {
+        match &r.entries {
+            RunEntries::Own { snapshots, .. } => Ok(snapshots.to_vec()),
+            RunEntries::Existing(i) => {
+                let store = self.ctx.existing.as_deref().expect("an existing run");
+                store.snapshot_list().run_entries(*i)
+            }
+        }
+    }
+
+    /// Writes the index run, snapshot run and key slots of the generation
+    /// being written, makes them durable, and writes its manifest frame.
+    /// Returns what the trailer commits, the manifest frame's bytes and the
+    /// trailer, not yet written.
+    fn write_generation_end(
         &mut self,
-        checkpoint: bool,
-        keep_existing: bool,
-        snapshots: &[TableEntry],
+        added: &[Id],
         keyslots: Option<&[KeySlot]>,
         signer: Option<&ed25519_dalek::SigningKey>,
         time_ns: i64,
-    ) -> Result<Footer> {
-        let index_offset = self.pos;
-        let packfile_hash = *std::mem::take(&mut self.packfile_hash)
-            .finalize()
-            .as_bytes();
-        let index_hash = if checkpoint {
-            self.write_checkpoint_index()?
-        } else {
-            self.write_index()?
-        };
-        let index_len = self.pos - index_offset;
-        let base = self.ctx.existing.clone().filter(|_| keep_existing);
-        let (table_offset, table_hash) = self.write_table(base.as_deref(), snapshots)?;
-        let table_len = self.pos - table_offset;
-        let (mut keyslots_offset, mut keyslots_len, mut keyslots_hash) = (0, 0, [0; 32]);
+    ) -> Result<(Committed, Vec<u8>, Trailer)> {
+        let g = self.generation;
+        let cover = run::coverage(g);
+        let first = g - cover + 1;
+        // The runs this generation merges: those in force whose coverage
+        // lies within its own (spec §9.3).
+        let merged: Vec<RunState> = self
+            .runs
+            .iter()
+            .filter(|r| r.first >= first)
+            .cloned()
+            .collect();
+        let kept: Vec<RunState> = self
+            .runs
+            .iter()
+            .filter(|r| r.first < first)
+            .cloned()
+            .collect();
+
+        // Index entries: this generation's, then the merged runs', newest
+        // first, keeping the newest of an id stored twice.
+        let mut entries = self.own_entries();
+        for r in &merged {
+            entries.extend(self.run_entries(r)?);
+        }
+        entries.sort_by_key(|e| e.0); // stable: the newest of equal ids stays first
+        entries.dedup_by_key(|e| e.0);
+        let index_ref = self.write_index_run(&entries)?;
+
+        // Snapshots: the merged runs', oldest first, then this generation's.
+        let mut snaps = Vec::new();
+        for r in merged.iter().rev() {
+            snaps.extend(self.run_snapshots(r)?);
+        }
+        for id in added {
+            let location = self.location_of(id).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "snapshot {} is listed but its record was not stored by this writer",
+                    id.short()
+                ))
+            })?;
+            snaps.push(SnapshotEntry {
+                id: *id,
+                generation: g,
+                location,
+            });
+        }
+        if snaps.len() > crate::format::limits::MAX_SNAPSHOTS as usize {
+            return Err(Error::InvalidInput(format!(
+                "the archive would list {} snapshots, more than the format's {}",
+                snaps.len(),
+                crate::format::limits::MAX_SNAPSHOTS
+            )));
+        }
+        let snapshot_ref = self.write_snapshot_run(&snaps)?;
+
         if let Some(slots) = keyslots {
-            let (o, h) = self.write_section(&keyslots_to_bytes(slots))?;
-            keyslots_offset = o;
-            keyslots_len = self.pos - o;
-            keyslots_hash = h;
+            let body = keyslots_to_bytes(slots);
+            let offset = self.pos;
+            self.write_raw(&(body.len() as u32).to_le_bytes())?;
+            self.write_raw(&body)?;
+            self.key_slots = Some((offset, 4 + body.len() as u32));
         }
         // Everything the footer commits to is durable before the footer exists.
         self.out.sync_data()?;
-        let existing = self.ctx.existing.as_deref();
-        let (prev_footer_offset, prev_footer_hash) = match (
-            self.checkpoints.last_footer,
-            existing.and_then(|s| s.generations().last()),
-        ) {
-            (Some(last), _) => last,
-            (None, Some(g)) => {
-                let s = existing.expect("has generations");
-                let b = s.slice(g.footer_offset, FOOTER_LEN as u64);
-                (g.footer_offset, *blake3::hash(b).as_bytes())
-            }
-            (None, None) => (0, [0; 32]),
+
+        let own = RunState {
+            first,
+            refs: RunRef {
+                index: index_ref,
+                snapshots: snapshot_ref,
+            },
+            entries: RunEntries::Own {
+                index: Arc::new(entries),
+                snapshots: Arc::new(snaps),
+            },
         };
-        let mut flags = 0;
-        if self.ctx.keys.is_some() {
-            flags |= FLAG_MAC;
-        }
-        if signer.is_some() {
-            flags |= FLAG_SIGNED;
-        }
-        let mut f = Footer {
-            major: FORMAT_MAJOR,
+        let mut runs = vec![own];
+        runs.extend(kept);
+        let generation_hash = *std::mem::take(&mut self.generation_hash)
+            .finalize()
+            .as_bytes();
+        let mut m = Manifest {
             minor: FORMAT_MINOR,
-            flags,
+            encrypted: self.ctx.keys.is_some(),
             uuid: self.ctx.uuid,
-            generation: self.generation,
-            packfile_offset: self.packfile_offset,
-            index_offset,
-            index_len,
-            table_offset,
-            table_len,
-            keyslots_offset,
-            keyslots_len,
-            prev_footer_offset,
-            footer_end: self.pos + FOOTER_LEN as u64,
-            time_ns,
+            generation: g,
+            generation_start: self.generation_start,
+            commit_time: time_ns,
             header_hash: self.ctx.header_hash,
-            prev_footer_hash,
-            packfile_hash,
-            index_hash,
-            table_hash,
-            keyslots_hash,
-            ..Footer::default()
+            previous_footer_hash: self.previous_footer_hash,
+            generation_hash,
+            key_slots: self.key_slots,
+            runs: runs.iter().map(|r| r.refs).collect(),
+            signature: None,
         };
-        f.tag = crypto::footer_tag(self.ctx.keys.as_deref(), &f.committed_bytes());
         if let Some(sk) = signer {
             use ed25519_dalek::Signer;
-            f.signer = sk.verifying_key().to_bytes();
-            f.signature = sk.sign(&f.signed_message()).to_bytes();
+            let sig = sk.sign(&{
+                let mut unsigned = m.clone();
+                unsigned.signature = Some(([0; 32], [0; 64]));
+                unsigned.signature_message()
+            });
+            m.signature = Some((sk.verifying_key().to_bytes(), sig.to_bytes()));
         }
-        Ok(f)
+        let content = m.to_bytes();
+        let manifest_offset = self.pos;
+        let start = self.pos;
+        let mut frame_bytes = Vec::new();
+        {
+            // The manifest frame is kept to compute the trailer's check.
+            let (codec, payload) = self.compressor.compress(&content);
+            let h = EnvelopeHeader {
+                frame_type: FrameType::Manifest,
+                codec,
+                content_len: content.len() as u32,
+            };
+            let body = match self.ctx.keys.clone() {
+                Some(keys) => {
+                    let envelope = frame::envelope(h, &payload, true);
+                    let mut nonce = [0u8; 24];
+                    self.entropy.fill(&mut nonce);
+                    crypto::seal_frame(&keys, &self.ctx.uuid, manifest_offset, &nonce, &envelope)
+                }
+                None => frame::envelope(h, &payload, false),
+            };
+            frame_bytes.put_u32(body.len() as u32);
+            frame_bytes.put(&body);
+        }
+        let mut trailer = Trailer {
+            encrypted: self.ctx.keys.is_some(),
+            uuid: self.ctx.uuid,
+            generation: g,
+            generation_start: self.generation_start,
+            manifest_offset,
+            manifest_len: frame_bytes.len() as u32,
+            key_slots: self.key_slots,
+            check: [0; 32],
+        };
+        trailer.check = trailer.compute_check(&frame_bytes);
+        debug_assert_eq!(start, self.pos);
+        self.runs = runs;
+        let end = self.pos + frame_bytes.len() as u64 + TRAILER_LEN as u64;
+        Ok((
+            Committed {
+                generation: g,
+                end,
+                trailer: trailer.to_bytes(),
+            },
+            frame_bytes,
+            trailer,
+        ))
+    }
+
+    /// Writes the footer (manifest frame and trailer) and makes it durable:
+    /// the generation is committed. The writer then stands at the start of
+    /// the next generation.
+    fn write_trailer(&mut self, manifest_frame: &[u8], trailer: &Trailer) -> Result<()> {
+        let t = trailer.to_bytes();
+        self.out.write_all(manifest_frame)?;
+        self.out.write_all(&t)?;
+        self.out.sync_data()?;
+        let mut h = blake3::Hasher::new();
+        h.update(manifest_frame);
+        h.update(&t);
+        self.previous_footer_hash = *h.finalize().as_bytes();
+        self.pos += (manifest_frame.len() + t.len()) as u64;
+        self.generation += 1;
+        self.generation_start = self.pos;
+        self.generation_hash = blake3::Hasher::new();
+        self.first_record = self.records.len() as u32;
+        Ok(())
+    }
+
+    /// Writes an index run's pages and directory; `None` when it is empty.
+    fn write_index_run(&mut self, entries: &[(Id, BlobLocation)]) -> Result<Option<(u64, u32)>> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut dir = IndexDirectory::default();
+        for chunk in entries.chunks(run::INDEX_PAGE_ENTRIES) {
+            let page = IndexPage {
+                ids: chunk.iter().map(|e| e.0).collect(),
+                locations: chunk.iter().map(|e| e.1).collect(),
+            };
+            let (offset, body_len) = self.write_content(FrameType::IndexPage, &page.to_bytes())?;
+            dir.first_ids.push(chunk[0].0);
+            dir.pages.push(PageRef {
+                offset,
+                body_len,
+                count: chunk.len() as u32,
+            });
+        }
+        Ok(Some(self.write_content(
+            FrameType::IndexDirectory,
+            &dir.to_bytes(),
+        )?))
+    }
+
+    /// Writes a snapshot run's pages and directory; `None` when it is empty.
+    fn write_snapshot_run(&mut self, snaps: &[SnapshotEntry]) -> Result<Option<(u64, u32)>> {
+        if snaps.is_empty() {
+            return Ok(None);
+        }
+        let mut pages = Vec::new();
+        for chunk in snaps.chunks(run::MAX_PAGE_ENTRIES) {
+            let (offset, body_len) =
+                self.write_content(FrameType::SnapshotPage, &snapshot_page_bytes(chunk))?;
+            pages.push(PageRef {
+                offset,
+                body_len,
+                count: chunk.len() as u32,
+            });
+        }
+        Ok(Some(self.write_content(
+            FrameType::SnapshotDirectory,
+            &snapshot_directory_bytes(&pages),
+        )?))
     }
 }
