@@ -274,11 +274,10 @@ mod codec {
     }
 }
 
-/// XChaCha20-Poly1305 records.
+/// XChaCha20-Poly1305 frames.
 mod aead {
     use super::*;
-    use ptar::crypto::{open_record, seal_record, Keys, RecordContext, SecretKey};
-    use ptar::format::{Codec, Kind};
+    use ptar::crypto::{open_frame, seal_frame, Keys, SecretKey};
 
     const SIZES: [usize; 2] = [64 * KIB, MIB];
     const UUID: [u8; 16] = [9; 16];
@@ -287,155 +286,89 @@ mod aead {
         Keys::from_master(SecretKey::new([5; 32]))
     }
 
-    fn ctx(raw_len: usize) -> RecordContext<'static> {
-        RecordContext {
-            uuid: &UUID,
-            minor: 0,
-            kind: Kind::Chunk,
-            codec: Codec::Stored,
-            raw_len: raw_len as u32,
-            offset: 4096,
-        }
-    }
-
     #[divan::bench(args = SIZES)]
     fn seal(bencher: Bencher, size: usize) {
         let keys = keys();
-        let ctx = ctx(size);
         let p = Piece(Data::Text, size).bytes();
         bencher
             .counter(BytesCount::of_slice(p))
-            .bench(|| seal_record(&keys, &ctx, &[1; 24], black_box(p)));
+            .bench(|| seal_frame(&keys, &UUID, 4096, &[1; 24], black_box(p)));
     }
 
     /// Counted in plaintext bytes.
     #[divan::bench(args = SIZES)]
     fn open(bencher: Bencher, size: usize) {
         let keys = keys();
-        let ctx = ctx(size);
         let p = Piece(Data::Text, size).bytes();
-        let sealed = seal_record(&keys, &ctx, &[1; 24], p);
-        assert_eq!(open_record(&keys, &ctx, &sealed).as_deref(), Some(p));
+        let sealed = seal_frame(&keys, &UUID, 4096, &[1; 24], p);
+        assert_eq!(open_frame(&keys, &UUID, 4096, &sealed).as_deref(), Some(p));
         bencher
             .counter(BytesCount::of_slice(p))
-            .bench(|| open_record(&keys, &ctx, black_box(&sealed)).expect("tag verifies"));
+            .bench(|| open_frame(&keys, &UUID, 4096, black_box(&sealed)).expect("tag verifies"));
     }
 }
 
-/// A generation's index: serializing, opening and lookups in place.
+/// Index pages (spec §9.1): laying out, compressing, decoding and
+/// searching one page of 1024 entries, what a lookup does on a cache miss.
 mod index {
     use super::*;
-    use ptar::format::index::{to_bytes, IndexEntry, IndexView};
-    use ptar::format::{Codec, Id, Kind};
+    use ptar::codec::Compression;
+    use ptar::format::run::{BlobLocation, IndexPage, INDEX_PAGE_ENTRIES};
+    use ptar::format::Id;
 
-    const COUNTS: [usize; 2] = [100_000, 1_000_000];
     /// Ids looked up in turn (a power of two).
-    const PROBES: usize = 4096;
+    const PROBES: usize = 1024;
 
-    struct Built {
-        entries: Vec<IndexEntry>,
-        bytes: Vec<u8>,
-        present: Vec<Id>,
-        absent: Vec<Id>,
-    }
-
-    fn random_id(rng: &mut Rng) -> Id {
-        let mut id = [0u8; 32];
-        rng.fill(&mut id);
-        Id(id)
-    }
-
-    fn build(n: usize) -> Built {
-        let mut rng = Rng(n as u64);
-        let mut entries: Vec<IndexEntry> = (0..n)
-            .map(|i| IndexEntry {
-                id: random_id(&mut rng),
-                record_offset: 4096 + i as u64 * 70_000,
-                record_len: 65_000,
-                raw_len: 65_536,
-                blob_offset: 0,
-                blob_len: 65_536,
-                kind: Kind::Chunk,
-                codec: Codec::Lz4,
+    fn page() -> IndexPage {
+        let mut rng = Rng(7);
+        let mut ids: Vec<Id> = (0..INDEX_PAGE_ENTRIES)
+            .map(|_| {
+                let mut id = [0u8; 32];
+                rng.fill(&mut id);
+                Id(id)
             })
             .collect();
-        entries.sort_by_key(|e| e.id);
-        entries.dedup_by_key(|e| e.id);
-        let bytes = to_bytes(&entries);
-        let present = (0..PROBES)
-            .map(|_| entries[rng.below(entries.len())].id)
+        ids.sort();
+        let locations = (0..ids.len())
+            .map(|i| BlobLocation {
+                offset: 4096 + (i as u64 / 40) * 8_400_000,
+                body_len: 1_200_000,
+                ordinal: (i % 40) as u32,
+            })
             .collect();
-        let absent: Vec<Id> = (0..PROBES).map(|_| random_id(&mut rng)).collect();
-        let view = IndexView::new(&bytes).expect("a valid index");
-        assert!(absent.iter().all(|id| view.find(id).unwrap().is_none()));
-        Built {
-            entries,
-            bytes,
-            present,
-            absent,
-        }
+        IndexPage { ids, locations }
     }
 
-    static SMALL: LazyLock<Built> = LazyLock::new(|| build(COUNTS[0]));
-    static LARGE: LazyLock<Built> = LazyLock::new(|| build(COUNTS[1]));
+    static PAGE: LazyLock<IndexPage> = LazyLock::new(page);
 
-    fn built(n: usize) -> &'static Built {
-        if n == COUNTS[0] {
-            &SMALL
-        } else {
-            &LARGE
-        }
-    }
-
-    /// `to_bytes` of sorted entries, counted in index bytes written.
-    #[divan::bench(args = COUNTS, sample_count = 20)]
-    fn serialize(bencher: Bencher, n: usize) {
-        let b = built(n);
+    /// Laying out and compressing a page (what a writer does per page).
+    #[divan::bench]
+    fn encode(bencher: Bencher) {
         bencher
-            .counter(BytesCount::of_slice(&b.bytes))
-            .bench(|| to_bytes(black_box(&b.entries)));
+            .bench(|| ptar::codec::compress(Compression::Zstd(3), &black_box(&*PAGE).to_bytes()));
     }
 
-    /// What opening an archive checks: prefix and fan-out, then every entry
-    /// (as `--verify` does).
-    #[divan::bench(args = COUNTS, sample_count = 20)]
-    fn open_and_check(bencher: Bencher, n: usize) {
-        let b = built(n);
-        bencher.counter(BytesCount::of_slice(&b.bytes)).bench(|| {
-            let v = IndexView::new(black_box(&b.bytes)).expect("valid");
-            v.check_entries().expect("valid");
-            v.len()
+    /// Decompressing and parsing a page (a lookup's cache miss).
+    #[divan::bench]
+    fn decode(bencher: Bencher) {
+        let content = PAGE.to_bytes();
+        let (codec, payload) = ptar::codec::compress(Compression::Zstd(3), &content);
+        bencher.bench(|| {
+            let c = ptar::codec::decompress(codec, black_box(&payload), content.len() as u32)
+                .expect("round trip");
+            IndexPage::parse(&c).expect("valid")
         });
     }
 
-    /// One lookup per iteration, cycling through the probe ids. The sample
-    /// size is fixed (the command line can still override it): left to its
-    /// tuning, divan sometimes settles on one lookup per sample, whose timer
-    /// overhead then swamps the lookup.
-    fn lookups(bencher: Bencher, n: usize, ids: fn(&Built) -> &[Id], expect: bool) {
-        let b = built(n);
-        let ids = ids(b);
-        let view = IndexView::for_lookup(&b.bytes).expect("valid");
+    /// A binary search in a decoded page (a lookup's cache hit).
+    #[divan::bench(sample_size = 1024)]
+    fn find(bencher: Bencher) {
+        let page = &*PAGE;
         let mut i = 0;
         bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
             i = (i + 1) & (PROBES - 1);
-            let found = view.find(black_box(&ids[i])).expect("valid");
-            debug_assert_eq!(found.is_some(), expect);
-            found
+            page.find(black_box(&page.ids[i]))
         });
-    }
-
-    /// `IndexView::find` of ids that are there (what `Store::find` does for
-    /// each generation, newest first).
-    #[divan::bench(args = COUNTS, sample_size = 1024)]
-    fn find_present(bencher: Bencher, n: usize) {
-        lookups(bencher, n, |b| &b.present, true);
-    }
-
-    /// `IndexView::find` of ids that are not there (every new chunk on append).
-    #[divan::bench(args = COUNTS, sample_size = 1024)]
-    fn find_absent(bencher: Bencher, n: usize) {
-        lookups(bencher, n, |b| &b.absent, false);
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use ptar::crypto::{self, Keys, SeededEntropy};
 use ptar::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
+use ptar::format::run::SnapshotEntry;
 use ptar::format::snapshot::SnapshotRecord;
-use ptar::format::table::TableEntry;
 use ptar::format::tree::{Entry, EntryType, Payload, Timestamp};
 use ptar::format::{Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use ptar::fs::ExtractOptions;
@@ -79,17 +79,7 @@ pub fn forge_with(
     rec.summary.total_size = 1 << 20;
     rec.summary.files = 1 << 20;
     let sid = w.put_blob(Kind::Snapshot, &rec.to_bytes()).unwrap();
-    let (bytes, _) = w
-        .finish(
-            &[TableEntry {
-                id: sid,
-                generation: 1,
-            }],
-            None,
-            None,
-            0,
-        )
-        .unwrap();
+    let (bytes, _) = w.finish(&[sid], None, None, 0).unwrap();
     bytes
 }
 
@@ -121,11 +111,12 @@ pub fn try_extract(bytes: Vec<u8>, dest: &Path) -> Result<ptar::fs::ExtractOutco
     a.extract(&s, dest, &ExtractOptions::default(), &NoProgress)
 }
 
-/// Writes to `path` a plain archive of one generation whose snapshot
-/// table lists `n` snapshots (the format allows 2^24): `n - 1` ids of
-/// snapshots no index holds, then the one real snapshot, whose root holds
-/// the file `hello.txt` ("hello\n"). Every hash is right, so it opens;
-/// it is an archive readers must list and verify in bounded memory.
+/// Writes to `path` a plain archive of one generation that lists `n`
+/// snapshots (the format allows 2^24): `n - 1` ids of snapshots no index
+/// holds, each located at the real snapshot's record, then the one real
+/// snapshot, whose root holds the file `hello.txt` ("hello\n"). Every
+/// hash is right, so it opens; it is an archive readers must list and
+/// verify in bounded memory.
 /// Returns the real snapshot's id.
 pub fn snapshot_table_archive(path: &Path, n: usize) -> std::io::Result<ptar::Id> {
     snapshot_table_archive_with(path, n, |i| {
@@ -175,18 +166,19 @@ pub fn snapshot_table_archive_with(
     rec.summary.files = 1;
     rec.summary.total_size = 6;
     let real = w.put_blob(Kind::Snapshot, &rec.to_bytes()).unwrap();
-    let mut table: Vec<TableEntry> = (0..n - 1)
-        .map(|i| TableEntry {
+    let location = w
+        .stored_location(&real)
+        .map_err(std::io::Error::other)?
+        .expect("just stored");
+    for i in 0..n - 1 {
+        w.list_entry(SnapshotEntry {
             id: fake(i),
             generation: 1,
-        })
-        .collect();
-    table.push(TableEntry {
-        id: real,
-        generation: 1,
-    });
+            location,
+        });
+    }
     let (mut file, _) = w
-        .finish(&table, None, None, 0)
+        .finish(&[real], None, None, 0)
         .map_err(std::io::Error::other)?;
     file.flush()?;
     Ok(real)

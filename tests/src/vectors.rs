@@ -10,11 +10,11 @@ use std::path::Path;
 
 use ptar::chunker::{Chunker, CONTEXT_PUBLIC_GEAR};
 use ptar::codec::Compression;
-use ptar::crypto::{self, Entropy, Keys, RecordContext, SeededEntropy};
+use ptar::crypto::{self, Entropy, Keys, SeededEntropy};
 use ptar::format::header::{ChunkerParams, KdfParams};
 use ptar::format::snapshot::{SnapshotRecord, Summary};
 use ptar::format::tree::{Entry, EntryType, Extent, Payload, Timestamp};
-use ptar::format::{hex, Id, Kind, FORMAT_MINOR};
+use ptar::format::{hex, Id, Kind};
 use ptar::store::writer::PackOptions;
 use ptar::{codec, CreateOptions, Encryption, Writer};
 use zeroize::Zeroizing;
@@ -113,15 +113,35 @@ fn keys_vector(files: &mut Files) {
 const BLOB_TEXT: &[u8] =
     b"ptar test vector blob. ptar test vector blob. ptar test vector blob. The end.\n";
 
+/// A blob record's content holding `blobs` (spec §8.3).
+fn record_content(blobs: &[(Kind, &[u8])]) -> Vec<u8> {
+    let mut r = ptar::format::record::RecordBuilder::new();
+    for (k, b) in blobs {
+        r.push(*k, b);
+    }
+    r.finish()
+}
+
 fn blob_vectors(files: &mut Files) {
-    let (codec, payload) = codec::compress(Compression::Lz4, BLOB_TEXT);
+    use ptar::format::frame::{self, EnvelopeHeader, FrameType};
+    let content = record_content(&[(Kind::Chunk, BLOB_TEXT)]);
+    let (codec, payload) = codec::compress(Compression::Lz4, &content);
     let id = crypto::content_id(None, Kind::Chunk, BLOB_TEXT);
-    let mut d = Doc::new("ptar blob vector: one chunk blob in a plain archive");
+    let h = EnvelopeHeader {
+        frame_type: FrameType::BlobRecord,
+        codec,
+        content_len: content.len() as u32,
+    };
+    let envelope = frame::envelope(h, &payload, false);
+    let mut stored = (envelope.len() as u32).to_le_bytes().to_vec();
+    stored.extend_from_slice(&envelope);
+    let mut d = Doc::new("ptar frame vector: a blob record of one chunk, in a plain archive");
     d.kv("kind", Kind::Chunk as u8)
         .kv("plaintext", hex(BLOB_TEXT))
         .kv("id", id.to_hex())
+        .kv("record-content", hex(&content))
         .kv("codec", codec as u8)
-        .kv("record", hex(&payload));
+        .kv("frame", hex(&stored));
     files.insert("vectors/blob-plain.txt".into(), d.bytes());
 
     let mut e = SeededEntropy::new(b"blob vector");
@@ -134,29 +154,28 @@ fn blob_vectors(files: &mut Files) {
     let keys = Keys::from_master(mk.clone());
     let kid = crypto::content_id(Some(&keys), Kind::Chunk, BLOB_TEXT);
     let offset = 4096u64;
-    let ctx = RecordContext {
-        uuid: &uuid,
-        minor: FORMAT_MINOR,
-        kind: Kind::Chunk,
-        codec,
-        raw_len: BLOB_TEXT.len() as u32,
-        offset,
-    };
-    let record = crypto::seal_record(&keys, &ctx, &nonce, &payload);
-    let mut d =
-        Doc::new("ptar blob vector: one chunk blob in an encrypted archive, with a fixed nonce");
+    let padded = frame::envelope(h, &payload, true);
+    let body = crypto::seal_frame(&keys, &uuid, offset, &nonce, &padded);
+    let mut stored = (body.len() as u32).to_le_bytes().to_vec();
+    stored.extend_from_slice(&body);
+    let mut d = Doc::new(
+        "ptar frame vector: a blob record of one chunk in an encrypted archive, with a fixed nonce",
+    );
     d.kv("master-key", hex(mk.as_ref()))
         .kv("archive-uuid", hex(&uuid))
-        .kv("header-minor", FORMAT_MINOR)
         .kv("kind", Kind::Chunk as u8)
         .kv("plaintext", hex(BLOB_TEXT))
         .kv("id", kid.to_hex())
+        .kv("record-content", hex(&content))
         .kv("codec", codec as u8)
-        .kv("compressed", hex(&payload))
-        .kv("record-offset", offset)
+        .kv("envelope", hex(&padded))
+        .kv("frame-offset", offset)
         .kv("nonce", hex(&nonce))
-        .kv("associated-data", hex(&ctx.ad()))
-        .kv("record", hex(&record));
+        .kv(
+            "associated-data",
+            hex(&frame::associated_data(&uuid, offset, body.len() as u32)),
+        )
+        .kv("frame", hex(&stored));
     files.insert("vectors/blob-encrypted.txt".into(), d.bytes());
 }
 
@@ -167,28 +186,27 @@ pub const SOLID_BLOBS: [&[u8]; 3] = [
     b"#include <stdio.h>\nint main(void) { puts(\"three\"); return 0; }\n",
 ];
 
-/// A zstd record holding several chunk blobs (spec §8.1, §8.2).
+/// A zstd record holding several chunk blobs (spec §8.3, §8.4).
 fn solid_vector(files: &mut Files) {
-    let mut plaintext = Vec::new();
-    let mut d =
-        Doc::new("ptar record vector: a zstd record holding three chunk blobs (plain archive)");
-    let mut blobs = Vec::new();
-    for b in SOLID_BLOBS {
-        blobs.push((
-            plaintext.len(),
-            b.len(),
-            crypto::content_id(None, Kind::Chunk, b),
-        ));
-        plaintext.extend_from_slice(b);
-    }
-    let (codec, payload) = codec::compress(Compression::Zstd(3), &plaintext);
+    let blobs: Vec<(Kind, &[u8])> = SOLID_BLOBS.iter().map(|b| (Kind::Chunk, *b)).collect();
+    let content = record_content(&blobs);
+    let mut d = Doc::new(
+        "ptar record vector: a zstd blob record holding three chunk blobs (plain archive)",
+    );
+    let (codec, payload) = codec::compress(Compression::Zstd(3), &content);
     assert_eq!(codec as u8, 2, "the vector is meant to be zstd");
-    d.kv("kind", Kind::Chunk as u8)
-        .kv("codec", codec as u8)
-        .kv("plaintext-length", plaintext.len())
-        .kv("record", hex(&payload));
-    for (off, len, id) in blobs {
-        d.kv("blob", format!("{off} {len} {}", id.to_hex()));
+    d.kv("codec", codec as u8)
+        .kv("content-length", content.len())
+        .kv("payload", hex(&payload));
+    for (ordinal, b) in SOLID_BLOBS.iter().enumerate() {
+        d.kv(
+            "blob",
+            format!(
+                "{ordinal} {} {}",
+                Kind::Chunk as u8,
+                crypto::content_id(None, Kind::Chunk, b).to_hex()
+            ),
+        );
     }
     files.insert("vectors/record-solid-zstd.txt".into(), d.bytes());
 }

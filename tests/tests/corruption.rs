@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 
 use ptar::codec::Compression;
 use ptar::crypto::{Entropy, SeededEntropy};
-use ptar::format::footer::{Footer, FOOTER_LEN};
+use ptar::format::frame::FrameType;
 use ptar::format::header::{FIXED_LEN, KEY_SLOT_LEN};
 use ptar::fs::{ExtractOptions, Source};
 use ptar::progress::NoProgress;
 use ptar::store::writer::PackOptions;
+use ptar::store::GenerationSpan;
 use ptar::{
     Archive, ChunkerParams, CreateOptions, Encryption, Id, KdfParams, SnapshotMeta, VerifyOptions,
     Writer,
@@ -45,14 +46,17 @@ const GENERATIONS: u32 = 3;
 const NAMES_SOMETHING: &[&str] = &[
     "header",
     "key slot",
-    "packfile",
+    "frame",
     "index",
-    "snapshot table",
+    "snapshot run",
     "footer",
     "blob",
     "ptar archive",
     "generation",
 ];
+/// What a damaged frame of a generation is reported as: the frame, the
+/// blob or run read from it, or the generation whose hash no longer holds.
+const NAMES_A_FRAME: &[&str] = &["frame", "blob", "index run", "snapshot run", "generation"];
 
 /// A small deterministic generator for sampling offsets and bits.
 struct Rng(u64);
@@ -74,10 +78,11 @@ impl Rng {
 
 /// One committed generation of a pristine archive.
 struct GenInfo {
-    footer: Footer,
-    footer_offset: u64,
-    /// Distinct records of its packfile: (offset, stored length), by offset.
+    span: GenerationSpan,
+    /// Its blob records: (offset, stored length), by offset.
     records: Vec<(u64, u32)>,
+    /// Its other frames: (what, offset, stored length).
+    others: Vec<(&'static str, u64, u64)>,
 }
 
 /// A pristine archive and what each of its snapshots must extract to.
@@ -95,7 +100,7 @@ struct Built {
 
 impl Built {
     fn footer_end(&self, g: usize) -> u64 {
-        self.gens[g - 1].footer.footer_end
+        self.gens[g - 1].span.end
     }
 }
 
@@ -245,23 +250,26 @@ fn build(dir: &Path, variant: &str, encrypted: bool) -> Built {
     let a = Archive::from_vec(bytes.clone(), pass).unwrap();
     let s = a.store();
     let mut gens = Vec::new();
-    for g in s.generations() {
-        let mut records: Vec<(u64, u32)> = s
-            .index(g)
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.record_offset, e.record_len)
-            })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        records.dedup_by_key(|r| r.0);
+    for span in s.generation_spans().unwrap() {
+        let mut records = Vec::new();
+        let mut others = Vec::new();
+        for (offset, len, what) in s.frames(&span).unwrap() {
+            match what {
+                Some(FrameType::BlobRecord) => records.push((offset, len as u32)),
+                Some(FrameType::IndexPage) => others.push(("index page", offset, len)),
+                Some(FrameType::IndexDirectory) => others.push(("index directory", offset, len)),
+                Some(FrameType::SnapshotPage) => others.push(("snapshot page", offset, len)),
+                Some(FrameType::SnapshotDirectory) => {
+                    others.push(("snapshot directory", offset, len))
+                }
+                Some(FrameType::Manifest) => panic!("a manifest before the footer"),
+                None => others.push(("key-slot table", offset, len)),
+            }
+        }
         gens.push(GenInfo {
-            footer: g.footer.clone(),
-            footer_offset: g.footer_offset,
+            span,
             records,
+            others,
         });
     }
     assert_eq!(gens.len(), GENERATIONS as usize);
@@ -354,13 +362,13 @@ fn evaluate(bytes: Vec<u8>, built: &Built, scratch: &Path) -> Eval {
         full: true,
         trusted_key: None,
     });
-    let gens = a.store().generations().len() as u64;
+    let gens = a.store().generation_count() as u64;
     let mut failures = Vec::new();
     let mut wrong = Vec::new();
     let mut listed = Vec::new();
     let table: Vec<Id> = a
         .store()
-        .snapshot_table()
+        .snapshot_list()
         .iter()
         .map(|t| t.unwrap().id)
         .collect();
@@ -583,64 +591,55 @@ impl Tally {
     }
 }
 
-/// The named regions of a pristine archive: (label, the word its errors
-/// must contain, start, end).
-fn regions(b: &Built) -> Vec<(String, &'static str, u64, u64)> {
+/// The named regions of a pristine archive: (label, the words one of
+/// which its errors must contain, start, end).
+fn regions(b: &Built) -> Vec<(String, &'static [&'static str], u64, u64)> {
+    const HEADER: &[&str] = &["header"];
+    const KEYS: &[&str] = &["key slot"];
+    const FOOTER: &[&str] = &["footer"];
     let h = b.header_len;
     let slots_end = (FIXED_LEN - 32 + KEY_SLOT_LEN * b.slots_in_header) as u64;
     let mut r = vec![(
         "header (fixed fields)".to_string(),
-        "header",
+        HEADER,
         0,
         (FIXED_LEN - 32) as u64,
     )];
     if b.slots_in_header > 0 {
         r.push((
             "header key slots".into(),
-            "header",
+            HEADER,
             (FIXED_LEN - 32) as u64,
             slots_end,
         ));
     }
-    r.push(("header checksum".into(), "header", slots_end, h));
+    r.push(("header checksum".into(), HEADER, slots_end, h));
     for g in &b.gens {
-        let f = &g.footer;
-        let n = f.generation;
+        let n = g.span.generation;
         for (i, (off, len)) in g.records.iter().enumerate() {
             r.push((
                 format!("gen {n} record {i} @{off}+{len}"),
-                "packfile",
+                NAMES_A_FRAME,
                 *off,
                 off + u64::from(*len),
             ));
         }
-        r.push((
-            format!("gen {n} index"),
-            "index",
-            f.index_offset,
-            f.index_offset + f.index_len,
-        ));
-        r.push((
-            format!("gen {n} snapshot table"),
-            "snapshot table",
-            f.table_offset,
-            f.table_offset + f.table_len,
-        ));
-        if f.keyslots_len > 0 {
-            r.push((
-                format!("gen {n} key-slot table"),
-                "key slots",
-                f.keyslots_offset,
-                f.keyslots_offset + f.keyslots_len,
-            ));
+        for (what, off, len) in &g.others {
+            let words = if *what == "key-slot table" {
+                KEYS
+            } else {
+                NAMES_A_FRAME
+            };
+            r.push((format!("gen {n} {what} @{off}"), words, *off, off + len));
         }
         r.push((
             format!("gen {n} footer"),
-            "footer",
-            g.footer_offset,
-            g.footer_offset + FOOTER_LEN as u64,
+            FOOTER,
+            g.span.manifest,
+            g.span.end,
         ));
     }
+    r.sort_by_key(|x| x.2);
     r
 }
 
@@ -652,7 +651,7 @@ fn flips(b: &Built, scratch: &Path, t: &mut Tally, rng: &mut Rng) {
     let covered: u64 = regs.iter().map(|r| r.3 - r.2).sum();
     assert_eq!(covered, b.bytes.len() as u64, "regions tile the file");
     for g in &b.gens {
-        let n = g.footer.generation;
+        let n = g.span.generation;
         let prefix = format!("gen {n} record ");
         let recs: Vec<_> = regs.iter().filter(|r| r.0.starts_with(&prefix)).collect();
         // First, last and two random records of each packfile.
@@ -661,7 +660,7 @@ fn flips(b: &Built, scratch: &Path, t: &mut Tally, rng: &mut Rng) {
             pick.insert(rng.below(recs.len() as u64) as usize);
         }
         for i in pick {
-            let (label, word, start, end) = recs[i];
+            let (label, words, start, end) = recs[i];
             let off = start + rng.below(end - start);
             let bit = rng.below(8);
             let mut bytes = b.bytes.clone();
@@ -672,11 +671,11 @@ fn flips(b: &Built, scratch: &Path, t: &mut Tally, rng: &mut Rng) {
                 "flip",
                 format!("{label} byte {off} bit {bit}"),
                 bytes,
-                Expect::Error(vec![*word]),
+                Expect::Error(words.to_vec()),
             );
         }
     }
-    for (label, word, start, end) in regs.iter().filter(|r| !r.0.contains(" record ")) {
+    for (label, words, start, end) in regs.iter().filter(|r| !r.0.contains(" record ")) {
         let mut offs: BTreeSet<u64> = [*start, end - 1].into_iter().collect();
         let extra = if label.ends_with("footer") { 6 } else { 4 };
         for _ in 0..extra {
@@ -692,7 +691,7 @@ fn flips(b: &Built, scratch: &Path, t: &mut Tally, rng: &mut Rng) {
                 "flip",
                 format!("{label} byte {off} bit {bit}"),
                 bytes,
-                Expect::Error(vec![*word]),
+                Expect::Error(words.to_vec()),
             );
         }
     }
@@ -716,21 +715,22 @@ fn truncations(b: &Built, scratch: &Path, t: &mut Tally) {
     mark(16, "header prefix end".into());
     mark(b.header_len, "header end".into());
     for g in &b.gens {
-        let f = &g.footer;
-        let n = f.generation;
-        mark(f.packfile_offset, format!("gen {n} packfile start"));
+        let s = &g.span;
+        let n = s.generation;
+        mark(s.start, format!("gen {n} start"));
         let (o, l) = g.records[0];
+        mark(o + 2, format!("gen {n} first record's length"));
         mark(o + u64::from(l), format!("gen {n} first record end"));
-        mark(f.index_offset, format!("gen {n} index start"));
-        mark(f.index_offset + 1040, format!("gen {n} index fan-out end"));
-        mark(f.table_offset, format!("gen {n} snapshot table start"));
-        if f.keyslots_len > 0 {
-            mark(f.keyslots_offset, format!("gen {n} key-slot table start"));
+        for (what, off, len) in &g.others {
+            mark(*off, format!("gen {n} {what} start"));
+            mark(off + len / 2, format!("gen {n} {what} middle"));
         }
-        mark(g.footer_offset, format!("gen {n} footer start"));
-        mark(g.footer_offset + 256, format!("gen {n} footer middle"));
-        mark(f.footer_end - 8, format!("gen {n} footer end magic"));
-        mark(f.footer_end, format!("gen {n} footer end"));
+        mark(s.manifest, format!("gen {n} manifest start"));
+        let trailer = s.end - 184;
+        mark(trailer, format!("gen {n} trailer start"));
+        mark(trailer + 92, format!("gen {n} trailer middle"));
+        mark(s.end - 8, format!("gen {n} trailer end magic"));
+        mark(s.end, format!("gen {n} footer end"));
     }
     for (cut, what) in points {
         // The last generation whose footer ends at or before the cut.
@@ -786,10 +786,10 @@ fn swaps(b: &Built, scratch: &Path, t: &mut Tally) -> usize {
                 "swap",
                 format!(
                     "gen {} records @{x} <-> @{y} ({l} bytes)",
-                    g.footer.generation
+                    g.span.generation
                 ),
                 bytes,
-                Expect::Error(vec!["packfile"]),
+                Expect::Error(NAMES_A_FRAME.to_vec()),
             );
         }
     }
@@ -800,17 +800,17 @@ fn swaps(b: &Built, scratch: &Path, t: &mut Tally) -> usize {
 fn splices(b: &Built, scratch: &Path, t: &mut Tally) {
     let n = b.gens.len();
     let footer = |g: usize| {
-        let o = b.gens[g - 1].footer_offset as usize;
-        b.bytes[o..o + FOOTER_LEN].to_vec()
+        let s = &b.gens[g - 1].span;
+        b.bytes[s.manifest as usize..s.end as usize].to_vec()
     };
-    let last_off = b.gens[n - 1].footer_offset as usize;
+    let last_off = b.gens[n - 1].span.manifest as usize;
     let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
     for g in (1..n).rev() {
         let mut appended = b.bytes.clone();
         appended.extend_from_slice(&footer(g));
         cases.push((format!("gen {g} footer appended at the end"), appended));
-        let mut replaced = b.bytes.clone();
-        replaced[last_off..].copy_from_slice(&footer(g));
+        let mut replaced = b.bytes[..last_off].to_vec();
+        replaced.extend_from_slice(&footer(g));
         cases.push((format!("gen {g} footer replaces gen {n}'s"), replaced));
     }
     let mut doubled = b.bytes.clone();
@@ -839,7 +839,7 @@ fn grafts(b: &Built, other: &Built, scratch: &Path, t: &mut Tally, rng: &mut Rng
         .collect();
     let mut done = 0;
     for g in &b.gens {
-        let n = g.footer.generation;
+        let n = g.span.generation;
         let differs = |o: u64, from: u64, l: u32| {
             let (o, from, l) = (o as usize, from as usize, l as usize);
             b.bytes[o..o + l] != other.bytes[from..from + l]
@@ -885,7 +885,7 @@ fn grafts(b: &Built, other: &Built, scratch: &Path, t: &mut Tally, rng: &mut Rng
                 "graft",
                 format!("gen {n} record @{o}+{l} ({place})"),
                 bytes,
-                Expect::Error(vec!["packfile"]),
+                Expect::Error(NAMES_A_FRAME.to_vec()),
             );
         }
     }

@@ -517,9 +517,7 @@ fn run_trial(fx: &Fixture, t: &Trial, d: &Path) -> Result<(), String> {
                 return fail("bytes of the previous generations changed".into());
             }
             match Archive::open(&a, Some(NEW_PASS.as_bytes())) {
-                Ok(ar) if ar.store().generations().len() == prev + 1 => {
-                    (Some(NEW_PASS), prev, true)
-                }
+                Ok(ar) if ar.store().generation_count() == prev + 1 => (Some(NEW_PASS), prev, true),
                 _ => (Some(OLD_PASS), prev, false),
             }
         }
@@ -540,7 +538,7 @@ fn run_trial(fx: &Fixture, t: &Trial, d: &Path) -> Result<(), String> {
             } else {
                 let ar = Archive::open(&a, None).map_err(|e| format!("does not open: {e}"));
                 let gens = match ar {
-                    Ok(ar) => ar.store().generations().len(),
+                    Ok(ar) => ar.store().generation_count(),
                     Err(e) => return fail(e),
                 };
                 if gens == prev {
@@ -584,7 +582,7 @@ fn run_trial(fx: &Fixture, t: &Trial, d: &Path) -> Result<(), String> {
         Ok(ar) => ar,
         Err(e) => return fail(e),
     };
-    let gens = ar.store().generations().len();
+    let gens = ar.store().generation_count();
     let expected_gens = if committed { prev_gens + 1 } else { prev_gens };
     if gens != expected_gens {
         return fail(format!("{gens} generations, expected {expected_gens}"));
@@ -661,7 +659,7 @@ fn run_trial(fx: &Fixture, t: &Trial, d: &Path) -> Result<(), String> {
     }
     let ar = Archive::open(&a, pass.map(str::as_bytes)).map_err(|e| e.to_string());
     match ar {
-        Ok(ar) if ar.store().generations().len() == expected_gens + 1 => Ok(()),
+        Ok(ar) if ar.store().generation_count() == expected_gens + 1 => Ok(()),
         Ok(_) => fail("the next append added no generation".into()),
         Err(e) => fail(format!("after the next append: {e}")),
     }

@@ -312,7 +312,7 @@ fn a_snapshot_table_that_drops_a_snapshot_fails_verification() {
     let mut bytes = first;
     bytes.extend_from_slice(&gen2);
     let a = Archive::from_vec(bytes, None).unwrap();
-    assert_eq!(a.store().generations().len(), 2);
+    assert_eq!(a.store().generation_count(), 2);
     let report = a.verify(&VerifyOptions::default());
     let all: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     assert!(

@@ -247,7 +247,6 @@ fn index_lookups_by_positional_reads_find_every_blob() {
     .unwrap();
     append(&archive, &src, false);
     let a = Archive::open(&archive, None).unwrap();
-    a.store().set_mapped_index_limit(0);
     let snap = a.find_snapshot("latest").unwrap();
     let dest = tmp.path().join("out");
     let out = a

@@ -242,11 +242,11 @@ fn a_damaged_chunk_fails_the_read_naming_the_blob() {
     let ptar::format::tree::Extent::Data { id, .. } = extents[extents.len() / 2] else {
         panic!("data")
     };
-    let (e, _) = archive.store().find(&id).unwrap().unwrap();
+    let e = archive.store().find(&id).unwrap().unwrap();
     drop(f);
     drop(archive);
     let mut bytes = std::fs::read(&a).unwrap();
-    bytes[(e.record_offset + e.record_len as u64 / 2) as usize] ^= 0x40;
+    bytes[(e.offset + 4 + u64::from(e.body_len) / 2) as usize] ^= 0x40;
     let archive = Archive::from_reader(bytes, None).unwrap();
     let snap = archive.snapshot("latest").unwrap();
     let mut f = archive.open_file(&snap, "f").unwrap();

@@ -70,13 +70,10 @@ fn damage_victim(archive: &Path) -> Vec<u8> {
     })
     .unwrap();
     let chunk = chunk.expect("victim.bin has a chunk");
-    let (entry, _) = a.store().find(&chunk).unwrap().unwrap();
-    assert_eq!(
-        entry.blob_len, entry.raw_len,
-        "the chunk has its own record"
-    );
+    let info = a.store().describe_blob(&chunk).unwrap().unwrap();
+    assert_eq!(info.record_blobs, 1, "the chunk has its own record");
     let mut bytes = std::fs::read(archive).unwrap();
-    let at = (entry.record_offset + entry.record_len as u64 / 2) as usize;
+    let at = (info.location.offset + 4 + u64::from(info.location.body_len) / 2) as usize;
     bytes[at] ^= 0x10;
     bytes
 }

@@ -393,12 +393,9 @@ fn damage(archive: &Path, bytes: &mut [u8], path: &[u8], last: bool) {
     .unwrap();
     assert!(chunks.len() > usize::from(last), "{chunks:?}");
     let chunk = if last { chunks.last() } else { chunks.first() }.unwrap();
-    let (entry, _) = a.store().find(chunk).unwrap().unwrap();
-    assert_eq!(
-        entry.blob_len, entry.raw_len,
-        "the chunk has its own record"
-    );
-    let at = (entry.record_offset + entry.record_len as u64 / 2) as usize;
+    let info = a.store().describe_blob(chunk).unwrap().unwrap();
+    assert_eq!(info.record_blobs, 1, "the chunk has its own record");
+    let at = (info.location.offset + 4 + u64::from(info.location.body_len) / 2) as usize;
     bytes[at] ^= 0x10;
 }
 

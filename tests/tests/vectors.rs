@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ptar::chunker::Chunker;
-use ptar::crypto::{self, Keys, RecordContext};
+use ptar::crypto::{self, Keys};
 use ptar::format::header::{ChunkerParams, KdfParams, KeySlot};
 use ptar::format::tree::{EntryType, Payload};
 use ptar::format::{unhex, Codec, Kind};
@@ -87,15 +87,30 @@ fn key_vector_derives_as_stated() {
     }
 }
 
+/// The one blob of a record's content, checked against the vector.
+fn only_blob(content: &[u8]) -> Vec<u8> {
+    let layout = ptar::format::record::RecordLayout::parse(content).unwrap();
+    assert_eq!(layout.len(), 1);
+    let (kind, range) = layout.blob(0).unwrap();
+    assert_eq!(kind, Kind::Chunk);
+    content[range].to_vec()
+}
+
 #[test]
 fn blob_vectors_decode() {
+    use ptar::format::frame::{self, FrameType};
     let m = parse("vectors/blob-plain.txt");
-    let codec = Codec::from_u8(one(&m, "codec").parse().unwrap()).unwrap();
     let pt = h(&m, "plaintext");
-    assert_eq!(
-        ptar::codec::decompress(codec, &h(&m, "record"), pt.len() as u32).unwrap(),
-        pt
-    );
+    let stored = h(&m, "frame");
+    // LE32 body length, then the envelope (spec §8.1).
+    let body_len = u32::from_le_bytes(stored[..4].try_into().unwrap()) as usize;
+    assert_eq!(body_len + 4, stored.len());
+    let (eh, payload) = frame::parse_envelope(&stored[4..], true).unwrap();
+    assert_eq!(eh.frame_type, FrameType::BlobRecord);
+    assert_eq!(eh.codec as u8, one(&m, "codec").parse::<u8>().unwrap());
+    let content = ptar::codec::decompress(eh.codec, payload, eh.content_len).unwrap();
+    assert_eq!(content, h(&m, "record-content"));
+    assert_eq!(only_blob(&content), pt);
     assert_eq!(
         crypto::content_id(None, Kind::Chunk, &pt).to_hex(),
         one(&m, "id")
@@ -109,34 +124,30 @@ fn blob_vectors_decode() {
     let keys = Keys::from_master(Zeroizing::new(h(&m, "master-key").try_into().unwrap()));
     let uuid: [u8; 16] = h(&m, "archive-uuid").try_into().unwrap();
     let pt = h(&m, "plaintext");
-    let codec = Codec::from_u8(one(&m, "codec").parse().unwrap()).unwrap();
-    let ctx = RecordContext {
-        uuid: &uuid,
-        minor: one(&m, "header-minor").parse().unwrap(),
-        kind: Kind::Chunk,
-        codec,
-        raw_len: pt.len() as u32,
-        offset: one(&m, "record-offset").parse().unwrap(),
-    };
-    assert_eq!(ctx.ad(), h(&m, "associated-data"));
-    let record = h(&m, "record");
-    assert_eq!(&record[..24], &h(&m, "nonce")[..]);
-    let compressed = crypto::open_record(&keys, &ctx, &record).expect("authenticates");
-    assert_eq!(compressed, h(&m, "compressed"));
+    let offset: u64 = one(&m, "frame-offset").parse().unwrap();
+    let stored = h(&m, "frame");
+    let body = &stored[4..];
     assert_eq!(
-        ptar::codec::decompress(codec, &compressed, pt.len() as u32).unwrap(),
-        pt
+        frame::associated_data(&uuid, offset, body.len() as u32).to_vec(),
+        h(&m, "associated-data")
     );
+    assert_eq!(&body[..24], &h(&m, "nonce")[..]);
+    let envelope = crypto::open_frame(&keys, &uuid, offset, body).expect("authenticates");
+    assert_eq!(envelope, h(&m, "envelope"));
+    // Padded to its Padmé length (spec §8.2).
+    let (eh, payload) = frame::parse_envelope(&envelope, false).unwrap();
+    assert_eq!(
+        envelope.len() as u64,
+        frame::padme((frame::ENVELOPE_HEADER_LEN + payload.len()) as u64)
+    );
+    let content = ptar::codec::decompress(eh.codec, payload, eh.content_len).unwrap();
+    assert_eq!(only_blob(&content), pt);
     assert_eq!(
         crypto::content_id(Some(&keys), Kind::Chunk, &pt).to_hex(),
         one(&m, "id")
     );
-    let moved = RecordContext {
-        offset: ctx.offset + 1,
-        ..ctx
-    };
     assert!(
-        crypto::open_record(&keys, &moved, &record).is_none(),
+        crypto::open_frame(&keys, &uuid, offset + 1, body).is_none(),
         "the offset is bound"
     );
 }
@@ -146,19 +157,25 @@ fn solid_record_vector_decodes_to_its_blobs() {
     let m = parse("vectors/record-solid-zstd.txt");
     let codec = Codec::from_u8(one(&m, "codec").parse().unwrap()).unwrap();
     assert_eq!(codec, Codec::Zstd);
-    let len: u32 = one(&m, "plaintext-length").parse().unwrap();
-    let plaintext = ptar::codec::decompress(codec, &h(&m, "record"), len).unwrap();
+    let len: u32 = one(&m, "content-length").parse().unwrap();
+    let content = ptar::codec::decompress(codec, &h(&m, "payload"), len).unwrap();
+    let layout = ptar::format::record::RecordLayout::parse(&content).unwrap();
     let blobs = &m["blob"];
     assert_eq!(blobs.len(), 3);
+    assert_eq!(layout.len(), 3);
     for line in blobs {
         let f: Vec<&str> = line.split(' ').collect();
-        let (off, n): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
-        let blob = &plaintext[off..off + n];
-        assert_eq!(crypto::content_id(None, Kind::Chunk, blob).to_hex(), f[2]);
+        let ordinal: u32 = f[0].parse().unwrap();
+        let (kind, range) = layout.blob(ordinal).unwrap();
+        assert_eq!(kind as u8, f[1].parse::<u8>().unwrap());
+        assert_eq!(
+            crypto::content_id(None, kind, &content[range]).to_hex(),
+            f[2]
+        );
     }
-    // Any other plaintext length is refused.
-    assert!(ptar::codec::decompress(codec, &h(&m, "record"), len - 1).is_err());
-    assert!(ptar::codec::decompress(codec, &h(&m, "record"), len + 1).is_err());
+    // Any other content length is refused.
+    assert!(ptar::codec::decompress(codec, &h(&m, "payload"), len - 1).is_err());
+    assert!(ptar::codec::decompress(codec, &h(&m, "payload"), len + 1).is_err());
 }
 
 #[test]
@@ -209,7 +226,7 @@ fn check_archive(name: &str) {
     }
     let a = Archive::open(&path, pass.as_deref()).unwrap();
     assert_eq!(
-        a.store().generations().len().to_string(),
+        a.store().generation_count().to_string(),
         one(&m, "generations")
     );
     assert!(a

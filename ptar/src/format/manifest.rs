@@ -15,13 +15,15 @@
 //!             snapshot directory (u64 offset, u32 body length)
 //!      …  96  signature block when signed: public key (32), signature (64)
 //!
-//! trailer (120 bytes)
+//! trailer (184 bytes)
 //!      0   8  "PTARFOOT"      8 2 major (2)   10 2 reserved   12 4 flags (bit 0 encrypted)
 //!     16  16  archive UUID   32 8 generation   40 8 generation start
 //!     48   8  manifest frame offset   56 4 manifest frame stored length   60 4 reserved
 //!     64   8  key-slot table offset   72 4 key-slot table stored length   76 4 reserved
-//!     80  32  check: BLAKE3(trailer[0..80) || manifest frame)
-//!    112   8  "PTAREND\n"
+//!     80  32  BLAKE3 of the manifest frame's stored bytes
+//!    112  32  BLAKE3 of the key-slot table's stored bytes (zero when none)
+//!    144  32  check: BLAKE3(trailer[0..144))
+//!    176   8  "PTAREND\n"
 //! ```
 
 use super::run::runs_in_force;
@@ -42,13 +44,13 @@ pub const SIGNATURE_LEN: usize = 96;
 /// Prefix of the bytes a manifest signature covers.
 pub const SIGNATURE_CONTEXT: &[u8] = b"ptar-manifest-signature-v2";
 /// Length of a trailer.
-pub const TRAILER_LEN: usize = 120;
+pub const TRAILER_LEN: usize = 184;
 /// First bytes of a trailer.
 pub const MAGIC: [u8; 8] = *b"PTARFOOT";
 /// Last bytes of a trailer, and so of every committed archive.
 pub const END_MAGIC: [u8; 8] = *b"PTAREND\n";
-/// Bytes of the trailer its check covers (with the manifest frame).
-pub const TRAILER_CHECKED_LEN: usize = 80;
+/// Bytes of the trailer its check covers.
+pub const TRAILER_CHECKED_LEN: usize = 144;
 /// Most generations of one archive.
 pub const MAX_GENERATIONS: u64 = 1 << 24;
 
@@ -244,12 +246,14 @@ pub struct Trailer {
     pub manifest_len: u32,
     /// The key-slot table in force.
     pub key_slots: FrameSpan,
-    /// BLAKE3 of the trailer's first 80 bytes and the manifest frame.
-    pub check: [u8; 32],
+    /// BLAKE3 of the manifest frame's stored bytes.
+    pub manifest_hash: [u8; 32],
+    /// BLAKE3 of the key-slot table's stored bytes (zero when none).
+    pub key_slots_hash: [u8; 32],
 }
 
 impl Trailer {
-    /// The first 80 bytes, which the check covers.
+    /// The first 144 bytes, which the check covers.
     pub fn checked_bytes(&self) -> [u8; TRAILER_CHECKED_LEN] {
         let mut out = Vec::with_capacity(TRAILER_CHECKED_LEN);
         out.put(&MAGIC);
@@ -264,41 +268,40 @@ impl Trailer {
         out.put_u32(0);
         put_span(&mut out, self.key_slots);
         out.put_u32(0);
-        out.try_into().expect("80 bytes")
+        out.put(&self.manifest_hash);
+        out.put(&self.key_slots_hash);
+        out.try_into().expect("144 bytes")
     }
 
-    /// Computes the check over the trailer's fields and the manifest frame.
-    pub fn compute_check(&self, manifest_frame: &[u8]) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(&self.checked_bytes());
-        h.update(manifest_frame);
-        *h.finalize().as_bytes()
-    }
-
-    /// The trailer's 120 bytes.
+    /// The trailer's bytes.
     pub fn to_bytes(&self) -> [u8; TRAILER_LEN] {
+        let checked = self.checked_bytes();
         let mut out = [0u8; TRAILER_LEN];
-        out[..80].copy_from_slice(&self.checked_bytes());
-        out[80..112].copy_from_slice(&self.check);
-        out[112..].copy_from_slice(&END_MAGIC);
+        out[..144].copy_from_slice(&checked);
+        out[144..176].copy_from_slice(blake3::hash(&checked).as_bytes());
+        out[176..].copy_from_slice(&END_MAGIC);
         out
     }
 
-    /// Whether 120 bytes look like a trailer at either end (spec §10.4 step 3).
+    /// Whether trailer-sized bytes look like a trailer at either end (spec
+    /// §10.4 step 3).
     pub fn looks_like_trailer(buf: &[u8]) -> bool {
-        buf.len() == TRAILER_LEN && (buf[..8] == MAGIC || buf[112..] == END_MAGIC)
+        buf.len() == TRAILER_LEN && (buf[..8] == MAGIC || buf[176..] == END_MAGIC)
     }
 
-    /// Parses a trailer's layout (spec §10.3 rule 2); the caller checks its
-    /// place in the file and its check.
+    /// Parses a trailer and checks its layout and its check (spec §10.3
+    /// rules 2 and 7); the caller checks its place in the file.
     pub fn parse(buf: &[u8]) -> Result<Trailer, Malformed> {
         if buf.len() != TRAILER_LEN {
-            return malformed("trailer is not 120 bytes");
+            return malformed("trailer is not 184 bytes");
         }
-        if buf[..8] != MAGIC || buf[112..] != END_MAGIC {
+        if buf[..8] != MAGIC || buf[176..] != END_MAGIC {
             return malformed("trailer magic is missing");
         }
-        let mut r = Reader::new(&buf[8..112]);
+        if blake3::hash(&buf[..144]).as_bytes() != &buf[144..176] {
+            return malformed("trailer check does not match");
+        }
+        let mut r = Reader::new(&buf[8..144]);
         let major = r.u16("trailer major version")?;
         if major != MAJOR {
             return malformed(format!("trailer major version is {major}, not {MAJOR}"));
@@ -320,7 +323,12 @@ impl Trailer {
         let ko = r.u64("key-slot table offset")?;
         let kl = r.u32("key-slot table length")?;
         r.zeros(4, "trailer")?;
-        let check = r.array("trailer check")?;
+        let manifest_hash = r.array("manifest hash")?;
+        let key_slots_hash = r.array("key-slot table hash")?;
+        let key_slots = span(ko, kl, "key-slot table")?;
+        if key_slots.is_none() && key_slots_hash != [0; 32] {
+            return malformed("key-slot table hash without a key-slot table");
+        }
         Ok(Trailer {
             encrypted: flags & FLAG_ENCRYPTED != 0,
             uuid,
@@ -328,8 +336,9 @@ impl Trailer {
             generation_start,
             manifest_offset,
             manifest_len,
-            key_slots: span(ko, kl, "key-slot table")?,
-            check,
+            key_slots,
+            manifest_hash,
+            key_slots_hash,
         })
     }
 }
@@ -392,8 +401,8 @@ mod tests {
     }
 
     #[test]
-    fn trailers_round_trip_and_check_their_manifest() {
-        let mut t = Trailer {
+    fn trailers_round_trip_and_check_themselves() {
+        let t = Trailer {
             encrypted: false,
             uuid: [9; 16],
             generation: 3,
@@ -401,21 +410,19 @@ mod tests {
             manifest_offset: 9000,
             manifest_len: 200,
             key_slots: None,
-            check: [0; 32],
+            manifest_hash: [4; 32],
+            key_slots_hash: [0; 32],
         };
-        t.check = t.compute_check(b"manifest frame");
         let bytes = t.to_bytes();
         assert!(Trailer::looks_like_trailer(&bytes));
-        let back = Trailer::parse(&bytes).unwrap();
-        assert_eq!(back, t);
-        assert_eq!(back.compute_check(b"manifest frame"), back.check);
-        assert_ne!(back.compute_check(b"manifest framf"), back.check);
+        assert_eq!(Trailer::parse(&bytes).unwrap(), t);
+        for at in [0, 10, 40, 100, 150, 183] {
+            let mut bad = bytes;
+            bad[at] ^= 1;
+            assert!(Trailer::parse(&bad).is_err(), "flip at {at}");
+        }
         let mut bad = bytes;
-        bad[10] = 1;
-        assert!(Trailer::parse(&bad).is_err());
-        let mut bad = bytes;
-        bad[119] = b'x';
-        assert!(Trailer::parse(&bad).is_err());
+        bad[183] = b'x';
         assert!(Trailer::looks_like_trailer(&bad));
         // "PTAR" read as a body length is far above any frame.
         let as_len = u32::from_le_bytes(MAGIC[..4].try_into().unwrap());

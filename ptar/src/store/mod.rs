@@ -6,5 +6,7 @@
 pub mod reader;
 pub mod writer;
 
-pub use reader::{OpenOptions, ReadAt, Run, SnapshotIter, SnapshotList, Store, Tail};
+pub use reader::{
+    BlobInfo, GenerationSpan, OpenOptions, ReadAt, Run, SnapshotIter, SnapshotList, Store, Tail,
+};
 pub use writer::{Committed, GenerationWriter, Sink};

@@ -610,13 +610,26 @@ impl Store {
 
     /// Reads, opens and checks the manifest a trailer names, against the
     /// trailer and the header (spec §10.5 step 4).
-    pub(crate) fn read_manifest(&self, t: &Trailer) -> Result<Manifest> {
+    pub fn read_manifest(&self, t: &Trailer) -> Result<Manifest> {
         let region = Region::Footer {
             generation: t.generation,
         };
         let raw = self
             .bytes
             .read(t.manifest_offset, u64::from(t.manifest_len))?;
+        if *blake3::hash(&raw).as_bytes() != t.manifest_hash {
+            return Err(Error::corrupt(
+                region,
+                "the manifest frame does not match its trailer's hash",
+            ));
+        }
+        let stated = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
+        if u64::from(stated) + 4 != u64::from(t.manifest_len) {
+            return Err(Error::corrupt(
+                region,
+                "manifest frame length does not match its trailer",
+            ));
+        }
         let body = &raw[frame::LENGTH_LEN..];
         let mut content = Vec::new();
         decode_frame(
@@ -768,6 +781,12 @@ impl Store {
             generation: self.trailer.generation,
         };
         let raw = self.bytes.read(offset, u64::from(len))?;
+        if *blake3::hash(&raw).as_bytes() != self.trailer.key_slots_hash {
+            return Err(Error::corrupt(
+                region,
+                "the key-slot table does not match its trailer's hash",
+            ));
+        }
         let stated = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
         if u64::from(stated) + 4 != u64::from(len) {
             return Err(Error::corrupt(
@@ -824,6 +843,65 @@ impl Store {
             self.header_len,
             &self.header,
         )
+    }
+
+    /// Where every generation lies, oldest first, found by walking the
+    /// trailers back from the newest (one read each; the manifests are not
+    /// opened, see [`Store::read_manifest`] and verification for that).
+    pub fn generation_spans(&self) -> Result<Vec<GenerationSpan>> {
+        let mut out = Vec::new();
+        let mut t = self.trailer;
+        let mut end = self.committed_end;
+        loop {
+            out.push(GenerationSpan {
+                generation: t.generation,
+                start: t.generation_start,
+                manifest: t.manifest_offset,
+                end,
+            });
+            if t.generation == 1 || out.len() as u64 > crate::format::manifest::MAX_GENERATIONS {
+                break;
+            }
+            end = t.generation_start;
+            t = self.trailer_ending_at(end)?.map_err(|why| {
+                Error::corrupt(
+                    Region::Footer {
+                        generation: t.generation - 1,
+                    },
+                    why,
+                )
+            })?;
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The frames of a generation before its manifest, walked from its
+    /// start (spec §19 step 2), each with what it holds: `None` for a
+    /// key-slot table. Decodes every frame (for tools and tests).
+    pub fn frames(&self, span: &GenerationSpan) -> Result<Vec<(u64, u64, Option<FrameType>)>> {
+        let mut out = Vec::new();
+        let mut at = span.start;
+        let mut content = Vec::new();
+        while at < span.manifest {
+            let b = self.read_at(at, 4)?;
+            let len = 4 + u64::from(u32::from_le_bytes(b[..4].try_into().expect("4 bytes")));
+            if at + len > span.manifest {
+                return Err(Error::corrupt(
+                    Region::Frame { offset: at },
+                    "frames do not tile the generation up to its manifest",
+                ));
+            }
+            let raw = self.read_at(at, len)?;
+            let what = if self.keys.is_some() && raw[4..].starts_with(b"PTARKEYS") {
+                None
+            } else {
+                Some(self.decode_raw_frame(at, &raw, &mut content)?)
+            };
+            out.push((at, len, what));
+            at += len;
+        }
+        Ok(out)
     }
 
     /// Decodes the frame whose stored bytes are `raw` (length prefix
@@ -915,7 +993,7 @@ impl Store {
     }
 
     /// An index page of a run, decoded and cached.
-    pub(crate) fn index_page(&self, run: &Run, page: usize) -> Result<Arc<IndexPage>> {
+    pub fn index_page(&self, run: &Run, page: usize) -> Result<Arc<IndexPage>> {
         let dir = run.index.as_ref().expect("a run with pages");
         let p = dir.pages[page];
         if let Some(found) = self
@@ -962,6 +1040,43 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// Where blob `id` is and what its record says of it: its kind, and how
+    /// many blobs the record holds. Decodes the record.
+    pub fn describe_blob(&self, id: &Id) -> Result<Option<BlobInfo>> {
+        let Some(location) = self.find(id)? else {
+            return Ok(None);
+        };
+        let rec = self.record(location.offset, location.body_len)?;
+        let Some((kind, range)) = rec.layout.blob(location.ordinal) else {
+            return Err(Error::corrupt(
+                Region::Frame {
+                    offset: location.offset,
+                },
+                format!("the record has no blob {}", location.ordinal),
+            ));
+        };
+        Ok(Some(BlobInfo {
+            location,
+            kind,
+            len: range.len(),
+            record_blobs: rec.layout.len(),
+        }))
+    }
+
+    /// Every index entry of the runs in force, read a page at a time and
+    /// collected (48 bytes a blob): for tools and tests.
+    pub fn all_blobs(&self) -> Result<Vec<(Id, BlobLocation)>> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            let Some(dir) = &run.index else { continue };
+            for p in 0..dir.pages.len() {
+                let page = self.index_page(run, p)?;
+                out.extend(page.ids.iter().copied().zip(page.locations.iter().copied()));
+            }
+        }
+        Ok(out)
     }
 
     /// Whether a blob is stored.
@@ -1035,7 +1150,21 @@ impl Store {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         let region = || Region::Frame { offset: l.offset };
-        let rec = self.record(l.offset, l.body_len)?;
+        // A damaged record is reported as the blob the caller asked for,
+        // with the place of its record.
+        let rec = self.record(l.offset, l.body_len).map_err(|e| match e {
+            Error::Corrupt {
+                region: Region::Frame { offset },
+                detail,
+            } => Error::corrupt(
+                Region::Blob {
+                    id: id.short(),
+                    kind: kind.name(),
+                },
+                format!("its record (frame at offset {offset}): {detail}"),
+            ),
+            e => e,
+        })?;
         let Some((k, range)) = rec.layout.blob(l.ordinal) else {
             return Err(Error::corrupt(
                 region(),
@@ -1062,6 +1191,33 @@ impl Store {
         }
         Ok(f(blob))
     }
+}
+
+/// Where one generation lies (see [`Store::generation_spans`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenerationSpan {
+    /// Its number.
+    pub generation: u64,
+    /// Offset of its first frame.
+    pub start: u64,
+    /// Offset of its manifest frame: its footer runs from here to `end`.
+    pub manifest: u64,
+    /// Offset just past its trailer.
+    pub end: u64,
+}
+
+/// What [`Store::describe_blob`] finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlobInfo {
+    /// Where the blob is.
+    pub location: BlobLocation,
+    /// Its kind, as its record says.
+    pub kind: Kind,
+    /// Its length.
+    pub len: usize,
+    /// How many blobs its record holds.
+    pub record_blobs: usize,
 }
 
 /// The snapshots of an open archive, oldest first: the snapshot runs in
@@ -1223,7 +1379,6 @@ struct Located {
 /// and the file (spec §10.3): the outer error is a failed read, the inner
 /// one why the bytes are not a valid trailer.
 pub(crate) fn check_trailer(
-    read_at: &PositionalRead<'_>,
     buf: &[u8],
     end: u64,
     len: u64,
@@ -1273,11 +1428,6 @@ pub(crate) fn check_trailer(
         {
             return Ok(Err("key-slot table lies outside the archive".into()));
         }
-    }
-    let mut m = vec![0u8; t.manifest_len as usize];
-    read_at(t.manifest_offset, &mut m)?;
-    if t.compute_check(&m) != t.check {
-        return Ok(Err("trailer check does not match its manifest".into()));
     }
     Ok(Ok(t))
 }
@@ -1330,7 +1480,7 @@ pub(crate) fn trailer_ending_at(
     }
     let mut buf = [0u8; TRAILER_LEN];
     read_at(end - TRAILER_LEN as u64, &mut buf)?;
-    check_trailer(read_at, &buf, end, len, header_len, header)
+    check_trailer(&buf, end, len, header_len, header)
 }
 
 /// The last valid trailer, the committed end, and what follows it.

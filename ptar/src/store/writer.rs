@@ -341,8 +341,10 @@ pub struct GenerationWriter<W: Sink> {
     runs: Vec<RunState>,
     /// BLAKE3 of the last committed footer (zero before generation 1).
     previous_footer_hash: [u8; 32],
-    /// The key-slot table in force after the last committed generation.
+    /// The key-slot table in force after the last committed generation,
+    /// and the BLAKE3 of its stored bytes.
     key_slots: FrameSpan,
+    key_slots_hash: [u8; 32],
     /// Uncommitted bytes that trigger a checkpoint (0: never).
     checkpoint_threshold: u64,
     /// This generation's first record in `records`: earlier ones belong to
@@ -351,6 +353,10 @@ pub struct GenerationWriter<W: Sink> {
     /// Snapshots noted (see [`GenerationWriter::note_snapshot`]) and not yet
     /// listed by a committed generation, in order.
     snapshots: Vec<Id>,
+    /// Snapshot entries listed as given (see [`GenerationWriter::list_entry`]).
+    forged: Vec<SnapshotEntry>,
+    /// Index entries written as given (see [`GenerationWriter::set_index_entry`]).
+    forged_index: Vec<(Id, BlobLocation)>,
 }
 
 impl<W: Sink> GenerationWriter<W> {
@@ -373,28 +379,30 @@ impl<W: Sink> GenerationWriter<W> {
         entropy: Box<dyn Entropy>,
         opts: PackOptions,
     ) -> GenerationWriter<W> {
-        let (generation, runs, previous_footer_hash, key_slots) = match ctx.existing.as_deref() {
-            Some(s) => {
-                let runs = s
-                    .runs()
-                    .iter()
-                    .zip(&s.manifest().runs)
-                    .enumerate()
-                    .map(|(i, (r, refs))| RunState {
-                        first: r.first,
-                        refs: *refs,
-                        entries: RunEntries::Existing(i),
-                    })
-                    .collect();
-                (
-                    s.generation_count() + 1,
-                    runs,
-                    s.last_footer_hash(),
-                    s.trailer().key_slots,
-                )
-            }
-            None => (1, Vec::new(), [0; 32], None),
-        };
+        let (generation, runs, previous_footer_hash, key_slots, key_slots_hash) =
+            match ctx.existing.as_deref() {
+                Some(s) => {
+                    let runs = s
+                        .runs()
+                        .iter()
+                        .zip(&s.manifest().runs)
+                        .enumerate()
+                        .map(|(i, (r, refs))| RunState {
+                            first: r.first,
+                            refs: *refs,
+                            entries: RunEntries::Existing(i),
+                        })
+                        .collect();
+                    (
+                        s.generation_count() + 1,
+                        runs,
+                        s.last_footer_hash(),
+                        s.trailer().key_slots,
+                        s.trailer().key_slots_hash,
+                    )
+                }
+                None => (1, Vec::new(), [0; 32], None, [0; 32]),
+            };
         GenerationWriter {
             out,
             pos,
@@ -417,9 +425,12 @@ impl<W: Sink> GenerationWriter<W> {
             runs,
             previous_footer_hash,
             key_slots,
+            key_slots_hash,
             checkpoint_threshold: CHECKPOINT_BYTES,
             first_record: 0,
             snapshots: Vec::new(),
+            forged: Vec::new(),
+            forged_index: Vec::new(),
         }
     }
 
@@ -437,6 +448,29 @@ impl<W: Sink> GenerationWriter<W> {
     /// written, the generation that ends the write the rest.
     pub fn note_snapshot(&mut self, id: Id) {
         self.snapshots.push(id);
+    }
+
+    /// Where this writer stored blob `id`, once every record is written
+    /// (this flushes the records being filled).
+    pub fn stored_location(&mut self, id: &Id) -> Result<Option<BlobLocation>> {
+        self.flush()?;
+        Ok(self.location_of(id))
+    }
+
+    /// Lists a snapshot entry exactly as given, before the snapshots the
+    /// generation adds: for tests of readers, which must cope with entries
+    /// that name no snapshot (a normal writer never writes one).
+    #[doc(hidden)]
+    pub fn list_entry(&mut self, e: SnapshotEntry) {
+        self.forged.push(e);
+    }
+
+    /// Makes the index run of the generation being written say that blob
+    /// `id` is at `location`, whatever it holds: for tests of readers, which
+    /// must refuse an index that lies (a normal writer never writes one).
+    #[doc(hidden)]
+    pub fn set_index_entry(&mut self, id: Id, location: BlobLocation) {
+        self.forged_index.push((id, location));
     }
 
     /// Changes how blobs stored from now on are packed and compressed.
@@ -608,10 +642,10 @@ impl<W: Sink> GenerationWriter<W> {
             .lookup
             .find(Self::id_hash(id), |&i| blobs.get(i).id == *id)?;
         let b = self.blobs.get(i);
-        (b.record != PENDING).then(|| self.location(b))
+        (b.record != PENDING).then(|| self.row_location(b))
     }
 
-    fn location(&self, b: &BlobRow) -> BlobLocation {
+    fn row_location(&self, b: &BlobRow) -> BlobLocation {
         let r = self.records[b.record as usize];
         BlobLocation {
             offset: r.offset,
@@ -908,7 +942,7 @@ impl<W: Sink> GenerationWriter<W> {
             .blobs
             .iter()
             .filter(|b| b.record != PENDING && b.record >= self.first_record)
-            .map(|b| (b.id, self.location(b)))
+            .map(|b| (b.id, self.row_location(b)))
             .collect();
         v.sort_unstable_by_key(|e| e.0);
         v
@@ -980,6 +1014,11 @@ impl<W: Sink> GenerationWriter<W> {
         for r in &merged {
             entries.extend(self.run_entries(r)?);
         }
+        if !self.forged_index.is_empty() {
+            let mut forged = std::mem::take(&mut self.forged_index);
+            forged.extend(entries);
+            entries = forged;
+        }
         entries.sort_by_key(|e| e.0); // stable: the newest of equal ids stays first
         entries.dedup_by_key(|e| e.0);
         let index_ref = self.write_index_run(&entries)?;
@@ -989,6 +1028,7 @@ impl<W: Sink> GenerationWriter<W> {
         for r in merged.iter().rev() {
             snaps.extend(self.run_snapshots(r)?);
         }
+        snaps.append(&mut self.forged);
         for id in added {
             let location = self.location_of(id).ok_or_else(|| {
                 Error::InvalidInput(format!(
@@ -1014,9 +1054,11 @@ impl<W: Sink> GenerationWriter<W> {
         if let Some(slots) = keyslots {
             let body = keyslots_to_bytes(slots);
             let offset = self.pos;
-            self.write_raw(&(body.len() as u32).to_le_bytes())?;
-            self.write_raw(&body)?;
-            self.key_slots = Some((offset, 4 + body.len() as u32));
+            let mut stored = (body.len() as u32).to_le_bytes().to_vec();
+            stored.extend_from_slice(&body);
+            self.write_raw(&stored)?;
+            self.key_slots = Some((offset, stored.len() as u32));
+            self.key_slots_hash = *blake3::hash(&stored).as_bytes();
         }
         // Everything the footer commits to is durable before the footer exists.
         self.out.sync_data()?;
@@ -1084,7 +1126,7 @@ impl<W: Sink> GenerationWriter<W> {
             frame_bytes.put_u32(body.len() as u32);
             frame_bytes.put(&body);
         }
-        let mut trailer = Trailer {
+        let trailer = Trailer {
             encrypted: self.ctx.keys.is_some(),
             uuid: self.ctx.uuid,
             generation: g,
@@ -1092,9 +1134,13 @@ impl<W: Sink> GenerationWriter<W> {
             manifest_offset,
             manifest_len: frame_bytes.len() as u32,
             key_slots: self.key_slots,
-            check: [0; 32],
+            manifest_hash: *blake3::hash(&frame_bytes).as_bytes(),
+            key_slots_hash: if self.key_slots.is_some() {
+                self.key_slots_hash
+            } else {
+                [0; 32]
+            },
         };
-        trailer.check = trailer.compute_check(&frame_bytes);
         debug_assert_eq!(start, self.pos);
         self.runs = runs;
         let end = self.pos + frame_bytes.len() as u64 + TRAILER_LEN as u64;
