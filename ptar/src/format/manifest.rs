@@ -13,7 +13,7 @@
 //!    156   4  run count r
 //!    160 24r  runs in force, newest first: index directory (u64 offset, u32 body length),
 //!             snapshot directory (u64 offset, u32 body length)
-//!      …  96  signature block when signed: public key (32), signature (64)
+//!      …  96  signature block: public key (32), signature (64); all zero when unsigned
 //!
 //! trailer (184 bytes)
 //!      0   8  "PTARFOOT"      8 2 major (2)   10 2 reserved   12 4 flags (bit 0 encrypted)
@@ -141,13 +141,18 @@ impl Manifest {
         out
     }
 
-    /// The manifest's content: the signed bytes and the signature block.
-    /// A signed manifest's `signature` must already be filled in.
+    /// The manifest's content: the signed bytes and the signature block,
+    /// all zero when unsigned (so that the size does not tell whether an
+    /// archive is signed). A signed manifest's `signature` must already be
+    /// filled in.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.signed_bytes();
-        if let Some((key, sig)) = &self.signature {
-            out.put(key);
-            out.put(sig);
+        match &self.signature {
+            Some((key, sig)) => {
+                out.put(key);
+                out.put(sig);
+            }
+            None => out.put(&[0; SIGNATURE_LEN]),
         }
         out
     }
@@ -209,6 +214,7 @@ impl Manifest {
         let signature = if flags & FLAG_SIGNED != 0 {
             Some((r.array("signer key")?, r.array("signature")?))
         } else {
+            r.zeros(SIGNATURE_LEN, "signature block of an unsigned manifest")?;
             None
         };
         r.finish("manifest")?;
@@ -375,7 +381,10 @@ mod tests {
         for g in [1, 2, 7, 16, 10_000] {
             let m = manifest(g);
             let bytes = m.to_bytes();
-            assert_eq!(bytes.len(), MANIFEST_FIXED_LEN + RUN_LEN * m.runs.len());
+            assert_eq!(
+                bytes.len(),
+                MANIFEST_FIXED_LEN + RUN_LEN * m.runs.len() + SIGNATURE_LEN
+            );
             assert_eq!(Manifest::parse(&bytes).unwrap(), m);
         }
         let mut signed = manifest(3);
