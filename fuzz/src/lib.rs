@@ -257,24 +257,10 @@ pub fn plain_entry(name: &[u8], kind: EntryType, payload: Payload, mode: u32) ->
         sec: 1_700_000_000,
         nsec: 0,
     };
-    Entry {
-        name: name.to_vec(),
-        kind,
-        mode,
-        uid: 0,
-        gid: 0,
-        user: Vec::new(),
-        group: Vec::new(),
-        mtime: t,
-        atime: t,
-        ctime: t,
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        xattrs: Vec::new(),
-        payload,
-    }
+    Entry::new(name, kind, payload)
+        .with_mode(mode)
+        .with_times(t, t, t)
+        .with_source(0, 0, 1)
 }
 
 /// One node of an in-memory tree.

@@ -365,39 +365,21 @@ impl Archive {
     }
 
     /// Walks a snapshot depth-first in name order, calling `f(path, entry)`
-    /// for every entry (directories before their contents).
+    /// for every entry (directories before their contents). The walk stops
+    /// at the first error: from `f`, a directory that cannot be read, or
+    /// one nested deeper than [`crate::format::limits::MAX_TREE_DEPTH`]
+    /// (spec §12).
     pub fn walk(
         &self,
         snapshot: &Snapshot,
         mut f: impl FnMut(&[u8], &Entry) -> Result<()>,
     ) -> Result<()> {
-        let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Entry>)> = vec![(
-            Vec::new(),
-            self.read_dir(&snapshot.record.root)?.into_iter(),
-        )];
-        while let Some((prefix, iter)) = stack.last_mut() {
-            let Some(e) = iter.next() else {
-                stack.pop();
-                continue;
-            };
-            let mut path = prefix.clone();
-            if !path.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(&e.name);
-            f(&path, &e)?;
-            if let crate::format::tree::Payload::Dir(id) = &e.payload {
-                if stack.len() >= crate::format::limits::MAX_TREE_DEPTH {
-                    return Err(Error::corrupt(
-                        Region::Blob {
-                            id: id.short(),
-                            kind: "tree",
-                        },
-                        "directories nest too deep",
-                    ));
-                }
-                let children = self.read_dir(id)?;
-                stack.push((path, children.into_iter()));
+        let mut walker = crate::walk::Walker::new(&self.store, snapshot.record.root);
+        while let Some(step) = walker.next() {
+            match step? {
+                crate::walk::Step::Entry(v) => f(&v.path, &v.entry)?,
+                crate::walk::Step::Unreadable { error, .. } => return Err(error),
+                crate::walk::Step::Leave(_) => {}
             }
         }
         Ok(())
@@ -463,29 +445,10 @@ impl Archive {
 /// The root directory of a snapshot as an entry: no name, mode 0755, owned
 /// by root, timed at the snapshot's start.
 fn root_entry(snapshot: &Snapshot) -> Entry {
-    let t = snapshot.record.time_ns;
-    let time = crate::format::tree::Timestamp {
-        sec: t.div_euclid(1_000_000_000),
-        nsec: t.rem_euclid(1_000_000_000) as u32,
-    };
-    Entry {
-        name: Vec::new(),
-        kind: crate::format::tree::EntryType::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: Vec::new(),
-        group: Vec::new(),
-        mtime: time,
-        atime: time,
-        ctime: time,
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        xattrs: Vec::new(),
-        payload: crate::format::tree::Payload::Dir(*snapshot.root()),
-    }
+    let time = crate::format::tree::Timestamp::from_ns(snapshot.record.time_ns);
+    let mut root = Entry::synthetic_dir(Vec::new(), time);
+    root.payload = crate::format::tree::Payload::Dir(*snapshot.root());
+    root
 }
 
 /// How to encrypt a new archive.

@@ -206,6 +206,7 @@ pub mod tar;
 #[doc(hidden)]
 pub mod tree;
 pub mod verify;
+pub(crate) mod walk;
 
 pub use archive::{
     probe, probe_file, Archive, CommitInfo, CreateOptions, Encryption, Snapshot, SnapshotMeta,

@@ -5,7 +5,7 @@
 //! The full check also hashes every packfile, decodes every record,
 //! recomputes every blob id, and walks every snapshot's trees.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
@@ -16,6 +16,7 @@ use crate::format::index::IndexEntry;
 use crate::format::tree::{Content, Extent, Payload};
 use crate::format::{Id, Kind};
 use crate::store::{Generation, Store, Tail};
+use crate::walk::{check_depth, Step, Visit, Walker};
 use crate::{crypto, Error, Region, Result};
 
 /// What to check.
@@ -378,8 +379,13 @@ impl Checker<'_> {
         }
     }
 
-    fn walk_snapshots(&mut self, archive: &Archive) -> Result<()> {
-        let mut seen_trees: HashSet<Id> = HashSet::new();
+    /// Walks every snapshot's trees, checking that every blob they name
+    /// is held with the right kind. A tree met before (in this snapshot or
+    /// an earlier one) is not walked again, only held to the depth limit
+    /// at its new place.
+    fn walk_snapshots(&mut self, archive: &Archive) {
+        // Tree id → levels of directories under it.
+        let mut seen: HashMap<Id, usize> = HashMap::new();
         for t in self.store.snapshot_table().iter() {
             let snap = match t.and_then(|t| archive.load_snapshot(&t)) {
                 Ok(s) => s,
@@ -388,50 +394,75 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let mut stack: Vec<(Vec<u8>, Id)> = vec![(Vec::new(), snap.record.root)];
-            while let Some((path, tree)) = stack.pop() {
-                if !seen_trees.insert(tree) {
+            if seen.contains_key(&snap.record.root) {
+                continue;
+            }
+            if let Err(e) = self.walk_snapshot(archive, &snap, &mut seen) {
+                self.walk_failed = true;
+                self.problem(e);
+            }
+        }
+    }
+
+    /// [`Checker::walk_snapshots`] for one snapshot; an error ends its walk.
+    fn walk_snapshot(
+        &mut self,
+        archive: &Archive,
+        snap: &crate::Snapshot,
+        seen: &mut HashMap<Id, usize>,
+    ) -> Result<()> {
+        // (tree, levels of directories met under it) per open directory.
+        let mut open: Vec<(Id, usize)> = vec![(snap.record.root, 0)];
+        let mut walker = Walker::new(self.store, snap.record.root);
+        while let Some(step) = walker.next() {
+            let Visit { path, entry, depth } = match step? {
+                Step::Entry(v) => v,
+                Step::Unreadable { error, .. } => {
+                    self.walk_failed = true;
+                    self.problem(error);
                     continue;
                 }
-                let entries = match archive.read_dir(&tree) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        self.walk_failed = true;
-                        self.problem(e);
-                        continue;
+                Step::Leave(_) => {
+                    let (tree, height) = open.pop().expect("a level per open directory");
+                    seen.insert(tree, height);
+                    let up = open.last_mut().expect("the root's level is closed last");
+                    up.1 = up.1.max(height + 1);
+                    continue;
+                }
+            };
+            match &entry.payload {
+                Payload::Dir(id) => match seen.get(id) {
+                    Some(&height) => {
+                        walker.skip();
+                        check_depth(depth + height, id)?;
+                        let up = open.last_mut().expect("the root's level is closed last");
+                        up.1 = up.1.max(height + 1);
                     }
-                };
-                for e in entries {
-                    let mut p = path.clone();
-                    if !p.is_empty() {
-                        p.push(b'/');
+                    None => open.push((*id, 0)),
+                },
+                Payload::File(content) => {
+                    if let Content::Map(id) = content {
+                        self.check_blob_exists(id, Kind::FileMap, &path);
                     }
-                    p.extend_from_slice(&e.name);
-                    match &e.payload {
-                        Payload::Dir(id) => stack.push((p, *id)),
-                        Payload::File(content) => {
-                            if let Content::Map(id) = content {
-                                self.check_blob_exists(id, Kind::FileMap, &p);
-                            }
-                            match archive.extents(content, e.size) {
-                                Ok(extents) => {
-                                    for x in extents {
-                                        if let Extent::Data { id, .. } = x {
-                                            self.check_blob_exists(&id, Kind::Chunk, &p);
-                                        }
-                                    }
-                                }
-                                Err(err) => {
-                                    self.walk_failed = true;
-                                    self.problem(err)
+                    match archive.extents(content, entry.size) {
+                        Ok(extents) => {
+                            for x in extents {
+                                if let Extent::Data { id, .. } = x {
+                                    self.check_blob_exists(&id, Kind::Chunk, &path);
                                 }
                             }
                         }
-                        _ => {}
+                        Err(err) => {
+                            self.walk_failed = true;
+                            self.problem(err)
+                        }
                     }
                 }
+                _ => {}
             }
         }
+        let (root, height) = open.pop().expect("the root's level");
+        seen.insert(root, height);
         Ok(())
     }
 
@@ -472,57 +503,55 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let mut stack: Vec<(Vec<u8>, Id)> = vec![(Vec::new(), snap.record.root)];
-            while let Some((path, tree)) = stack.pop() {
+            let mut walker = Walker::new(store, snap.record.root);
+            while let Some(step) = walker.next() {
                 if damaged.len() >= MAX_DAMAGED {
                     break 'snapshots;
                 }
-                let entries = match archive.read_dir(&tree) {
-                    Ok(e) => e,
-                    Err(e) => {
+                let (path, e) = match step {
+                    Ok(Step::Entry(v)) => (v.path, v.entry),
+                    Ok(Step::Leave(_)) => continue,
+                    Ok(Step::Unreadable { path, error }) => {
                         damaged.push(DamagedPath {
                             snapshot: t.id,
                             path,
                             problem: format!(
-                                "directory listing unreadable, with all below it: {e}"
+                                "directory listing unreadable, with all below it: {error}"
                             ),
                         });
                         continue;
                     }
-                };
-                for e in entries {
-                    let mut p = path.clone();
-                    if !p.is_empty() {
-                        p.push(b'/');
-                    }
-                    p.extend_from_slice(&e.name);
-                    let problem = match &e.payload {
-                        Payload::Dir(id) => {
-                            stack.push((p, *id));
-                            continue;
-                        }
-                        Payload::File(content) => {
-                            let map = match content {
-                                Content::Map(id) => readable(id, Kind::FileMap).err(),
-                                _ => None,
-                            };
-                            map.or_else(|| match archive.extents(content, e.size) {
-                                Ok(extents) => extents.iter().find_map(|x| match x {
-                                    Extent::Data { id, .. } => readable(id, Kind::Chunk).err(),
-                                    Extent::Hole { .. } => None,
-                                }),
-                                Err(err) => Some(err.to_string()),
-                            })
-                        }
-                        _ => None,
-                    };
-                    if let Some(problem) = problem {
+                    Err(e) => {
                         damaged.push(DamagedPath {
                             snapshot: t.id,
-                            path: p,
-                            problem,
+                            path: Vec::new(),
+                            problem: format!("the whole snapshot: {e}"),
                         });
+                        continue;
                     }
+                };
+                let problem = match &e.payload {
+                    Payload::File(content) => {
+                        let map = match content {
+                            Content::Map(id) => readable(id, Kind::FileMap).err(),
+                            _ => None,
+                        };
+                        map.or_else(|| match archive.extents(content, e.size) {
+                            Ok(extents) => extents.iter().find_map(|x| match x {
+                                Extent::Data { id, .. } => readable(id, Kind::Chunk).err(),
+                                Extent::Hole { .. } => None,
+                            }),
+                            Err(err) => Some(err.to_string()),
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    damaged.push(DamagedPath {
+                        snapshot: t.id,
+                        path,
+                        problem,
+                    });
                 }
             }
         }
@@ -706,9 +735,7 @@ pub fn verify_with_progress(
         }
     }
     if opts.full {
-        if let Err(e) = c.walk_snapshots(archive) {
-            c.problem(e);
-        }
+        c.walk_snapshots(archive);
         if !c.bad_blobs.is_empty() || c.walk_failed {
             c.list_damage(archive);
         }

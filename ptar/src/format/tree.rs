@@ -283,6 +283,133 @@ fn read_time(r: &mut Reader<'_>, what: &str) -> Result<Timestamp, Malformed> {
     Ok(Timestamp { sec, nsec })
 }
 
+impl Timestamp {
+    /// The time `ns` nanoseconds after the Unix epoch (before it when
+    /// negative).
+    pub fn from_ns(ns: i64) -> Timestamp {
+        Timestamp {
+            sec: ns.div_euclid(1_000_000_000),
+            nsec: ns.rem_euclid(1_000_000_000) as u32,
+        }
+    }
+
+    /// The current time (the epoch if the clock is set before it).
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp {
+            sec: d.as_secs() as i64,
+            nsec: d.subsec_nanos(),
+        }
+    }
+}
+
+/// Constructors and setters. Every entry is made by [`Entry::new`], so a new
+/// field gets its default in one place; the `with_*` setters fill in the
+/// rest.
+impl Entry {
+    /// An entry called `name` of type `kind` carrying `payload`, every other
+    /// field empty: mode 0, uid and gid 0 without names, every time at the
+    /// epoch, no source device, inode or link count, size 0, no extended
+    /// attributes.
+    pub fn new(name: impl Into<Vec<u8>>, kind: EntryType, payload: Payload) -> Entry {
+        Entry {
+            name: name.into(),
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            user: Vec::new(),
+            group: Vec::new(),
+            mtime: Timestamp::default(),
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            dev: 0,
+            ino: 0,
+            nlink: 0,
+            size: 0,
+            xattrs: Vec::new(),
+            payload,
+        }
+    }
+
+    /// A regular file of `size` bytes whose extents are `content`.
+    pub fn file(name: impl Into<Vec<u8>>, size: u64, content: Content) -> Entry {
+        Entry::new(name, EntryType::File, Payload::File(content)).with_size(size)
+    }
+
+    /// A directory whose top tree page is `tree`.
+    pub fn directory(name: impl Into<Vec<u8>>, tree: Id) -> Entry {
+        Entry::new(name, EntryType::Dir, Payload::Dir(tree))
+    }
+
+    /// A symlink to `target`.
+    pub fn symlink(name: impl Into<Vec<u8>>, target: impl Into<Vec<u8>>) -> Entry {
+        Entry::new(name, EntryType::Symlink, Payload::Symlink(target.into()))
+    }
+
+    /// A directory no source describes (the snapshot root, a parent made up
+    /// for an entry whose parents were not given): mode 0755, owned by
+    /// root, one link, every time `time`. Its tree is [`Id::ZERO`] until
+    /// the directory is written.
+    pub fn synthetic_dir(name: impl Into<Vec<u8>>, time: Timestamp) -> Entry {
+        Entry::directory(name, Id::ZERO)
+            .with_mode(0o755)
+            .with_times(time, time, time)
+            .with_source(0, 0, 1)
+    }
+
+    /// Sets the permission bits.
+    pub fn with_mode(mut self, mode: u32) -> Entry {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the owner: user id and user name.
+    pub fn with_owner(mut self, uid: u32, user: impl Into<Vec<u8>>) -> Entry {
+        self.uid = uid;
+        self.user = user.into();
+        self
+    }
+
+    /// Sets the group: group id and group name.
+    pub fn with_group(mut self, gid: u32, group: impl Into<Vec<u8>>) -> Entry {
+        self.gid = gid;
+        self.group = group.into();
+        self
+    }
+
+    /// Sets the modification, access and status change times.
+    pub fn with_times(mut self, mtime: Timestamp, atime: Timestamp, ctime: Timestamp) -> Entry {
+        self.mtime = mtime;
+        self.atime = atime;
+        self.ctime = ctime;
+        self
+    }
+
+    /// Sets where the entry was found: device, inode and link count on the
+    /// source file system.
+    pub fn with_source(mut self, dev: u64, ino: u64, nlink: u32) -> Entry {
+        self.dev = dev;
+        self.ino = ino;
+        self.nlink = nlink;
+        self
+    }
+
+    /// Sets the content length.
+    pub fn with_size(mut self, size: u64) -> Entry {
+        self.size = size;
+        self
+    }
+
+    /// Sets the extended attributes (sorted by name).
+    pub fn with_xattrs(mut self, xattrs: Vec<(Vec<u8>, Vec<u8>)>) -> Entry {
+        self.xattrs = xattrs;
+        self
+    }
+}
+
 impl Entry {
     /// Serializes the entry.
     pub fn write(&self, b: &mut Vec<u8>) {
@@ -412,24 +539,14 @@ impl Entry {
             return malformed("only files have a size");
         }
         r.extensions()?;
-        Ok(Entry {
-            name,
-            kind,
-            mode,
-            uid,
-            gid,
-            user,
-            group,
-            mtime,
-            atime,
-            ctime,
-            dev,
-            ino,
-            nlink,
-            size,
-            xattrs,
-            payload,
-        })
+        Ok(Entry::new(name, kind, payload)
+            .with_mode(mode)
+            .with_owner(uid, user)
+            .with_group(gid, group)
+            .with_times(mtime, atime, ctime)
+            .with_source(dev, ino, nlink)
+            .with_size(size)
+            .with_xattrs(xattrs))
     }
 }
 
@@ -539,30 +656,24 @@ mod tests {
     use super::*;
 
     pub(crate) fn file(name: &str) -> Entry {
-        Entry {
-            name: name.as_bytes().to_vec(),
-            kind: EntryType::File,
-            mode: 0o644,
-            uid: 1000,
-            gid: 1000,
-            user: b"me".to_vec(),
-            group: b"us".to_vec(),
-            mtime: Timestamp { sec: 5, nsec: 6 },
-            atime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            dev: 1,
-            ino: 2,
-            nlink: 1,
-            size: 10,
-            xattrs: vec![(b"user.a".to_vec(), b"1".to_vec())],
-            payload: Payload::File(Content::Inline(vec![
-                Extent::Data {
-                    len: 4,
-                    id: Id([1; 32]),
-                },
-                Extent::Hole { len: 6 },
-            ])),
-        }
+        let content = Content::Inline(vec![
+            Extent::Data {
+                len: 4,
+                id: Id([1; 32]),
+            },
+            Extent::Hole { len: 6 },
+        ]);
+        Entry::file(name, 10, content)
+            .with_mode(0o644)
+            .with_owner(1000, "me")
+            .with_group(1000, "us")
+            .with_times(
+                Timestamp { sec: 5, nsec: 6 },
+                Timestamp::default(),
+                Timestamp::default(),
+            )
+            .with_source(1, 2, 1)
+            .with_xattrs(vec![(b"user.a".to_vec(), b"1".to_vec())])
     }
 
     #[test]
