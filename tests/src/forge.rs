@@ -8,7 +8,7 @@ use ptar::crypto::{self, Keys, SeededEntropy};
 use ptar::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
 use ptar::format::snapshot::SnapshotRecord;
 use ptar::format::table::TableEntry;
-use ptar::format::tree::{Entry, EntryType, Payload, Timestamp};
+use ptar::format::tree::{Entry, EntryType, Payload};
 use ptar::format::{Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use ptar::fs::ExtractOptions;
 use ptar::progress::NoProgress;
