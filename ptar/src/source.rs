@@ -675,11 +675,7 @@ impl AnyTree {
                 let mut entry = std::mem::replace(&mut node.entry, made_up_entry());
                 let names = sizes.get(&node.group).copied().unwrap_or(1);
                 if names > 1 {
-                    let mut full = path.clone();
-                    if !full.is_empty() {
-                        full.push(b'/');
-                    }
-                    full.extend_from_slice(&name);
+                    let full = crate::walk::join(&path, &name);
                     entry.nlink = names;
                     match heads.get(&node.group) {
                         Some(head) if head.len() <= crate::format::limits::MAX_TARGET_LEN => {
@@ -906,4 +902,21 @@ fn build_any_order<W: Sink>(
     }
     out.root = tree.write(w, &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::limits::MAX_TREE_DEPTH;
+
+    #[test]
+    fn paths_in_any_order_follow_the_depth_rule() {
+        let deep = |n: usize| "d/".repeat(n - 1) + "d";
+        // A directory at the limit, and a file in it.
+        assert!(components(deep(MAX_TREE_DEPTH).as_bytes(), true).is_ok());
+        assert!(components(deep(MAX_TREE_DEPTH + 1).as_bytes(), false).is_ok());
+        // A directory one level deeper, or a file below one.
+        assert!(components(deep(MAX_TREE_DEPTH + 1).as_bytes(), true).is_err());
+        assert!(components(deep(MAX_TREE_DEPTH + 2).as_bytes(), false).is_err());
+    }
 }

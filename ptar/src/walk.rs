@@ -232,10 +232,8 @@ impl<'a> Walker<'a> {
         let top = self.stack.last_mut()?;
         let Some(entry) = top.entries.next() else {
             let level = self.stack.pop().expect("the level just looked at");
-            return match level.own {
-                Some(dir) => Some(Ok(Step::Leave(dir))),
-                None => None,
-            };
+            // The root's end is the walk's end.
+            return level.own.map(|dir| Ok(Step::Leave(dir)));
         };
         let visit = Visit {
             path: join(&top.path, &entry.name),

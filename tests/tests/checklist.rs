@@ -17,7 +17,7 @@
 //! | 11 duplicate paths and ids | `hostile.rs` (a name twice), `c11_a_blob_stored_twice_reads_the_newest` |
 //! | 12 oversized declarations | `c12_declared_lengths_are_checked_before_allocating` |
 //! | 13 amplification | `hostile.rs`: `a_chunk_referenced_100000_times_stops_at_the_output_budget` |
-//! | 14 cycles and depth | `c14_deep_nesting_is_refused_without_recursion` |
+//! | 14 cycles and depth | `c14_deep_nesting_is_refused_without_recursion`, `c14_nesting_at_the_limit_reads_everywhere_and_one_level_more_nowhere` |
 //! | 15 offsets past the end, overflow | `c15_an_index_entry_past_the_packfile_is_refused` |
 //! | 16 parser differentials | `c16_unknown_critical_extensions_are_refused` |
 //! | 17 type confusion | `c17_file_content_cannot_pass_for_a_directory` |
