@@ -172,3 +172,37 @@ impl SnapshotRecord {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_field_may_be_empty() {
+        // All five strings empty, and one empty argument, tag, source path,
+        // error path and error message (spec §11.1: any of them may be empty).
+        let r = SnapshotRecord {
+            command_line: vec![Vec::new()],
+            tags: vec![String::new()],
+            paths: vec![Vec::new()],
+            errors: vec![(Vec::new(), String::new())],
+            ..SnapshotRecord::default()
+        };
+        assert_eq!(SnapshotRecord::parse(&r.to_bytes()).unwrap(), r);
+        let empty = SnapshotRecord::default();
+        assert_eq!(SnapshotRecord::parse(&empty.to_bytes()).unwrap(), empty);
+    }
+
+    #[test]
+    fn extension_tags_out_of_order_are_refused() {
+        let mut b = SnapshotRecord::default().to_bytes();
+        b.truncate(b.len() - 2);
+        b.put_u16(2);
+        for tag in [9u16, 9] {
+            b.put_u16(tag);
+            b.put_u32(0);
+        }
+        let e = SnapshotRecord::parse(&b).unwrap_err();
+        assert!(e.0.contains("extension tag"), "{}", e.0);
+    }
+}
