@@ -444,3 +444,72 @@ fn a_symlink_depth_is_counted_where_it_is_extracted() {
         }
     }
 }
+
+/// §13.2: whether a hard-link target resolves is not part of parsing the
+/// entry: a listing shows a link that resolves nowhere, and extraction
+/// reports it as an error for that link alone (§17 rule 6).
+#[test]
+fn a_hard_link_that_resolves_nowhere_lists_and_fails_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = forge_with(&header(None), None, |w| {
+        let mut a = data_file(w, b"a", b"first name\n");
+        a.nlink = 2;
+        let link = |name: &[u8], target: &[u8]| {
+            entry(
+                name,
+                EntryType::Hardlink,
+                Payload::Hardlink(target.to_vec()),
+                11,
+            )
+        };
+        vec![
+            a,
+            link(b"b", b"a"),
+            link(b"c", b"missing"),
+            link(b"d", b"sub/deeper"),
+        ]
+    });
+    let path = tmp.path().join("a.ptar");
+    std::fs::write(&path, &bytes).unwrap();
+    let listed = ptar_tests::ptar_in(tmp.path(), &["-t", "-f", "a.ptar"]);
+    ok(&listed);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "a\nb\nc\nd\n");
+    let a = Archive::open(&path, None).unwrap();
+    let s = a.find_snapshot("latest").unwrap();
+    let c = a.metadata(&s, b"c").unwrap();
+    let e = a.file_reader(&s, &c).err().expect("c resolves nowhere");
+    assert!(matches!(e, ptar::Error::NotFound(_)), "{e}");
+    let dest = tmp.path().join("out");
+    let out = a
+        .extract(&s, &dest, &ExtractOptions::default(), &NoProgress)
+        .unwrap();
+    let failed: Vec<&[u8]> = out.errors.iter().map(|(p, _)| p.as_slice()).collect();
+    assert_eq!(failed, [&b"c"[..], b"d"], "{:?}", out.errors);
+    assert_eq!((out.files, out.hardlinks), (1, 1));
+    assert_eq!(std::fs::read(dest.join("b")).unwrap(), b"first name\n");
+}
+
+/// §2, §10.5: a key file holding a small-order point is refused before
+/// anything is verified with it.
+#[test]
+fn a_small_order_trusted_key_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("src")).unwrap();
+    std::fs::write(tmp.path().join("src/f"), b"x").unwrap();
+    ok(&ptar_tests::ptar_in(
+        tmp.path(),
+        &["-c", "-f", "a.ptar", "src"],
+    ));
+    // The identity point (y = 1): it decodes, canonically, but has order 1.
+    let mut key = String::from("PTAR-PUBLIC-KEY-1 01");
+    key.push_str(&"00".repeat(31));
+    key.push('\n');
+    std::fs::write(tmp.path().join("weak.pub"), key).unwrap();
+    let o = ptar_tests::ptar_in(
+        tmp.path(),
+        &["--verify", "--trusted-key", "weak.pub", "-f", "a.ptar"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("small order"), "{err}");
+}

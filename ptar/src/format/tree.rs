@@ -653,6 +653,21 @@ mod tests {
     }
 
     #[test]
+    fn hard_link_target_form_is_checked_when_parsed() {
+        let link = |target: &[u8]| {
+            let mut e = file("l");
+            e.kind = EntryType::Hardlink;
+            e.payload = Payload::Hardlink(target.to_vec());
+            TreePage::Leaf(vec![e]).to_bytes()
+        };
+        // Resolving is not parsing: a target no entry has is well formed.
+        assert!(TreePage::parse(&link(b"no/such/file")).is_ok());
+        for bad in [&b""[..], b"/a", b"a/", b"a//b", b"a/../b", b"./a", b"a\0b"] {
+            assert!(TreePage::parse(&link(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn rejects_size_mismatch() {
         let mut f = file("a");
         f.size = 11;
