@@ -1796,6 +1796,9 @@ mod tests {
         assert!(!target_stays_inside(b"/etc/passwd", 3));
         assert!(!target_stays_inside(b"a/../../x", 0));
         assert!(target_stays_inside(b"./a/./b/..", 0));
+        // Through the destination's parent, though it ends inside (spec §17 rule 5).
+        assert!(!target_stays_inside(b"../dest/x", 0));
+        assert!(target_stays_inside(b"../dest/x", 1));
     }
 
     #[test]
