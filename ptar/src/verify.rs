@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 
 use crate::archive::Archive;
 use crate::format::footer::FLAG_SIGNED;
@@ -196,20 +196,13 @@ impl Checker<'_> {
     fn check_generation(&mut self, g: &Generation, full: bool) {
         let f = &g.footer;
         let gen = f.generation;
-        if f.flags & FLAG_SIGNED != 0 {
-            let ok = VerifyingKey::from_bytes(&f.signer)
-                .ok()
-                .map(|k| {
-                    k.verify_strict(&f.signed_message(), &Signature::from_bytes(&f.signature))
-                        .is_ok()
-                })
-                .unwrap_or(false);
-            if !ok {
-                self.problem(Error::corrupt(
-                    Region::Footer { generation: gen },
-                    "the signature does not verify",
-                ));
-            }
+        if f.flags & FLAG_SIGNED != 0
+            && !crate::signing::verify(&f.signer, &f.signed_message(), &f.signature)
+        {
+            self.problem(Error::corrupt(
+                Region::Footer { generation: gen },
+                "the signature does not verify",
+            ));
         }
         if f.keyslots_len > 0 {
             let b = self.store.slice(f.keyslots_offset, f.keyslots_len);

@@ -335,12 +335,21 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an extension list (u16 count; per extension u16 tag, u32 length,
-    /// bytes). Version 1 defines none: unknown extensions are skipped unless
-    /// their tag has bit 15 (critical) set, which makes the structure invalid.
+    /// bytes). Tags are strictly increasing (spec §13.2): one out of order or
+    /// repeated makes the structure invalid. Version 1 defines none: unknown
+    /// extensions are skipped unless their tag has bit 15 (critical) set,
+    /// which makes the structure invalid.
     pub fn extensions(&mut self) -> Result<(), Malformed> {
         let count = self.u16("extension count")?;
+        let mut previous: Option<u16> = None;
         for _ in 0..count {
             let tag = self.u16("extension tag")?;
+            if previous.is_some_and(|p| tag <= p) {
+                return malformed(format!(
+                    "extension tag {tag:#x} is not above the tag before it"
+                ));
+            }
+            previous = Some(tag);
             let len = self.u32("extension length")? as usize;
             self.take(len, "extension")?;
             if tag & 0x8000 != 0 {
@@ -421,6 +430,42 @@ mod tests {
         assert_eq!(id.short(), "abababab");
         assert_eq!(unhex("0g"), None);
         assert_eq!(unhex("abc"), None);
+    }
+
+    /// An extension list: count, then (tag, body) as u16 tag, u32 length, bytes.
+    fn extension_list(items: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_u16(items.len() as u16);
+        for (tag, body) in items {
+            b.put_u16(*tag);
+            b.put_u32(body.len() as u32);
+            b.put(body);
+        }
+        b
+    }
+
+    fn read_extensions(b: &[u8]) -> Result<(), Malformed> {
+        let mut r = Reader::new(b);
+        r.extensions()?;
+        r.finish("extensions")
+    }
+
+    #[test]
+    fn extension_tags_are_strictly_increasing() {
+        // Unknown non-critical extensions in increasing order are skipped.
+        read_extensions(&extension_list(&[(1, b"a"), (2, b""), (0x7fff, b"zz")])).unwrap();
+        // Out of order, or the same tag twice: rejected, critical or not.
+        for bad in [
+            extension_list(&[(2, b"a"), (1, b"b")]),
+            extension_list(&[(3, b"a"), (3, b"a")]),
+            extension_list(&[(5, b""), (5, b"")]),
+        ] {
+            let e = read_extensions(&bad).unwrap_err();
+            assert!(e.0.contains("not above"), "{}", e.0);
+        }
+        // A critical tag is still refused when it comes in order.
+        let e = read_extensions(&extension_list(&[(1, b""), (0x8001, b"")])).unwrap_err();
+        assert!(e.0.contains("critical"), "{}", e.0);
     }
 
     #[test]

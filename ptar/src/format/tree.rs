@@ -698,6 +698,86 @@ mod tests {
         assert!(TreePage::parse(&page.to_bytes()).is_err());
     }
 
+    /// One entry in a leaf page, its extension list replaced by `ext`.
+    fn page_with_extensions(ext: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut e = Vec::new();
+        file("a").write(&mut e);
+        assert_eq!(e[e.len() - 2..], [0, 0], "an entry ends with no extensions");
+        e.truncate(e.len() - 2);
+        e.put_u16(ext.len() as u16);
+        for (tag, body) in ext {
+            e.put_u16(*tag);
+            e.put_u32(body.len() as u32);
+            e.put(body);
+        }
+        let mut page = vec![0, 0, 0, 0];
+        page.put_u32(1);
+        page.extend_from_slice(&e);
+        page
+    }
+
+    #[test]
+    fn entry_extension_tags_must_increase() {
+        assert!(TreePage::parse(&page_with_extensions(&[(1, b"x"), (7, b"")])).is_ok());
+        for bad in [
+            &[(7, &b""[..]), (1, &b"x"[..])][..],
+            &[(4, b"x"), (4, b"x")],
+        ] {
+            let e = TreePage::parse(&page_with_extensions(bad)).unwrap_err();
+            assert!(e.0.contains("extension tag"), "{}", e.0);
+        }
+    }
+
+    #[test]
+    fn times_before_1970_keep_nanoseconds_non_negative() {
+        // 1.25 s before the epoch: seconds rounded down, nanoseconds added.
+        let mut f = file("a");
+        f.mtime = Timestamp {
+            sec: -2,
+            nsec: 750_000_000,
+        };
+        let mut b = Vec::new();
+        f.write(&mut b);
+        // name "a", type, reserved, mode, uid, gid, user "me", group "us"
+        let at = (2 + 1) + 1 + 1 + 4 + 4 + 4 + (2 + 2) + (2 + 2);
+        assert_eq!(&b[at..at + 8], &(-2i64).to_le_bytes());
+        assert_eq!(&b[at + 8..at + 12], &750_000_000u32.to_le_bytes());
+        let page = TreePage::parse(&TreePage::Leaf(vec![f.clone()]).to_bytes()).unwrap();
+        assert_eq!(page, TreePage::Leaf(vec![f]));
+    }
+
+    #[test]
+    fn xattr_names_sort_as_unsigned_bytes() {
+        // 0xff sorts after every ASCII byte, and a proper prefix first.
+        let mut f = file("a");
+        f.xattrs = vec![
+            (b"user.a".to_vec(), vec![]),
+            (b"user.ab".to_vec(), vec![]),
+            (b"user.\xff".to_vec(), vec![]),
+        ];
+        let page = TreePage::Leaf(vec![f.clone()]);
+        assert_eq!(TreePage::parse(&page.to_bytes()).unwrap(), page);
+        f.xattrs.swap(1, 2);
+        assert!(TreePage::parse(&TreePage::Leaf(vec![f.clone()]).to_bytes()).is_err());
+        f.xattrs = vec![(b"user.ab".to_vec(), vec![]), (b"user.a".to_vec(), vec![])];
+        assert!(TreePage::parse(&TreePage::Leaf(vec![f]).to_bytes()).is_err());
+    }
+
+    #[test]
+    fn hard_link_target_form_is_checked_when_parsed() {
+        let link = |target: &[u8]| {
+            let mut e = file("l");
+            e.kind = EntryType::Hardlink;
+            e.payload = Payload::Hardlink(target.to_vec());
+            TreePage::Leaf(vec![e]).to_bytes()
+        };
+        // Resolving is not parsing: a target no entry has is well formed.
+        assert!(TreePage::parse(&link(b"no/such/file")).is_ok());
+        for bad in [&b""[..], b"/a", b"a/", b"a//b", b"a/../b", b"./a", b"a\0b"] {
+            assert!(TreePage::parse(&link(bad)).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn rejects_size_mismatch() {
         let mut f = file("a");
