@@ -336,7 +336,8 @@ fn kdf_params(spec: Option<&str>) -> Result<KdfParams> {
         t: v[1],
         p: v[2],
     };
-    k.check_limits().map_err(anyhow::Error::msg)?;
+    // One slot alone must also fit the cap on a whole set of slots.
+    ptar::format::header::check_key_slot_set_for_writing([&k]).map_err(anyhow::Error::msg)?;
     Ok(k)
 }
 
@@ -1376,7 +1377,6 @@ fn passwd(
     let pass = passphrase::for_reading(current)?;
     let mut w =
         Writer::append(file, Some(pass.as_slice())).with_context(|| file.display().to_string())?;
-    let new_pass = passphrase::new_for_existing(new)?;
     let mut slots = if add {
         ptar::Archive::open(file, Some(pass.as_slice()))?
             .store()
@@ -1384,6 +1384,14 @@ fn passwd(
     } else {
         Vec::new()
     };
+    // The set to be written must fit the whole-set cap: refused before the
+    // new passphrase is asked for or derived.
+    ptar::format::header::check_key_slot_set_for_writing(
+        slots.iter().map(|s| &s.kdf).chain([&kdf]),
+    )
+    .map_err(anyhow::Error::msg)
+    .with_context(|| format!("{}: cannot add a key slot", file.display()))?;
+    let new_pass = passphrase::new_for_existing(new)?;
     slots.push(w.new_key_slot(&new_pass, kdf)?);
     let n = slots.len();
     w.set_key_slots(slots)?;

@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 
 use crate::chunker::Chunker;
 use crate::crypto::{self, Entropy, Keys, OsEntropy};
-use crate::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
+use crate::format::header::{
+    check_key_slot_set_for_writing, ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED,
+};
 use crate::format::snapshot::SnapshotRecord;
 use crate::format::table::TableEntry;
 use crate::format::tree::{Content, Entry, Extent};
@@ -616,6 +618,7 @@ fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
         if enc.passphrase.is_empty() {
             return Err(Error::InvalidInput("an empty passphrase is refused".into()));
         }
+        check_key_slot_set_for_writing([&enc.kdf]).map_err(Error::ExcessiveWork)?;
         let mut mk = Zeroizing::new([0u8; 32]);
         opts.entropy.fill(mk.as_mut());
         let slot =
@@ -1093,6 +1096,8 @@ impl<W: Sink> Writer<W> {
                 crate::format::limits::MAX_KEY_SLOTS
             )));
         }
+        check_key_slot_set_for_writing(slots.iter().map(|s| &s.kdf))
+            .map_err(Error::ExcessiveWork)?;
         self.keyslots = Some(slots);
         Ok(())
     }
