@@ -131,10 +131,56 @@ fn header_err(e: crate::format::header::HeaderError) -> Error {
 }
 
 impl Archive {
-    /// Opens the archive at `path`; `passphrase` is needed when it is encrypted.
+    /// Opens the archive at `path`; `passphrase` is needed when it is
+    /// encrypted. An archive whose newest footer is damaged is refused
+    /// ([`Error::DamagedTail`]); [`Archive::open_with`] can allow it.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Archive> {
+        Archive::open_with(path, passphrase, &crate::store::OpenOptions::default())
+    }
+
+    /// [`Archive::open`] with options (for instance, to read the last good
+    /// generation of an archive with a damaged tail).
+    pub fn open_with(
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
         Ok(Archive {
-            store: Arc::new(Store::open(path, passphrase)?),
+            store: Arc::new(Store::open_with(path, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_file`] with options.
+    pub fn from_file_with(
+        file: File,
+        name: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_file_with(file, name, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_vec`] with options.
+    pub fn from_vec_with(
+        bytes: Vec<u8>,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_vec_with(bytes, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_reader`] with options.
+    pub fn from_reader_with(
+        source: impl crate::store::ReadAt + 'static,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_reader_with(source, passphrase, opts)?),
         })
     }
 
@@ -716,17 +762,23 @@ impl Writer<BufWriter<File>> {
         let file = lock_path(path, true)?.ok_or_else(|| {
             Error::io_at(path, std::io::Error::from(std::io::ErrorKind::NotFound))
         })?;
-        let store = Store::from_file(
+        // Opened with a damaged tail allowed, so that it is refused here,
+        // as an append, with its own message.
+        let store = Store::from_file_with(
             file.try_clone().map_err(|e| Error::io_at(path, e))?,
             path,
             passphrase,
+            &crate::store::OpenOptions::new().allow_damaged_tail(true),
         )?;
         if let Some(t) = store.tail() {
             if t.damaged {
                 return Err(Error::corrupt(
                     Region::Tail { offset: t.offset },
                     format!(
-                        "the archive ends in a damaged footer ({}); refusing to append",
+                        "the archive ends in a damaged footer (bytes {}..{}: {}); refusing to \
+                         append, which would bury it",
+                        t.offset,
+                        t.end(),
                         t.detail
                     ),
                 ));
@@ -895,7 +947,8 @@ fn snapshot_count(file: &File) -> Option<u64> {
     use crate::format::footer::{Footer, FOOTER_LEN};
     use std::os::unix::fs::FileExt;
     if let Ok(clone) = file.try_clone() {
-        if let Ok(store) = Store::from_file(clone, Path::new(""), None) {
+        let last_good = crate::store::OpenOptions::new().allow_damaged_tail(true);
+        if let Ok(store) = Store::from_file_with(clone, Path::new(""), None, &last_good) {
             return Some(store.snapshot_table().len() as u64);
         }
     }

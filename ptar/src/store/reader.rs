@@ -20,6 +20,8 @@ use crate::format::{Id, Kind, FORMAT_MAJOR};
 use crate::retry::eintr;
 use crate::{Error, Region, Result};
 
+use super::tail::{refuse_damaged_tail, OpenOptions, Tail};
+
 /// Where an archive's bytes come from, read at positions: a file, bytes in
 /// memory, or a caller's own store (an object in a remote store, a cache).
 ///
@@ -307,20 +309,6 @@ pub struct Generation {
     pub footer_offset: u64,
 }
 
-/// What follows the last valid footer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tail {
-    /// Offset of the first byte after the last valid footer.
-    pub offset: u64,
-    /// Number of bytes after it.
-    pub len: u64,
-    /// True when the file ends in something shaped like a footer that does
-    /// not verify: damage, not an interrupted append.
-    pub damaged: bool,
-    /// Why the footer-shaped end was refused, when `damaged`.
-    pub detail: String,
-}
-
 /// A read-only view of an archive.
 pub struct Store {
     bytes: Bytes,
@@ -543,18 +531,39 @@ pub(crate) fn archive_file_len(file: &File, path: &Path) -> Result<u64> {
 }
 
 impl Store {
-    /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
+    /// Opens the archive at `path`. `passphrase` is needed for encrypted
+    /// archives. A damaged tail is refused ([`Store::open_with`] can allow it).
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::open_with(path, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(path: &Path, passphrase: Option<&[u8]>, opts: &OpenOptions) -> Result<Store> {
         let file = eintr(|| File::open(path)).map_err(|e| Error::io_at(path, e))?;
-        Store::from_file(file, path, passphrase)
+        Store::from_file_with(file, path, passphrase, opts)
     }
 
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        Store::from_file_inner(file, path, passphrase).map_err(|e| with_path(e, path))
+        Store::from_file_with(file, path, passphrase, &OpenOptions::default())
     }
 
-    fn from_file_inner(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+    /// [`Store::from_file`] with options.
+    pub fn from_file_with(
+        file: File,
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
+        Store::from_file_inner(file, path, passphrase, opts).map_err(|e| with_path(e, path))
+    }
+
+    fn from_file_inner(
+        file: File,
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let len = archive_file_len(&file, path)?;
         // The footers (and any torn tail) are read with positional reads,
         // not through the map: a concurrent appender may truncate the bytes
@@ -563,6 +572,7 @@ impl Store {
             len,
             &|off, buf| ReadAt::read_exact_at(&file, buf, off),
             Some(&file),
+            opts,
         )?;
         // SAFETY: only bytes up to the last valid footer are mapped. ptar
         // writers never modify or truncate bytes below the last valid footer
@@ -584,11 +594,21 @@ impl Store {
     /// the snapshot table is checked now and read in slices when asked
     /// for; blob records are read when asked for.
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::from_reader_with(source, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Store::from_reader`] with options.
+    pub fn from_reader_with(
+        source: impl ReadAt + 'static,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
         let located = locate_chain(
             source.size()?,
             &|off, buf| source.read_exact_at(buf, off),
             None,
+            opts,
         )?;
         let mut sections = Vec::with_capacity(2 * located.generations.len());
         for g in &located.generations {
@@ -611,11 +631,21 @@ impl Store {
     }
 
     /// Opens an archive held in memory.
-    pub fn from_vec(mut bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+    pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::from_vec_with(bytes, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Store::from_vec`] with options.
+    pub fn from_vec_with(
+        mut bytes: Vec<u8>,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let located = locate_chain(
             bytes.len() as u64,
             &|off, buf| slice_read_at(&bytes, buf, off),
             None,
+            opts,
         )?;
         bytes.truncate(located.committed_end as usize);
         Store::assemble(Bytes::Owned(bytes), located, passphrase)
@@ -1170,9 +1200,17 @@ struct Located {
 
 /// Reads the header, finds the last valid footer and walks the chain back.
 /// `file`, when the bytes are a file's, lets the backward scan skip holes.
-fn locate_chain(len: u64, read_at: &PositionalRead<'_>, file: Option<&File>) -> Result<Located> {
+/// A damaged tail is refused here, before any key is derived, unless
+/// `opts` allows it.
+fn locate_chain(
+    len: u64,
+    read_at: &PositionalRead<'_>,
+    file: Option<&File>,
+    opts: &OpenOptions,
+) -> Result<Located> {
     let (header, header_len, header_hash, (last, committed_end, tail)) =
         locate(len, read_at, file)?;
+    refuse_damaged_tail(tail.as_ref(), last.generation, opts)?;
     let generations = walk_chain(
         read_at,
         committed_end,
