@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 
 use crate::chunker::Chunker;
 use crate::crypto::{self, Entropy, Keys, OsEntropy};
-use crate::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
+use crate::format::header::{
+    check_key_slot_set_for_writing, ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED,
+};
 use crate::format::snapshot::SnapshotRecord;
 use crate::format::table::TableEntry;
 use crate::format::tree::{Content, Entry, Extent};
@@ -129,10 +131,56 @@ fn header_err(e: crate::format::header::HeaderError) -> Error {
 }
 
 impl Archive {
-    /// Opens the archive at `path`; `passphrase` is needed when it is encrypted.
+    /// Opens the archive at `path`; `passphrase` is needed when it is
+    /// encrypted. An archive whose newest footer is damaged is refused
+    /// ([`Error::DamagedTail`]); [`Archive::open_with`] can allow it.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Archive> {
+        Archive::open_with(path, passphrase, &crate::store::OpenOptions::default())
+    }
+
+    /// [`Archive::open`] with options (for instance, to read the last good
+    /// generation of an archive with a damaged tail).
+    pub fn open_with(
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
         Ok(Archive {
-            store: Arc::new(Store::open(path, passphrase)?),
+            store: Arc::new(Store::open_with(path, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_file`] with options.
+    pub fn from_file_with(
+        file: File,
+        name: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_file_with(file, name, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_vec`] with options.
+    pub fn from_vec_with(
+        bytes: Vec<u8>,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_vec_with(bytes, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_reader`] with options.
+    pub fn from_reader_with(
+        source: impl crate::store::ReadAt + 'static,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_reader_with(source, passphrase, opts)?),
         })
     }
 
@@ -579,6 +627,7 @@ fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
         if enc.passphrase.is_empty() {
             return Err(Error::InvalidInput("an empty passphrase is refused".into()));
         }
+        check_key_slot_set_for_writing([&enc.kdf]).map_err(Error::ExcessiveWork)?;
         let mut mk = Zeroizing::new([0u8; 32]);
         opts.entropy.fill(mk.as_mut());
         let slot =
@@ -676,17 +725,23 @@ impl Writer<BufWriter<File>> {
         let file = lock_path(path, true)?.ok_or_else(|| {
             Error::io_at(path, std::io::Error::from(std::io::ErrorKind::NotFound))
         })?;
-        let store = Store::from_file(
+        // Opened with a damaged tail allowed, so that it is refused here,
+        // as an append, with its own message.
+        let store = Store::from_file_with(
             file.try_clone().map_err(|e| Error::io_at(path, e))?,
             path,
             passphrase,
+            &crate::store::OpenOptions::new().allow_damaged_tail(true),
         )?;
         if let Some(t) = store.tail() {
             if t.damaged {
                 return Err(Error::corrupt(
                     Region::Tail { offset: t.offset },
                     format!(
-                        "the archive ends in a damaged footer ({}); refusing to append",
+                        "the archive ends in a damaged footer (bytes {}..{}: {}); refusing to \
+                         append, which would bury it",
+                        t.offset,
+                        t.end(),
                         t.detail
                     ),
                 ));
@@ -855,7 +910,8 @@ fn snapshot_count(file: &File) -> Option<u64> {
     use crate::format::footer::{Footer, FOOTER_LEN};
     use std::os::unix::fs::FileExt;
     if let Ok(clone) = file.try_clone() {
-        if let Ok(store) = Store::from_file(clone, Path::new(""), None) {
+        let last_good = crate::store::OpenOptions::new().allow_damaged_tail(true);
+        if let Ok(store) = Store::from_file_with(clone, Path::new(""), None, &last_good) {
             return Some(store.snapshot_table().len() as u64);
         }
     }
@@ -1056,6 +1112,8 @@ impl<W: Sink> Writer<W> {
                 crate::format::limits::MAX_KEY_SLOTS
             )));
         }
+        check_key_slot_set_for_writing(slots.iter().map(|s| &s.kdf))
+            .map_err(Error::ExcessiveWork)?;
         self.keyslots = Some(slots);
         Ok(())
     }

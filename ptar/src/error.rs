@@ -73,6 +73,30 @@ pub enum Error {
     /// Bytes do not match what the format or a commitment says.
     #[error("corrupt {region}: {detail}")]
     Corrupt { region: Region, detail: String },
+    /// The archive ends in a damaged footer (spec §10.3): bytes
+    /// `offset..end` end in something shaped like a footer that does not
+    /// verify, so the generation written there is lost to readers. Opening
+    /// is refused unless the caller allows the damaged tail
+    /// ([`crate::store::OpenOptions::allow_damaged_tail`]), which reads
+    /// `last_good_generation`.
+    #[error(
+        "damaged footer at the end of the archive: bytes {offset}..{end} ({} bytes after \
+         generation {last_good_generation}, the last valid one) end in a footer that does not \
+         verify ({detail}): the generation written there, and the snapshots it added, cannot be \
+         read. Reading the last good generation ({last_good_generation}) must be asked for; to \
+         append again, copy the file, then truncate it to {offset} bytes",
+        .end - .offset
+    )]
+    DamagedTail {
+        /// Offset just past the last valid footer.
+        offset: u64,
+        /// The file's length.
+        end: u64,
+        /// The newest generation that verifies.
+        last_good_generation: u64,
+        /// Why the footer-shaped end does not verify.
+        detail: String,
+    },
     /// A signature is missing, invalid, or made with another key.
     #[error("signature check failed: {0}")]
     Signature(String),

@@ -215,4 +215,5 @@ pub use archive::{
 pub use error::{Error, Region, Result};
 pub use format::header::{ChunkerParams, KdfParams};
 pub use format::Id;
+pub use store::{OpenOptions, TailKind};
 pub use verify::{DamagedPath, VerifyOptions, VerifyReport};

@@ -658,13 +658,11 @@ pub fn verify_with_progress(
     c.report.generations = store.generations().len() as u64;
     c.report.snapshots = store.snapshot_table().len();
     c.report.tail = store.tail().cloned();
-    if let Some(t) = store.tail().filter(|t| t.damaged) {
-        c.problem(Error::corrupt(
-            Region::Tail {
-                offset: t.offset + t.len - crate::format::footer::FOOTER_LEN as u64,
-            },
-            format!("the last footer is damaged: {}", t.detail),
-        ));
+    if let Some(p) = store
+        .tail()
+        .and_then(|t| t.damage_problem(c.report.generations, c.report.snapshots))
+    {
+        c.problem(p);
     }
     for g in store.generations() {
         c.check_generation(g, opts.full);

@@ -66,6 +66,10 @@ pub mod limits {
     pub const MAX_ARGON2_T: u32 = 16;
     /// Argon2id parallelism cap.
     pub const MAX_ARGON2_P: u32 = 16;
+    /// Most Argon2id work the whole set of key slots in force may ask for,
+    /// in KiB·passes (the sum of `m·t` over its slots): 2^23, 8 GiB·passes,
+    /// about ten slots at the default costs (spec §5.2).
+    pub const MAX_ARGON2_SET_WORK: u64 = 1 << 23;
 }
 
 /// A 32-byte content id (BLAKE3 output).

@@ -4,7 +4,9 @@
 //! [`writer::GenerationWriter`] appends one generation to any byte sink.
 
 pub mod reader;
+pub mod tail;
 pub mod writer;
 
-pub use reader::{Generation, ReadAt, SnapshotTable, Store, TableIter, Tail};
+pub use reader::{Generation, ReadAt, SnapshotTable, Store, TableIter};
+pub use tail::{OpenOptions, Tail, TailKind};
 pub use writer::{GenerationWriter, Sink};

@@ -10,13 +10,17 @@ use zeroize::Zeroizing;
 use crate::codec;
 use crate::crypto::{self, Keys, RecordContext};
 use crate::format::footer::{Footer, FOOTER_LEN};
-use crate::format::header::{keyslots_parse, Header, HeaderError, KeySlot};
+use crate::format::header::{
+    check_key_slot_set_work, keyslots_parse, Header, HeaderError, KeySlot,
+};
 use crate::format::index::{IndexEntry, IndexView};
 use crate::format::limits::MAX_GENERATIONS;
 use crate::format::table::{self, TableEntry};
 use crate::format::{Id, Kind, FORMAT_MAJOR};
 use crate::retry::eintr;
 use crate::{Error, Region, Result};
+
+use super::tail::{refuse_damaged_tail, OpenOptions, Tail};
 
 /// Where an archive's bytes come from, read at positions: a file, bytes in
 /// memory, or a caller's own store (an object in a remote store, a cache).
@@ -305,20 +309,6 @@ pub struct Generation {
     pub footer_offset: u64,
 }
 
-/// What follows the last valid footer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tail {
-    /// Offset of the first byte after the last valid footer.
-    pub offset: u64,
-    /// Number of bytes after it.
-    pub len: u64,
-    /// True when the file ends in something shaped like a footer that does
-    /// not verify: damage, not an interrupted append.
-    pub damaged: bool,
-    /// Why the footer-shaped end was refused, when `damaged`.
-    pub detail: String,
-}
-
 /// A read-only view of an archive.
 pub struct Store {
     bytes: Bytes,
@@ -541,18 +531,39 @@ pub(crate) fn archive_file_len(file: &File, path: &Path) -> Result<u64> {
 }
 
 impl Store {
-    /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
+    /// Opens the archive at `path`. `passphrase` is needed for encrypted
+    /// archives. A damaged tail is refused ([`Store::open_with`] can allow it).
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::open_with(path, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(path: &Path, passphrase: Option<&[u8]>, opts: &OpenOptions) -> Result<Store> {
         let file = eintr(|| File::open(path)).map_err(|e| Error::io_at(path, e))?;
-        Store::from_file(file, path, passphrase)
+        Store::from_file_with(file, path, passphrase, opts)
     }
 
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        Store::from_file_inner(file, path, passphrase).map_err(|e| with_path(e, path))
+        Store::from_file_with(file, path, passphrase, &OpenOptions::default())
     }
 
-    fn from_file_inner(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
+    /// [`Store::from_file`] with options.
+    pub fn from_file_with(
+        file: File,
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
+        Store::from_file_inner(file, path, passphrase, opts).map_err(|e| with_path(e, path))
+    }
+
+    fn from_file_inner(
+        file: File,
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let len = archive_file_len(&file, path)?;
         // The footers (and any torn tail) are read with positional reads,
         // not through the map: a concurrent appender may truncate the bytes
@@ -561,6 +572,7 @@ impl Store {
             len,
             &|off, buf| ReadAt::read_exact_at(&file, buf, off),
             Some(&file),
+            opts,
         )?;
         // SAFETY: only bytes up to the last valid footer are mapped. ptar
         // writers never modify or truncate bytes below the last valid footer
@@ -582,11 +594,21 @@ impl Store {
     /// the snapshot table is checked now and read in slices when asked
     /// for; blob records are read when asked for.
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::from_reader_with(source, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Store::from_reader`] with options.
+    pub fn from_reader_with(
+        source: impl ReadAt + 'static,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
         let located = locate_chain(
             source.size()?,
             &|off, buf| source.read_exact_at(buf, off),
             None,
+            opts,
         )?;
         let mut sections = Vec::with_capacity(2 * located.generations.len());
         for g in &located.generations {
@@ -609,11 +631,21 @@ impl Store {
     }
 
     /// Opens an archive held in memory.
-    pub fn from_vec(mut bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+    pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::from_vec_with(bytes, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Store::from_vec`] with options.
+    pub fn from_vec_with(
+        mut bytes: Vec<u8>,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let located = locate_chain(
             bytes.len() as u64,
             &|off, buf| slice_read_at(&bytes, buf, off),
             None,
+            opts,
         )?;
         bytes.truncate(located.committed_end as usize);
         Store::assemble(Bytes::Owned(bytes), located, passphrase)
@@ -694,8 +726,11 @@ impl Store {
     }
 
     fn unlock(&self, passphrase: &[u8]) -> Result<Keys> {
+        let slots = self.key_slots()?;
+        // The whole set is capped before any slot is tried (spec §5.2).
+        check_key_slot_set_work(slots.iter().map(|s| &s.kdf)).map_err(Error::ExcessiveWork)?;
         let mut refused = None;
-        for slot in self.key_slots()? {
+        for slot in slots {
             // A slot beyond the caps is skipped, not fatal: a hostile first
             // slot must not hide the others.
             let opened = match crypto::unwrap_slot(&slot, passphrase, &self.header.uuid) {
@@ -1165,9 +1200,17 @@ struct Located {
 
 /// Reads the header, finds the last valid footer and walks the chain back.
 /// `file`, when the bytes are a file's, lets the backward scan skip holes.
-fn locate_chain(len: u64, read_at: &PositionalRead<'_>, file: Option<&File>) -> Result<Located> {
+/// A damaged tail is refused here, before any key is derived, unless
+/// `opts` allows it.
+fn locate_chain(
+    len: u64,
+    read_at: &PositionalRead<'_>,
+    file: Option<&File>,
+    opts: &OpenOptions,
+) -> Result<Located> {
     let (header, header_len, header_hash, (last, committed_end, tail)) =
         locate(len, read_at, file)?;
+    refuse_damaged_tail(tail.as_ref(), last.generation, opts)?;
     let generations = walk_chain(
         read_at,
         committed_end,
@@ -1465,6 +1508,112 @@ mod tests {
             &hash,
             max_scan,
         )
+    }
+
+    /// An encrypted archive whose second generation's key-slot table holds
+    /// 64 slots, each within the per-slot caps; `m_kib` is written into
+    /// every slot afterwards (the table's hash in the footer follows, the
+    /// footer's tag does not: it is checked only after unlocking).
+    fn sixty_four_slots(pass: &[u8], m_kib: Option<u32>) -> Vec<u8> {
+        let fast = crate::KdfParams {
+            m_kib: 8,
+            t: 1,
+            p: 1,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.ptar");
+        let opts = crate::CreateOptions {
+            encryption: Some(crate::Encryption {
+                passphrase: Zeroizing::new(pass.to_vec()),
+                kdf: fast,
+            }),
+            ..crate::CreateOptions::default()
+        };
+        let mut w = crate::Writer::create(&path, opts).expect("writer");
+        w.add_snapshot_record(&crate::format::snapshot::SnapshotRecord::default())
+            .expect("snapshot");
+        w.commit().expect("commit");
+        let mut w = crate::Writer::append(&path, Some(pass)).expect("append");
+        let slots = (0..64)
+            .map(|_| w.new_key_slot(pass, fast).expect("slot"))
+            .collect();
+        w.set_key_slots(slots).expect("64 cheap slots fit the cap");
+        w.commit().expect("commit");
+        let mut bytes = std::fs::read(&path).expect("archive");
+        let Some(m_kib) = m_kib else {
+            return bytes;
+        };
+        let end = bytes.len();
+        let f = Footer::parse(&bytes[end - FOOTER_LEN..]).expect("footer");
+        let table = f.keyslots_offset as usize;
+        for i in 0..64 {
+            let m = table + 16 + 104 * i + 4;
+            bytes[m..m + 4].copy_from_slice(&m_kib.to_le_bytes());
+        }
+        let hash = *blake3::hash(&bytes[table..table + f.keyslots_len as usize]).as_bytes();
+        bytes[end - FOOTER_LEN + 288..end - FOOTER_LEN + 320].copy_from_slice(&hash);
+        bytes
+    }
+
+    #[test]
+    fn a_key_slot_set_over_the_work_cap_is_refused_before_any_derivation() {
+        let pass = b"pass";
+        let runs = || crypto::ARGON2_RUNS.with(|n| n.get());
+        // Control: the cheap table opens, and the counter sees its derivation.
+        let cheap = sixty_four_slots(pass, None);
+        let before = runs();
+        Store::from_vec(cheap, Some(pass)).expect("the cheap set opens");
+        assert!(runs() > before, "the counter counts derivations");
+        // 64 slots of 2 GiB and one pass: each within the per-slot caps,
+        // 2^27 KiB·passes together, 16 times the cap.
+        let hostile = sixty_four_slots(pass, Some(1 << 21));
+        let before = runs();
+        let e = match Store::from_vec(hostile, Some(pass)) {
+            Err(Error::ExcessiveWork(e)) => e,
+            Err(e) => panic!("expected excessive work, got: {e}"),
+            Ok(_) => panic!("a set over the cap opened"),
+        };
+        assert_eq!(runs(), before, "Argon2id ran before the refusal");
+        assert!(e.contains("excessive work"), "{e}");
+        assert!(e.contains("64 key slot(s)"), "{e}");
+        assert!(e.contains(&(64u64 << 21).to_string()), "{e}");
+        assert!(
+            e.contains(&crate::format::limits::MAX_ARGON2_SET_WORK.to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_writer_refuses_a_key_slot_set_over_the_work_cap() {
+        let pass = b"pass";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.ptar");
+        std::fs::write(&path, sixty_four_slots(pass, None)).expect("write");
+        let mut w = crate::Writer::append(&path, Some(pass)).expect("append");
+        let slot = w
+            .new_key_slot(
+                pass,
+                crate::KdfParams {
+                    m_kib: 8,
+                    t: 1,
+                    p: 1,
+                },
+            )
+            .expect("slot");
+        let heavy = |m_kib| KeySlot {
+            kdf: crate::KdfParams { m_kib, t: 1, p: 1 },
+            ..slot.clone()
+        };
+        // Each slot within the per-slot caps, together over the whole cap.
+        let e = w.set_key_slots(vec![heavy(1 << 21); 5]).unwrap_err();
+        assert!(matches!(e, Error::ExcessiveWork(_)), "{e}");
+        assert!(e.to_string().contains("excessive work"), "{e}");
+        // A slot beyond a per-slot cap is refused too.
+        let e = w.set_key_slots(vec![heavy(1 << 22)]).unwrap_err();
+        assert!(matches!(e, Error::ExcessiveWork(_)), "{e}");
+        // At the cap: accepted.
+        w.set_key_slots(vec![heavy(1 << 21); 4])
+            .expect("four 2 GiB slots make 8 GiB·passes, the cap");
     }
 
     #[test]
