@@ -17,7 +17,6 @@ use libfuzzer_sys::fuzz_target;
 use ptar::crypto::SeededEntropy;
 use ptar::format::header::{ChunkerParams, Header};
 use ptar::format::snapshot::SnapshotRecord;
-use ptar::format::table::TableEntry;
 use ptar::format::tree::{Content, Entry, EntryType, Extent, Payload, TreePage};
 use ptar::format::{Id, Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use ptar::fs::{Existing, ExtractOptions};
@@ -197,7 +196,7 @@ fn forge(plan: &Plan, tmp: &Path) -> Option<Vec<u8>> {
         tmp,
         budget: 200,
     };
-    let mut table = Vec::new();
+    let mut added = Vec::new();
     for (i, (sorted, kids)) in plan.snapshots.iter().take(2).enumerate() {
         let root = f.dir(kids, *sorted, 0)?;
         let mut rec = SnapshotRecord {
@@ -208,9 +207,9 @@ fn forge(plan: &Plan, tmp: &Path) -> Option<Vec<u8>> {
         rec.summary.total_size = 1 << 20;
         rec.summary.files = 1 << 12;
         let id = f.w.put_blob(Kind::Snapshot, &rec.to_bytes()).ok()?;
-        table.push(TableEntry { id, generation: 1 });
+        added.push(id);
     }
-    let (bytes, _) = f.w.finish(&table, None, None, 0).ok()?;
+    let (bytes, _) = f.w.finish(&added, None, None, 0).ok()?;
     Some(bytes)
 }
 

@@ -1,8 +1,9 @@
 //! Helpers shared by the fuzz targets and the seed generator.
 //!
-//! - [`fix_archive`] repairs the checksums, hashes and (for plain archives,
-//!   or with keys) the footer tags of a mutated archive, so the fuzzer gets
-//!   past the integrity checks to the structures behind them;
+//! - [`fix_archive`] repairs the header checksum and, along the trailer
+//!   chain, the trailers' hashes and checks of a mutated archive (and the
+//!   hashes inside uncompressed manifests), so the fuzzer gets past the
+//!   integrity checks to the structures behind them;
 //! - [`exercise`] opens nothing but does everything a reader does with an
 //!   open archive: list, walk, read every file, verify;
 //! - [`MemorySource`] feeds an in-memory tree to the snapshot builder.
@@ -10,8 +11,9 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ptar::crypto::{self, Keys};
-use ptar::format::footer::{self, FOOTER_LEN};
+use ptar::format::frame::{self, FrameType};
 use ptar::format::header::{self, Header};
+use ptar::format::manifest::{self, TRAILER_LEN};
 use ptar::format::tree::{Entry, EntryType, Payload, Timestamp};
 use ptar::{Archive, VerifyOptions};
 
@@ -116,11 +118,21 @@ pub fn keys_for(bytes: &[u8]) -> Option<Arc<Keys>> {
     found
 }
 
-/// Repairs what integrity checks a mutation breaks: the header's length
-/// field and checksum, then along the footer chain (found from the end of
-/// the file through each footer's previous-footer offset) the footer-end
-/// offset, every section hash, the chain hash and the footer tag (keyed
-/// with `keys` when given; signatures stay as they are).
+/// Repairs what integrity checks a mutation breaks before the deep
+/// parsers: the header's length field and checksum, then along the trailer
+/// chain (found from the end of the file through each trailer's generation
+/// start), oldest generation first, each trailer's manifest length (so that
+/// the manifest ends where the trailer starts) and the manifest frame's
+/// length prefix, the manifest hash, the key-slot table hash, the end magic
+/// and the check.
+///
+/// Manifests stored uncompressed (plain, or opened with `keys` and sealed
+/// again under the same nonce) also get the header hash, the generation
+/// hash and the previous footer hash written in, so that verification
+/// goes past them; a compressed manifest cannot be patched in place and
+/// keeps its fields (opening does not check the last two). Frames are not
+/// hashed on read, so nothing else needs repairing; signatures stay as
+/// they are.
 pub fn fix_archive(bytes: &mut [u8], keys: Option<&Keys>) {
     // Header: trust the key-slot count, fix the length and the checksum.
     if bytes.len() >= header::FIXED_LEN && bytes[..8] == header::MAGIC {
@@ -132,62 +144,138 @@ pub fn fix_archive(bytes: &mut [u8], keys: Option<&Keys>) {
             bytes[len - 32..len].copy_from_slice(&sum);
         }
     }
-    let header_hash = match u32_at(bytes, 12) {
-        Some(l) if (l as usize) <= bytes.len() => *blake3::hash(&bytes[..l as usize]).as_bytes(),
+    let hlen = match u32_at(bytes, 12) {
+        Some(l) if (l as usize) <= bytes.len() && l as usize >= header::FIXED_LEN => l as usize,
         _ => return,
     };
-    // The chain, newest first.
-    let mut chain = Vec::new();
-    let Some(mut off) = bytes.len().checked_sub(FOOTER_LEN) else {
-        return;
+    let header_hash = *blake3::hash(&bytes[..hlen]).as_bytes();
+    let uuid: [u8; 16] = bytes[20..36].try_into().expect("16 bytes");
+    let encrypted = u32_at(bytes, 16).unwrap_or(0) & header::FLAG_ENCRYPTED != 0;
+    // Sealed manifests are patched only with the keys.
+    let sealing = match (encrypted, keys) {
+        (false, _) => Some(None),
+        (true, Some(k)) => Some(Some(k)),
+        (true, None) => None,
     };
-    while chain.len() < 64 && bytes[off..off + 8] == footer::MAGIC {
-        chain.push(off);
-        let prev = u64_at(bytes, off + 96).unwrap_or(0) as usize;
-        if prev == 0 || prev >= off || prev + FOOTER_LEN > off {
+    // The chain, newest first: each trailer ends where the next generation
+    // starts. A trailer is recognised by its first magic.
+    let mut chain = Vec::new();
+    let mut end = bytes.len();
+    while chain.len() < 64 && end >= hlen + TRAILER_LEN {
+        let off = end - TRAILER_LEN;
+        if bytes[off..off + 8] != manifest::MAGIC {
             break;
         }
-        off = prev;
+        chain.push(off);
+        let start = u64_at(bytes, off + 40).unwrap_or(0);
+        match usize::try_from(start) {
+            Ok(s) if s < off && s >= hlen + TRAILER_LEN => end = s,
+            _ => break,
+        }
     }
-    let mut prev_hash: Option<[u8; 32]> = None;
+    let mut previous_footer: [u8; 32] = [0; 32];
     for &off in chain.iter().rev() {
-        let end = (off + FOOTER_LEN) as u64;
-        bytes[off + 104..off + 112].copy_from_slice(&end.to_le_bytes());
-        bytes[off + 128..off + 160].copy_from_slice(&header_hash);
-        if let Some(h) = prev_hash {
-            bytes[off + 160..off + 192].copy_from_slice(&h);
+        let start = u64_at(bytes, off + 40).unwrap_or(0);
+        let m_off = u64_at(bytes, off + 48).unwrap_or(0);
+        // The manifest ends where the trailer starts (spec §10.3 rule 5).
+        let manifest = usize::try_from(m_off).ok().filter(|&m| {
+            m >= hlen
+                && m.checked_add(16).is_some_and(|e| e <= off)
+                && off - m <= 4 + frame::MAX_BODY_LEN as usize
+        });
+        if let Some(m) = manifest {
+            let len = off - m;
+            bytes[off + 56..off + 60].copy_from_slice(&(len as u32).to_le_bytes());
+            bytes[m..m + 4].copy_from_slice(&((len - 4) as u32).to_le_bytes());
+            let generation_hash = usize::try_from(start)
+                .ok()
+                .filter(|&s| s <= m)
+                .map(|s| *blake3::hash(&bytes[s..m]).as_bytes());
+            if let Some(keys) = sealing {
+                patch_manifest(
+                    &mut bytes[m..off],
+                    m as u64,
+                    &uuid,
+                    keys,
+                    &header_hash,
+                    &previous_footer,
+                    generation_hash.as_ref(),
+                );
+            }
+            let h = *blake3::hash(&bytes[m..off]).as_bytes();
+            bytes[off + 80..off + 112].copy_from_slice(&h);
         }
-        let field = |b: &[u8], i: usize| u64_at(b, off + i).unwrap_or(0);
-        let (pack, index, table) = (field(bytes, 40), field(bytes, 48), field(bytes, 64));
-        let index_end = index.saturating_add(field(bytes, 56));
-        let table_end = table.saturating_add(field(bytes, 72));
-        // (start, end, where the hash goes); the packfile runs up to the index.
-        let sections = [
-            (pack, index, 192),
-            (index, index_end, 224),
-            (table, table_end, 256),
-        ];
-        for (start, stop, at) in sections {
-            if let Some(s) = bytes.get(start as usize..stop as usize) {
-                let h = *blake3::hash(s).as_bytes();
-                bytes[off + at..off + at + 32].copy_from_slice(&h);
+        let (ks, kl) = (
+            u64_at(bytes, off + 64).unwrap_or(0),
+            u32_at(bytes, off + 72).unwrap_or(0),
+        );
+        let ks_hash = if ks == 0 && kl == 0 {
+            Some([0; 32])
+        } else {
+            usize::try_from(ks)
+                .ok()
+                .and_then(|s| bytes.get(s..s.checked_add(kl as usize)?))
+                .map(|s| *blake3::hash(s).as_bytes())
+        };
+        if let Some(h) = ks_hash {
+            bytes[off + 112..off + 144].copy_from_slice(&h);
+        }
+        let check = *blake3::hash(&bytes[off..off + 144]).as_bytes();
+        bytes[off + 144..off + 176].copy_from_slice(&check);
+        bytes[off + 176..off + TRAILER_LEN].copy_from_slice(&manifest::END_MAGIC);
+        previous_footer = match manifest {
+            Some(m) => *blake3::hash(&bytes[m..off + TRAILER_LEN]).as_bytes(),
+            None => [0; 32],
+        };
+    }
+}
+
+/// Writes the hashes a verifier checks into a manifest frame (`frame`: its
+/// stored bytes at `offset`) when its content is stored uncompressed:
+/// directly in a plain archive, or opened and sealed again under the same
+/// nonce with `keys`.
+fn patch_manifest(
+    frame: &mut [u8],
+    offset: u64,
+    uuid: &[u8; 16],
+    keys: Option<&Keys>,
+    header_hash: &[u8; 32],
+    previous_footer: &[u8; 32],
+    generation_hash: Option<&[u8; 32]>,
+) {
+    let patch = |env: &mut [u8]| -> bool {
+        // Envelope: type 6, codec 0 (stored), content from byte 12 on.
+        if env.len() < 12 + 144 || env[0] != FrameType::Manifest as u8 || env[1] != 0 {
+            return false;
+        }
+        let c = &mut env[12..];
+        c[48..80].copy_from_slice(header_hash);
+        let generation = u64_at(c, 24).unwrap_or(0);
+        if generation > 1 {
+            c[80..112].copy_from_slice(previous_footer);
+        }
+        if let Some(h) = generation_hash {
+            c[112..144].copy_from_slice(h);
+        }
+        true
+    };
+    let body = &mut frame[frame::LENGTH_LEN..];
+    match keys {
+        None => {
+            patch(body);
+        }
+        Some(k) => {
+            let Some(mut env) = crypto::open_frame(k, uuid, offset, body) else {
+                return;
+            };
+            if patch(&mut env) {
+                let nonce: [u8; 24] = body[..24].try_into().expect("24 bytes");
+                let sealed = crypto::seal_frame(k, uuid, offset, &nonce, &env);
+                if sealed.len() == body.len() {
+                    body.copy_from_slice(&sealed);
+                }
             }
         }
-        let (ks, kl) = (field(bytes, 80), field(bytes, 88));
-        if kl > 0 {
-            if let Some(s) = bytes.get(ks as usize..ks.saturating_add(kl) as usize) {
-                let h = *blake3::hash(s).as_bytes();
-                bytes[off + 288..off + 320].copy_from_slice(&h);
-            }
-        }
-        let flags = u32_at(bytes, off + 12).unwrap_or(0);
-        let mac = flags & footer::FLAG_MAC != 0;
-        if !mac || keys.is_some() {
-            let k = if mac { keys } else { None };
-            let tag = crypto::footer_tag(k, &bytes[off..off + footer::COMMITTED_LEN]);
-            bytes[off + 368..off + 400].copy_from_slice(&tag);
-        }
-        prev_hash = Some(*blake3::hash(&bytes[off..off + FOOTER_LEN]).as_bytes());
     }
 }
 
@@ -257,24 +345,10 @@ pub fn plain_entry(name: &[u8], kind: EntryType, payload: Payload, mode: u32) ->
         sec: 1_700_000_000,
         nsec: 0,
     };
-    Entry {
-        name: name.to_vec(),
-        kind,
-        mode,
-        uid: 0,
-        gid: 0,
-        user: Vec::new(),
-        group: Vec::new(),
-        mtime: t,
-        atime: t,
-        ctime: t,
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        xattrs: Vec::new(),
-        payload,
-    }
+    Entry::new(name, kind, payload)
+        .with_mode(mode)
+        .with_times(t, t, t)
+        .with_source(0, 0, 1)
 }
 
 /// One node of an in-memory tree.

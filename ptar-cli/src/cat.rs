@@ -58,10 +58,10 @@ fn resolve(archive: &Archive, snap: &Snapshot, path: &[u8]) -> Result<Entry, Str
 pub fn cat(
     file: &Path,
     selector: &str,
-    passphrase_file: Option<&Path>,
+    from: crate::commands::ReadFrom<'_>,
     paths: &[PathBuf],
 ) -> Result<ExitCode> {
-    let archive = crate::commands::open_archive(file, passphrase_file)?;
+    let archive = crate::commands::open_archive(file, from)?;
     let snap = archive.snapshot(selector)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());

@@ -261,6 +261,12 @@ pub struct TarArgs {
     /// With --verify: decrypt, decompress and re-hash every blob.
     #[arg(long = "full")]
     pub full: bool,
+    /// Read an archive whose newest footer is damaged, at its last good
+    /// generation (its newer snapshots are lost; a warning names the damaged
+    /// bytes). Without it, reading such an archive fails with exit 2.
+    /// --verify reports the damage and exits 2 either way.
+    #[arg(long = "ignore-damaged-tail")]
+    pub ignore_damaged_tail: bool,
 
     /// Files and directories to archive; when listing or extracting, the
     /// members to select (names or shell patterns; a directory selects its contents).
@@ -321,6 +327,12 @@ pub enum Sub {
         /// One JSON object per snapshot.
         #[arg(long = "json")]
         json: bool,
+        /// List only the N newest snapshots.
+        #[arg(long = "latest", value_name = "N")]
+        latest: Option<usize>,
+        /// Read an archive whose newest footer is damaged at its last good generation (without it: exit 2).
+        #[arg(long = "ignore-damaged-tail")]
+        ignore_damaged_tail: bool,
     },
     /// Change (or, with --add, add) the passphrase of an encrypted archive.
     ///
@@ -362,6 +374,9 @@ pub enum Sub {
         /// Member paths.
         #[arg(value_name = "PATH", required = true)]
         paths: Vec<PathBuf>,
+        /// Read an archive whose newest footer is damaged at its last good generation (without it: exit 2).
+        #[arg(long = "ignore-damaged-tail")]
+        ignore_damaged_tail: bool,
     },
     /// Compare two snapshots of the archive (exit 1 when they differ).
     ///
@@ -391,6 +406,9 @@ pub enum Sub {
         /// Read the passphrase from the first line of FILE.
         #[arg(long = "passphrase-file", value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// Read an archive whose newest footer is damaged at its last good generation (without it: exit 2).
+        #[arg(long = "ignore-damaged-tail")]
+        ignore_damaged_tail: bool,
     },
     /// Find entries by name in every snapshot (exit 1 when none matches).
     ///
@@ -414,6 +432,9 @@ pub enum Sub {
         /// Read the passphrase from the first line of FILE.
         #[arg(long = "passphrase-file", value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// Read an archive whose newest footer is damaged at its last good generation (without it: exit 2).
+        #[arg(long = "ignore-damaged-tail")]
+        ignore_damaged_tail: bool,
     },
     /// Copy snapshots from one archive into another, storing only what the destination lacks.
     ///
@@ -453,6 +474,9 @@ pub enum Sub {
         /// Stay in the foreground until unmounted (what ptar mount always does).
         #[arg(long = "foreground")]
         foreground: bool,
+        /// Read an archive whose newest footer is damaged at its last good generation (without it: exit 2).
+        #[arg(long = "ignore-damaged-tail")]
+        ignore_damaged_tail: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -514,6 +538,9 @@ pub struct SyncArgs {
     /// No progress bar and no summary line.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+    /// Copy from a SRC whose newest footer is damaged, at its last good generation (without it: exit 2).
+    #[arg(long = "ignore-damaged-tail")]
+    pub ignore_damaged_tail: bool,
 }
 
 /// A parsed command line.

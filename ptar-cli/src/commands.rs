@@ -184,13 +184,26 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             file,
             passphrase_file,
             json,
-        }) => snapshots(&file, passphrase_file.as_deref(), json),
+            latest,
+            ignore_damaged_tail,
+        }) => snapshots(
+            &file,
+            ReadFrom::new(passphrase_file.as_deref(), ignore_damaged_tail),
+            json,
+            latest,
+        ),
         Command::Sub(Sub::Cat {
             file,
             snapshot,
             passphrase_file,
             paths,
-        }) => crate::cat::cat(&file, &snapshot, passphrase_file.as_deref(), &paths),
+            ignore_damaged_tail,
+        }) => crate::cat::cat(
+            &file,
+            &snapshot,
+            ReadFrom::new(passphrase_file.as_deref(), ignore_damaged_tail),
+            &paths,
+        ),
         Command::Sub(Sub::Diff {
             file,
             old,
@@ -198,21 +211,28 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             ctime,
             json,
             passphrase_file,
-        }) => {
-            crate::diff::snapshot_diff(&file, &old, &new, ctime, json, passphrase_file.as_deref())
-        }
+            ignore_damaged_tail,
+        }) => crate::diff::snapshot_diff(
+            &file,
+            &old,
+            &new,
+            ctime,
+            json,
+            ReadFrom::new(passphrase_file.as_deref(), ignore_damaged_tail),
+        ),
         Command::Sub(Sub::Find {
             file,
             patterns,
             snapshots,
             json,
             passphrase_file,
+            ignore_damaged_tail,
         }) => crate::diff::find(
             &file,
             &patterns,
             &snapshots,
             json,
-            passphrase_file.as_deref(),
+            ReadFrom::new(passphrase_file.as_deref(), ignore_damaged_tail),
         ),
         Command::Sub(Sub::Sync(args)) => crate::sync::sync(&args).map_err(not_committed),
         Command::Sub(Sub::Mount {
@@ -221,11 +241,12 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
             snapshot,
             passphrase_file,
             foreground: _,
+            ignore_damaged_tail,
         }) => crate::mount::run(
             &file,
             &mountpoint,
             snapshot.as_deref(),
-            passphrase_file.as_deref(),
+            ReadFrom::new(passphrase_file.as_deref(), ignore_damaged_tail),
         ),
         Command::Sub(Sub::Completions { shell }) => {
             // Rendered into memory first: the generator panics when its
@@ -266,9 +287,60 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
     }
 }
 
+/// How a reading command opens its archive: where the passphrase comes
+/// from, and whether `--ignore-damaged-tail` was given.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadFrom<'a> {
+    /// `--passphrase-file`.
+    pub(crate) passphrase_file: Option<&'a Path>,
+    /// `--ignore-damaged-tail`: read the last good generation of an archive
+    /// whose newest footer is damaged, with a warning.
+    pub(crate) ignore_damaged_tail: bool,
+}
+
+impl<'a> ReadFrom<'a> {
+    pub(crate) fn new(passphrase_file: Option<&'a Path>, ignore_damaged_tail: bool) -> Self {
+        ReadFrom {
+            passphrase_file,
+            ignore_damaged_tail,
+        }
+    }
+
+    /// What the tar-style options say.
+    pub(crate) fn tar(t: &'a TarArgs) -> Self {
+        ReadFrom::new(t.passphrase_file.as_deref(), t.ignore_damaged_tail)
+    }
+}
+
 /// Opens an archive to read; `-` spools standard input to an unnamed
-/// temporary file first (the format is read from its end).
-pub(crate) fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Result<Archive> {
+/// temporary file first (the format is read from its end). An archive
+/// whose newest footer is damaged is refused (exit 2, naming the bytes and
+/// the option that reads past them) unless `--ignore-damaged-tail` was
+/// given, which reads its last good generation with a warning.
+pub(crate) fn open_archive(path: &Path, from: ReadFrom<'_>) -> Result<Archive> {
+    let opts = ptar::OpenOptions::new().allow_damaged_tail(from.ignore_damaged_tail);
+    let archive = open_archive_with(path, from.passphrase_file, &opts)?;
+    if let Some(t) = archive.store().tail().filter(|t| t.damaged) {
+        eprintln!(
+            "ptar: warning: {}: --ignore-damaged-tail: bytes {}..{} end in a damaged footer ({}); \
+             reading generation {}, the last good one: snapshots committed after it are not seen",
+            path.display(),
+            t.offset,
+            t.end(),
+            t.detail,
+            archive.store().generation_count(),
+        );
+    }
+    Ok(archive)
+}
+
+/// [`open_archive`] with the library's options, and no warning: for
+/// `--verify`, which reports a damaged tail as a problem.
+pub(crate) fn open_archive_with(
+    path: &Path,
+    passphrase_file: Option<&Path>,
+    opts: &ptar::OpenOptions,
+) -> Result<Archive> {
     // An archive is read at positions: a stream (standard input, a FIFO,
     // a pipe such as /dev/fd/N, a character device) is first copied to an
     // unnamed temporary file, as tar reads archives from FIFOs.
@@ -305,18 +377,20 @@ pub(crate) fn open_archive(path: &Path, passphrase_file: Option<&Path>) -> Resul
     } else {
         None
     };
-    let archive = Archive::from_file(file, path, pass.as_deref().map(|p| p.as_slice()))
-        .with_context(|| path.display().to_string())?;
-    if let Some(t) = archive.store().tail().filter(|t| t.damaged) {
-        eprintln!(
-            "ptar: warning: {}: the last footer is damaged ({}); reading generation {} and ignoring the {} bytes after it",
-            path.display(),
-            t.detail,
-            archive.store().generation_count(),
-            t.len
-        );
+    match Archive::from_file_with(file, path, pass.as_deref().map(|p| p.as_slice()), opts) {
+        Ok(archive) => Ok(archive),
+        Err(
+            e @ ptar::Error::DamagedTail {
+                last_good_generation,
+                ..
+            },
+        ) => Err(anyhow::anyhow!(
+            "{}: {e}. Pass --ignore-damaged-tail to read generation {last_good_generation} \
+             (read-only); `ptar --verify` reports what is lost",
+            path.display()
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context(path.display().to_string())),
     }
-    Ok(archive)
 }
 
 fn kdf_params(spec: Option<&str>) -> Result<KdfParams> {
@@ -336,7 +410,8 @@ fn kdf_params(spec: Option<&str>) -> Result<KdfParams> {
         t: v[1],
         p: v[2],
     };
-    k.check_limits().map_err(anyhow::Error::msg)?;
+    // One slot alone must also fit the cap on a whole set of slots.
+    ptar::format::header::check_key_slot_set_for_writing([&k]).map_err(anyhow::Error::msg)?;
     Ok(k)
 }
 
@@ -786,7 +861,7 @@ fn from_tar(t: &TarArgs) -> Result<ExitCode> {
 }
 
 fn list(t: &TarArgs) -> Result<ExitCode> {
-    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let archive = open_archive(&t.file, ReadFrom::tar(t))?;
     let snap = pick_snapshot(&archive, t)?;
     let sel = selection(t)?;
     let mut matched = vec![false; sel.patterns.len()];
@@ -948,7 +1023,7 @@ fn pick_snapshot(archive: &Archive, t: &TarArgs) -> Result<ptar::Snapshot> {
 }
 
 fn extract(t: &TarArgs) -> Result<ExitCode> {
-    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let archive = open_archive(&t.file, ReadFrom::tar(t))?;
     let snap = pick_snapshot(&archive, t)?;
     if t.to_stdout {
         return cat_members(&archive, &snap, t);
@@ -1004,7 +1079,7 @@ fn to_tar(t: &TarArgs) -> Result<ExitCode> {
     if stdout.is_terminal() {
         bail!("refusing to write a tar stream to a terminal");
     }
-    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let archive = open_archive(&t.file, ReadFrom::tar(t))?;
     let snap = pick_snapshot(&archive, t)?;
     let sel = selection(t)?;
     let mut sink =
@@ -1037,7 +1112,7 @@ fn to_tar(t: &TarArgs) -> Result<ExitCode> {
 
 /// `-d`: what differs between the snapshot and the files under -C (or here).
 fn diff(t: &TarArgs) -> Result<ExitCode> {
-    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    let archive = open_archive(&t.file, ReadFrom::tar(t))?;
     let snap = pick_snapshot(&archive, t)?;
     let sel = selection(t)?;
     let diffs = archive.compare(&snap, &t.destination(), &sel)?;
@@ -1142,7 +1217,14 @@ fn cat_members(archive: &Archive, snap: &ptar::Snapshot, t: &TarArgs) -> Result<
 }
 
 fn verify(t: &TarArgs) -> Result<ExitCode> {
-    let archive = open_archive(&t.file, t.passphrase_file.as_deref())?;
+    // A damaged tail is opened past and reported as a problem (exit 2),
+    // with what it takes with it, whether or not --ignore-damaged-tail
+    // was given.
+    let archive = open_archive_with(
+        &t.file,
+        t.passphrase_file.as_deref(),
+        &ptar::OpenOptions::new().allow_damaged_tail(true),
+    )?;
     let trusted_key = match &t.trusted_key {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -1247,6 +1329,14 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
     for p in &report.problems {
         eprintln!("ptar: {p}");
     }
+    if let Some(tail) = report.tail.as_ref().filter(|t| t.damaged) {
+        eprintln!(
+            "ptar: the checks above cover the generations up to {}, the last good one; other \
+             commands read it with --ignore-damaged-tail, and appending needs the {} damaged \
+             bytes removed (copy the file, then truncate it to {} bytes)",
+            report.generations, tail.len, tail.offset
+        );
+    }
     if report.ok() {
         println!("ok");
         Ok(ExitCode::SUCCESS)
@@ -1259,8 +1349,13 @@ fn verify(t: &TarArgs) -> Result<ExitCode> {
     }
 }
 
-fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Result<ExitCode> {
-    let archive = open_archive(file, passphrase_file)?;
+fn snapshots(
+    file: &Path,
+    from: ReadFrom<'_>,
+    as_json: bool,
+    latest: Option<usize>,
+) -> Result<ExitCode> {
+    let archive = open_archive(file, from)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !as_json {
@@ -1272,7 +1367,8 @@ fn snapshots(file: &Path, passphrase_file: Option<&Path>, as_json: bool) -> Resu
     }
     let mut failed = None;
     // One snapshot read and printed at a time: the table may list millions.
-    let listed = archive.for_each_snapshot(|s| {
+    let start = latest.map_or(0, |n| archive.snapshot_count().saturating_sub(n));
+    let listed = archive.for_each_snapshot_from(start, |s| {
         if let Err(e) = print_snapshot(&mut out, &s, as_json) {
             failed = Some(e);
             return Err(ptar::Error::Cancelled);
@@ -1371,7 +1467,6 @@ fn passwd(
     let pass = passphrase::for_reading(current)?;
     let mut w =
         Writer::append(file, Some(pass.as_slice())).with_context(|| file.display().to_string())?;
-    let new_pass = passphrase::new_for_existing(new)?;
     let mut slots = if add {
         ptar::Archive::open(file, Some(pass.as_slice()))?
             .store()
@@ -1379,6 +1474,14 @@ fn passwd(
     } else {
         Vec::new()
     };
+    // The set to be written must fit the whole-set cap: refused before the
+    // new passphrase is asked for or derived.
+    ptar::format::header::check_key_slot_set_for_writing(
+        slots.iter().map(|s| &s.kdf).chain([&kdf]),
+    )
+    .map_err(anyhow::Error::msg)
+    .with_context(|| format!("{}: cannot add a key slot", file.display()))?;
+    let new_pass = passphrase::new_for_existing(new)?;
     slots.push(w.new_key_slot(&new_pass, kdf)?);
     let n = slots.len();
     w.set_key_slots(slots)?;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::commands::{open_archive, type_name};
+use crate::commands::{open_archive, type_name, ReadFrom};
 use crate::json;
 use crate::output;
 
@@ -20,10 +20,10 @@ pub fn snapshot_diff(
     new: &str,
     ctime: bool,
     as_json: bool,
-    passphrase_file: Option<&Path>,
+    from: ReadFrom<'_>,
 ) -> Result<ExitCode> {
     use ptar::diff::{ChangeKind, DiffOptions};
-    let archive = open_archive(file, passphrase_file)?;
+    let archive = open_archive(file, from)?;
     let a = archive.find_snapshot(old)?;
     let b = archive.find_snapshot(new)?;
     let stdout = std::io::stdout();
@@ -119,14 +119,14 @@ pub fn find(
     patterns: &[std::ffi::OsString],
     selectors: &[String],
     as_json: bool,
-    passphrase_file: Option<&Path>,
+    from: ReadFrom<'_>,
 ) -> Result<ExitCode> {
     use ptar::find::FindPattern;
     let patterns: Vec<FindPattern> = patterns
         .iter()
         .map(|p| FindPattern::new(p.as_bytes()))
         .collect::<ptar::Result<_>>()?;
-    let archive = open_archive(file, passphrase_file)?;
+    let archive = open_archive(file, from)?;
     let snaps = if selectors.is_empty() {
         archive.snapshots()?
     } else {

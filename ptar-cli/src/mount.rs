@@ -45,9 +45,9 @@ pub fn run(
     file: &Path,
     mountpoint: &Path,
     snapshot: Option<&str>,
-    passphrase_file: Option<&Path>,
+    from: crate::commands::ReadFrom<'_>,
 ) -> Result<ExitCode> {
-    fs::run(file, mountpoint, snapshot, passphrase_file)
+    fs::run(file, mountpoint, snapshot, from)
 }
 
 /// Runs `ptar mount`: this build has no FUSE support.
@@ -56,7 +56,7 @@ pub fn run(
     _file: &Path,
     _mountpoint: &Path,
     _snapshot: Option<&str>,
-    _passphrase_file: Option<&Path>,
+    _from: crate::commands::ReadFrom<'_>,
 ) -> Result<ExitCode> {
     anyhow::bail!("this ptar was built without mount support (cargo feature \"mount\")")
 }
@@ -1040,12 +1040,12 @@ mod fs {
         file: &Path,
         mountpoint: &Path,
         snapshot: Option<&str>,
-        passphrase_file: Option<&Path>,
+        from: crate::commands::ReadFrom<'_>,
     ) -> Result<ExitCode> {
         let mountpoint = &mountpoint
             .canonicalize()
             .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
-        let archive = crate::commands::open_archive(file, passphrase_file)?;
+        let archive = crate::commands::open_archive(file, from)?;
         let archive_len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         let fs = PtarFs::new(archive, snapshot, archive_len)
             .with_context(|| file.display().to_string())?;

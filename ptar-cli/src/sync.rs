@@ -8,7 +8,7 @@ use ptar::{Archive, Writer};
 
 use crate::cli::SyncArgs;
 use crate::commands::{
-    absolute, load_signing_key, new_archive_options, open_archive, pack_from, CliProgress,
+    absolute, load_signing_key, new_archive_options, open_archive, pack_from, CliProgress, ReadFrom,
 };
 use crate::output::human;
 use crate::{json, passphrase};
@@ -56,7 +56,10 @@ pub fn sync(a: &SyncArgs) -> Result<ExitCode> {
             );
         }
     }
-    let src = open_archive(&a.file, a.passphrase_file.as_deref())?;
+    let src = open_archive(
+        &a.file,
+        ReadFrom::new(a.passphrase_file.as_deref(), a.ignore_damaged_tail),
+    )?;
     let chosen = sync_selection(&src, a)?;
     let key = load_signing_key(a.sign.as_deref())?;
     let pack = pack_from(a.fast, a.best, a.level, a.threads);

@@ -452,24 +452,12 @@ mod create {
             sec: 1_700_000_000,
             nsec: 0,
         };
-        Entry {
-            name: path.rsplit('/').next().unwrap_or(path).as_bytes().to_vec(),
-            kind,
-            mode: if kind == EntryType::Dir { 0o755 } else { 0o644 },
-            uid: 1000,
-            gid: 1000,
-            user: b"bench".to_vec(),
-            group: b"bench".to_vec(),
-            mtime: t,
-            atime: t,
-            ctime: t,
-            dev: 0,
-            ino: 0,
-            nlink: 1,
-            size: 0,
-            xattrs: vec![],
-            payload,
-        }
+        Entry::new(path.rsplit('/').next().unwrap_or(path), kind, payload)
+            .with_mode(if kind == EntryType::Dir { 0o755 } else { 0o644 })
+            .with_owner(1000, "bench")
+            .with_group(1000, "bench")
+            .with_times(t, t, t)
+            .with_source(0, 0, 1)
     }
 
     impl EntrySource for Memory<'_> {

@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 
 use crate::chunker::Chunker;
 use crate::crypto::{self, Entropy, Keys, OsEntropy};
-use crate::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
+use crate::format::header::{
+    check_key_slot_set_for_writing, ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED,
+};
 use crate::format::run::SnapshotEntry;
 use crate::format::snapshot::SnapshotRecord;
 use crate::format::tree::{Content, Entry, Extent};
@@ -129,10 +131,56 @@ fn header_err(e: crate::format::header::HeaderError) -> Error {
 }
 
 impl Archive {
-    /// Opens the archive at `path`; `passphrase` is needed when it is encrypted.
+    /// Opens the archive at `path`; `passphrase` is needed when it is
+    /// encrypted. An archive whose newest footer is damaged is refused
+    /// ([`Error::DamagedTail`]); [`Archive::open_with`] can allow it.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Archive> {
+        Archive::open_with(path, passphrase, &crate::store::OpenOptions::default())
+    }
+
+    /// [`Archive::open`] with options (for instance, to read the last good
+    /// generation of an archive with a damaged tail).
+    pub fn open_with(
+        path: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
         Ok(Archive {
-            store: Arc::new(Store::open(path, passphrase)?),
+            store: Arc::new(Store::open_with(path, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_file`] with options.
+    pub fn from_file_with(
+        file: File,
+        name: &Path,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_file_with(file, name, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_vec`] with options.
+    pub fn from_vec_with(
+        bytes: Vec<u8>,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_vec_with(bytes, passphrase, opts)?),
+        })
+    }
+
+    /// [`Archive::from_reader`] with options.
+    pub fn from_reader_with(
+        source: impl crate::store::ReadAt + 'static,
+        passphrase: Option<&[u8]>,
+        opts: &crate::store::OpenOptions,
+    ) -> Result<Archive> {
+        Ok(Archive {
+            store: Arc::new(Store::from_reader_with(source, passphrase, opts)?),
         })
     }
 
@@ -153,9 +201,9 @@ impl Archive {
 
     /// Opens an archive over any positional source: bytes in memory, a
     /// file, or a caller's [`ReadAt`](crate::store::ReadAt) serving a
-    /// remote object. The header, footers and indexes are read now, the
-    /// snapshot table checked now and read in slices when needed; blob
-    /// records when they are asked for.
+    /// remote object. The header, the last trailer, its manifest and the
+    /// directories of the runs in force are read now; index pages, snapshot
+    /// pages and blob records when they are asked for.
     pub fn from_reader(
         source: impl crate::store::ReadAt + 'static,
         passphrase: Option<&[u8]>,
@@ -190,8 +238,18 @@ impl Archive {
     /// table a slice at a time and one record at a time: memory stays
     /// bounded however many snapshots the archive lists. Stops at the first
     /// error, from reading or from `f`.
-    pub fn for_each_snapshot(&self, mut f: impl FnMut(Snapshot) -> Result<()>) -> Result<()> {
-        for t in self.store.snapshot_list().iter() {
+    pub fn for_each_snapshot(&self, f: impl FnMut(Snapshot) -> Result<()>) -> Result<()> {
+        self.for_each_snapshot_from(0, f)
+    }
+
+    /// [`Archive::for_each_snapshot`] from position `start` on (0 is the
+    /// oldest): the `n` newest are `snapshot_count() - n` on.
+    pub fn for_each_snapshot_from(
+        &self,
+        start: usize,
+        mut f: impl FnMut(Snapshot) -> Result<()>,
+    ) -> Result<()> {
+        for t in self.store.snapshot_list().iter_from(start) {
             f(self.load_snapshot(&t?)?)?;
         }
         Ok(())
@@ -368,39 +426,21 @@ impl Archive {
     }
 
     /// Walks a snapshot depth-first in name order, calling `f(path, entry)`
-    /// for every entry (directories before their contents).
+    /// for every entry (directories before their contents). The walk stops
+    /// at the first error: from `f`, a directory that cannot be read, or
+    /// one nested deeper than [`crate::format::limits::MAX_TREE_DEPTH`]
+    /// (spec §12).
     pub fn walk(
         &self,
         snapshot: &Snapshot,
         mut f: impl FnMut(&[u8], &Entry) -> Result<()>,
     ) -> Result<()> {
-        let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<Entry>)> = vec![(
-            Vec::new(),
-            self.read_dir(&snapshot.record.root)?.into_iter(),
-        )];
-        while let Some((prefix, iter)) = stack.last_mut() {
-            let Some(e) = iter.next() else {
-                stack.pop();
-                continue;
-            };
-            let mut path = prefix.clone();
-            if !path.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(&e.name);
-            f(&path, &e)?;
-            if let crate::format::tree::Payload::Dir(id) = &e.payload {
-                if stack.len() >= crate::format::limits::MAX_TREE_DEPTH {
-                    return Err(Error::corrupt(
-                        Region::Blob {
-                            id: id.short(),
-                            kind: "tree",
-                        },
-                        "directories nest too deep",
-                    ));
-                }
-                let children = self.read_dir(id)?;
-                stack.push((path, children.into_iter()));
+        let mut walker = crate::walk::Walker::new(&self.store, snapshot.record.root);
+        while let Some(step) = walker.next() {
+            match step? {
+                crate::walk::Step::Entry(v) => f(&v.path, &v.entry)?,
+                crate::walk::Step::Unreadable { error, .. } => return Err(error),
+                crate::walk::Step::Leave(_) => {}
             }
         }
         Ok(())
@@ -466,29 +506,10 @@ impl Archive {
 /// The root directory of a snapshot as an entry: no name, mode 0755, owned
 /// by root, timed at the snapshot's start.
 fn root_entry(snapshot: &Snapshot) -> Entry {
-    let t = snapshot.record.time_ns;
-    let time = crate::format::tree::Timestamp {
-        sec: t.div_euclid(1_000_000_000),
-        nsec: t.rem_euclid(1_000_000_000) as u32,
-    };
-    Entry {
-        name: Vec::new(),
-        kind: crate::format::tree::EntryType::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: Vec::new(),
-        group: Vec::new(),
-        mtime: time,
-        atime: time,
-        ctime: time,
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        xattrs: Vec::new(),
-        payload: crate::format::tree::Payload::Dir(*snapshot.root()),
-    }
+    let time = crate::format::tree::Timestamp::from_ns(snapshot.record.time_ns);
+    let mut root = Entry::synthetic_dir(Vec::new(), time);
+    root.payload = crate::format::tree::Payload::Dir(*snapshot.root());
+    root
 }
 
 /// How to encrypt a new archive.
@@ -619,6 +640,7 @@ fn new_header(opts: &mut CreateOptions) -> Result<(Header, Option<Arc<Keys>>)> {
         if enc.passphrase.is_empty() {
             return Err(Error::InvalidInput("an empty passphrase is refused".into()));
         }
+        check_key_slot_set_for_writing([&enc.kdf]).map_err(Error::ExcessiveWork)?;
         let mut mk = Zeroizing::new([0u8; 32]);
         opts.entropy.fill(mk.as_mut());
         let slot =
@@ -717,11 +739,28 @@ impl Writer<BufWriter<File>> {
         let file = lock_path(path, true)?.ok_or_else(|| {
             Error::io_at(path, std::io::Error::from(std::io::ErrorKind::NotFound))
         })?;
-        let store = Store::from_file(
+        // Opened with a damaged tail allowed, so that it is refused here,
+        // as an append, with its own message.
+        let store = Store::from_file_with(
             file.try_clone().map_err(|e| Error::io_at(path, e))?,
             path,
             passphrase,
+            &crate::store::OpenOptions::new().allow_damaged_tail(true),
         )?;
+        if let Some(t) = store.tail() {
+            if t.damaged {
+                return Err(Error::corrupt(
+                    Region::Tail { offset: t.offset },
+                    format!(
+                        "the archive ends in a damaged footer (bytes {}..{}: {}); refusing to \
+                         append, which would bury it",
+                        t.offset,
+                        t.end(),
+                        t.detail
+                    ),
+                ));
+            }
+        }
         let committed = store.committed_end();
         eintr(|| file.set_len(committed)).map_err(|e| Error::io_at(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file.try_clone()?);
@@ -838,12 +877,23 @@ fn lock_path(path: &Path, write: bool) -> Result<Option<File>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io_at(path, e)),
         };
-        match eintr_rustix(|| {
-            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        }) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(path.to_path_buf())),
-            Err(e) => return Err(Error::io_at(path, e.into())),
+        // A lock held for a moment only is not another writer: a process
+        // forked by this one (or by a neighbour) holds a copy of every open
+        // descriptor until it executes its program, the lock of a file just
+        // closed included. Look a few times over 100 ms before saying busy.
+        let mut tries = 0;
+        loop {
+            match eintr_rustix(|| {
+                rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            }) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(path.to_path_buf())),
+                Err(e) => return Err(Error::io_at(path, e.into())),
+            }
         }
         let locked = file.metadata().map_err(|e| Error::io_at(path, e))?;
         match eintr(|| std::fs::metadata(path)) {
@@ -880,7 +930,9 @@ fn is_ptar(file: &File) -> std::io::Result<bool> {
 /// The number of snapshots of an existing plain archive, or `None` when it
 /// cannot be read without a passphrase.
 fn snapshot_count(file: &File) -> Option<u64> {
-    let store = Store::from_file(file.try_clone().ok()?, Path::new(""), None).ok()?;
+    let last_good = crate::store::OpenOptions::new().allow_damaged_tail(true);
+    let store =
+        Store::from_file_with(file.try_clone().ok()?, Path::new(""), None, &last_good).ok()?;
     Some(store.snapshot_list().len() as u64)
 }
 
@@ -1075,6 +1127,8 @@ impl<W: Sink> Writer<W> {
                 crate::format::limits::MAX_KEY_SLOTS
             )));
         }
+        check_key_slot_set_for_writing(slots.iter().map(|s| &s.kdf))
+            .map_err(Error::ExcessiveWork)?;
         self.keyslots = Some(slots);
         Ok(())
     }
@@ -1126,7 +1180,7 @@ impl<W: Sink> Writer<W> {
         Ok(id)
     }
 
-    /// Whether the snapshot table this generation will write (the archive's
+    /// Whether the snapshots this generation will list (the archive's
     /// snapshots so far and those added since) lists `id`.
     pub fn holds_snapshot(&self, id: &Id) -> bool {
         // A table that does not read fails the commit, which streams it.
@@ -1234,7 +1288,7 @@ impl<W: Sink> Writer<W> {
         Ok((id, outcome))
     }
 
-    /// Writes index, snapshot table and footer: the generation is committed.
+    /// Writes the index run, snapshot run and footer: the generation is committed.
     ///
     /// On an error the archive is left as it was whenever that can be done
     /// (an append's new bytes truncated away, a new archive's temporary file

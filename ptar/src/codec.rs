@@ -149,11 +149,19 @@ pub fn decompress_into(
     }
 }
 
+/// The magic number that begins a Zstandard frame (RFC 8878 §3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
 /// One zstd frame into exactly `raw_len` bytes. Decoding in one pass into a
 /// buffer of that size bounds memory by the plaintext length, whatever window
 /// size the frame claims.
 fn zstd_decompress(data: &[u8], raw_len: u32, out: &mut Vec<u8>) -> Result<(), String> {
     let raw_len = raw_len as usize;
+    // A Zstandard frame, not a skippable one (which decoders take as a
+    // frame that decodes to nothing).
+    if !data.starts_with(&ZSTD_MAGIC) {
+        return Err("zstd payload does not begin with a Zstandard frame".into());
+    }
     // Exactly one frame: its compressed size must be the whole payload.
     match zstd::zstd_safe::find_frame_compressed_size(data) {
         Ok(n) if n == data.len() => {}
@@ -215,5 +223,22 @@ mod tests {
         assert!(decompress(c, &t, text.len() as u32).is_err());
         assert!(decompress(c, &one[..one.len() - 1], text.len() as u32).is_err());
         assert!(decompress(c, b"not zstd at all", 10).is_err());
+    }
+
+    #[test]
+    fn zstd_refuses_skippable_frames() {
+        // A skippable frame (magic 0x184D2A50..5F, u32 length, bytes)
+        // decodes to nothing in libzstd: alone, before or after a frame.
+        let skippable = [0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
+        let err = decompress(Codec::Zstd, &skippable, 0).unwrap_err();
+        assert!(err.contains("does not begin"), "{err}");
+        let text = b"abcdefgh".repeat(100);
+        let (_, z) = compress(Compression::Zstd(3), &text);
+        let mut before = skippable.to_vec();
+        before.extend_from_slice(&z);
+        assert!(decompress(Codec::Zstd, &before, text.len() as u32).is_err());
+        let mut after = z.clone();
+        after.extend_from_slice(&skippable);
+        assert!(decompress(Codec::Zstd, &after, text.len() as u32).is_err());
     }
 }

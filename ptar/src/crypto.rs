@@ -62,10 +62,19 @@ impl Entropy for SeededEntropy {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Argon2id derivations started on this thread: lets a test prove that a
+    /// refusal came before any derivation, without timing anything.
+    pub(crate) static ARGON2_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Runs Argon2id after checking the caps, so a hostile slot cannot make us
 /// allocate or spin without bound.
 pub fn passphrase_key(passphrase: &[u8], kdf: &KdfParams, salt: &[u8; 16]) -> Result<SecretKey> {
     kdf.check_limits().map_err(Error::ExcessiveWork)?;
+    #[cfg(test)]
+    ARGON2_RUNS.with(|n| n.set(n.get() + 1));
     let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
         .map_err(|e| Error::ExcessiveWork(format!("Argon2id refused the parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

@@ -3,9 +3,10 @@
 //!
 //! Both trees are walked together in name order (a merge of the two sorted
 //! listings of each directory), depth-first, directories before their
-//! contents. A directory whose tree id is the same in both snapshots is not
-//! read: tree ids are content ids of the tree pages, so the same id means
-//! the same entries all the way down. Nothing is decided by reading chunks:
+//! contents, held to the same depth limit as every other walk (spec §12).
+//! A directory whose tree id is the same in both snapshots is not read:
+//! tree ids are content ids of the tree pages, so the same id means the
+//! same entries all the way down. Nothing is decided by reading chunks:
 //! a file's content is the same when its extents are (the same inline
 //! extent list, or the same file-map id, and the same size).
 //!
@@ -32,11 +33,11 @@ use std::fmt;
 use std::iter::Peekable;
 use std::ops::{BitOr, BitOrAssign};
 
-use crate::format::limits::MAX_TREE_DEPTH;
 use crate::format::tree::{Entry, EntryType, Payload};
-use crate::format::{Id, Kind};
+use crate::format::Id;
 use crate::sink::Failures;
-use crate::{Archive, Error, Region, Result, Snapshot};
+use crate::walk::{check_depth, join};
+use crate::{Archive, Error, Result, Snapshot};
 
 /// A set of entry fields that differ between two snapshots.
 ///
@@ -285,16 +286,6 @@ fn listing(entries: Vec<Entry>) -> Listing {
     entries.into_iter().peekable()
 }
 
-fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
-    p.extend_from_slice(prefix);
-    if !p.is_empty() {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
 /// Entries a snapshot's record declares: the walk of its trees may not
 /// meet more (a tree that names one directory a million times would
 /// otherwise make the walk endless).
@@ -392,19 +383,6 @@ impl<F: FnMut(&Change) -> Result<()>> Walk<'_, F> {
         }
     }
 
-    fn check_depth(depth: usize, id: &Id) -> Result<()> {
-        if depth >= MAX_TREE_DEPTH {
-            return Err(Error::corrupt(
-                Region::Blob {
-                    id: id.short(),
-                    kind: Kind::Tree.name(),
-                },
-                "directories nest too deep",
-            ));
-        }
-        Ok(())
-    }
-
     /// Reports an entry only one side has; a directory's contents follow.
     fn one_sided(&mut self, old: bool, path: Vec<u8>, e: Entry, depth: usize) -> Result<()> {
         let dir = match &e.payload {
@@ -423,7 +401,7 @@ impl<F: FnMut(&Change) -> Result<()>> Walk<'_, F> {
             self.emit(path.clone(), ChangeKind::Added, Fields::NONE, None, Some(e))?;
         }
         if let Some(id) = dir {
-            Self::check_depth(depth, &id)?;
+            check_depth(depth, &id)?;
             if let Some(kids) = self.read(old, &id, &path)? {
                 let (o, n) = if old {
                     (kids, Vec::new())
@@ -462,7 +440,7 @@ impl<F: FnMut(&Change) -> Result<()>> Walk<'_, F> {
                     self.stats.dirs_skipped += 1;
                     return Ok(());
                 }
-                Self::check_depth(depth, &b)?;
+                check_depth(depth, &b)?;
                 let Some(old) = self.read(true, &a, &path)? else {
                     return Ok(());
                 };
@@ -546,7 +524,8 @@ impl<F: FnMut(&Change) -> Result<()>> Walk<'_, F> {
 ///
 /// Directories that cannot be read are listed in [`DiffStats::failures`]
 /// while the rest is compared; the walk stops on an I/O error, on
-/// directories nested deeper than [`MAX_TREE_DEPTH`], and when a
+/// directories nested deeper than
+/// [`MAX_TREE_DEPTH`](crate::format::limits::MAX_TREE_DEPTH), and when a
 /// snapshot's trees hold more entries than its record declares.
 pub fn diff(
     archive: &Archive,
@@ -586,27 +565,17 @@ mod tests {
     use crate::format::tree::{Content, Extent, Timestamp};
 
     fn file(name: &str, chunk: u8) -> Entry {
-        Entry {
-            name: name.as_bytes().to_vec(),
-            kind: EntryType::File,
-            mode: 0o644,
-            uid: 1000,
-            gid: 1000,
-            user: b"u".to_vec(),
-            group: b"g".to_vec(),
-            mtime: Timestamp { sec: 10, nsec: 0 },
-            atime: Timestamp { sec: 10, nsec: 0 },
-            ctime: Timestamp { sec: 10, nsec: 0 },
-            dev: 1,
-            ino: 2,
-            nlink: 1,
-            size: 4,
-            xattrs: Vec::new(),
-            payload: Payload::File(Content::Inline(vec![Extent::Data {
-                len: 4,
-                id: Id([chunk; 32]),
-            }])),
-        }
+        let t = Timestamp { sec: 10, nsec: 0 };
+        let content = Content::Inline(vec![Extent::Data {
+            len: 4,
+            id: Id([chunk; 32]),
+        }]);
+        Entry::file(name, 4, content)
+            .with_mode(0o644)
+            .with_owner(1000, "u")
+            .with_group(1000, "g")
+            .with_times(t, t, t)
+            .with_source(1, 2, 1)
     }
 
     #[test]

@@ -11,11 +11,12 @@ pub enum Region {
     Header,
     /// A generation's key-slot table.
     KeySlots { generation: u64 },
-    /// A generation's packfile (the blob records).
+    /// Blob records of a generation (kept for callers that name them so;
+    /// readers of version 2 report [`Region::Frame`]).
     Packfile { generation: u64, offset: u64 },
     /// A generation's index.
     Index { generation: u64 },
-    /// A generation's snapshot table.
+    /// A generation's snapshot run (its pages and directory).
     SnapshotTable { generation: u64 },
     /// A generation's footer.
     Footer { generation: u64 },
@@ -76,6 +77,30 @@ pub enum Error {
     /// Bytes do not match what the format or a commitment says.
     #[error("corrupt {region}: {detail}")]
     Corrupt { region: Region, detail: String },
+    /// The archive ends in a damaged footer (spec §10.3): bytes
+    /// `offset..end` end in something shaped like a footer that does not
+    /// verify, so the generation written there is lost to readers. Opening
+    /// is refused unless the caller allows the damaged tail
+    /// ([`crate::store::OpenOptions::allow_damaged_tail`]), which reads
+    /// `last_good_generation`.
+    #[error(
+        "damaged footer at the end of the archive: bytes {offset}..{end} ({} bytes after \
+         generation {last_good_generation}, the last valid one) end in a footer that does not \
+         verify ({detail}): the generation written there, and the snapshots it added, cannot be \
+         read. Reading the last good generation ({last_good_generation}) must be asked for; to \
+         append again, copy the file, then truncate it to {offset} bytes",
+        .end - .offset
+    )]
+    DamagedTail {
+        /// Offset just past the last valid footer.
+        offset: u64,
+        /// The file's length.
+        end: u64,
+        /// The newest generation that verifies.
+        last_good_generation: u64,
+        /// Why the footer-shaped end does not verify.
+        detail: String,
+    },
     /// A signature is missing, invalid, or made with another key.
     #[error("signature check failed: {0}")]
     Signature(String),
@@ -105,26 +130,13 @@ pub enum Error {
     /// Creating an archive would replace an existing ptar archive (and
     /// discard its snapshots): refused unless the caller asks to replace it
     /// ([`crate::Writer::create_replacing`]). `snapshots` is the count its
-    /// last snapshot table gives, when it can be read.
+    /// snapshot runs list, when they can be read without a passphrase;
+    /// `generations` the count its last trailer gives.
     #[error("{}: is a ptar archive holding {}; creating would discard {}", .path.display(), match (.snapshots, .generations) { (Some(n), _) => format!("{n} snapshot(s)"), (None, Some(g)) => format!("{g} generation(s) (the snapshot count of an encrypted archive needs its passphrase)"), (None, None) => "an unknown number of snapshots (the count cannot be read)".to_string() }, if .snapshots == &Some(1) { "it" } else { "them" })]
     ArchiveExists {
         path: PathBuf,
         snapshots: Option<u64>,
         generations: Option<u64>,
-    },
-    /// The archive ends in a footer that does not verify: damage, not an
-    /// interrupted append (spec §10.4). Reading the last good generation
-    /// needs an explicit option.
-    #[error(
-        "damaged footer at the end of the archive: bytes {offset}..{} ({detail}); \
-         the last good generation is {generation}, and snapshots committed after it may be lost"
-        , offset + len
-    )]
-    DamagedTail {
-        offset: u64,
-        len: u64,
-        generation: u64,
-        detail: String,
     },
     /// The generation was committed (readers see it), but a step after the
     /// commit failed, for instance making the directory entry of a new

@@ -18,11 +18,11 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::format::limits::MAX_TREE_DEPTH;
 use crate::format::tree::{Entry, Payload};
-use crate::format::{Id, Kind};
+use crate::format::Id;
 use crate::pattern::glob_match;
-use crate::{Archive, Error, Region, Result, Snapshot};
+use crate::walk::{check_depth, join, Step, Walker};
+use crate::{Archive, Error, Result, Snapshot};
 
 /// One pattern to find entries by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +100,9 @@ struct Node {
     /// Entries under the directory, at any depth (counted against what a
     /// snapshot declares when the node is reused).
     entries: u64,
+    /// Levels of directories under it (0 when it holds none), so that a
+    /// node reused at another depth is held to the depth limit too.
+    height: usize,
 }
 
 struct Item {
@@ -113,25 +116,36 @@ struct Item {
 /// A directory being searched.
 struct Frame {
     key: (Id, Vec<u8>),
-    path: Vec<u8>,
-    depth: usize,
-    todo: std::vec::IntoIter<Entry>,
     items: Vec<Item>,
     entries: u64,
+    height: usize,
     /// No directory below failed to read (only complete nodes are kept).
     complete: bool,
-    /// The directory's own entry when it matched (None for the root).
+    /// The directory's own name and entry when it matched (None for the root).
     own: Option<(Vec<u8>, Option<Entry>)>,
 }
 
-fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
-    p.extend_from_slice(prefix);
-    if !p.is_empty() {
-        p.push(b'/');
+impl Frame {
+    fn new(key: (Id, Vec<u8>), own: Option<(Vec<u8>, Option<Entry>)>) -> Frame {
+        Frame {
+            key,
+            items: Vec::new(),
+            entries: 0,
+            height: 0,
+            complete: true,
+            own,
+        }
     }
-    p.extend_from_slice(name);
-    p
+
+    /// Takes in a directory's node met under this one.
+    fn add(&mut self, name: Vec<u8>, hit: Option<Entry>, node: Rc<Node>) {
+        self.entries = self.entries.saturating_add(node.entries);
+        self.height = self.height.max(node.height + 1);
+        let below = (!node.items.is_empty()).then_some(node);
+        if hit.is_some() || below.is_some() {
+            self.items.push(Item { name, hit, below });
+        }
+    }
 }
 
 struct Finder<'a> {
@@ -159,6 +173,27 @@ impl Finder<'_> {
         self.patterns.iter().any(|p| p.matches(path))
     }
 
+    /// Closes the directory on top of `stack`, keeping its node when it is
+    /// complete; the node, when it was the root's.
+    fn close(&mut self, stack: &mut Vec<Frame>) -> Option<Rc<Node>> {
+        let done = stack.pop().expect("a frame per open directory");
+        let node = Rc::new(Node {
+            items: done.items,
+            entries: done.entries,
+            height: done.height,
+        });
+        if done.complete {
+            self.memo.insert(done.key, node.clone());
+        }
+        let Some(up) = stack.last_mut() else {
+            return Some(node);
+        };
+        up.complete &= done.complete;
+        let (name, hit) = done.own.expect("a directory below the root has an entry");
+        up.add(name, hit, node);
+        None
+    }
+
     /// Searches one snapshot's trees; the matches, or `None` when its root
     /// cannot be read (recorded as a failure).
     fn search(&mut self, snap: &Snapshot) -> Result<Option<Rc<Node>>> {
@@ -169,134 +204,63 @@ impl Finder<'_> {
             .saturating_add(s.symlinks)
             .saturating_add(s.hardlinks)
             .saturating_add(s.others);
-        let mut charged: u64 = 0;
-        let mut charge = |n: u64| -> Result<()> {
-            charged = charged.saturating_add(n);
-            if charged > limit {
-                return Err(Error::LimitExceeded(format!(
-                    "snapshot {} holds more entries than the {limit} its record declares",
-                    snap.id.short()
-                )));
-            }
-            Ok(())
-        };
+        let mut walker =
+            Walker::new(self.archive.store(), snap.record.root).with_limit(limit, snap.id);
         let root_key = self.key(snap.record.root, b"");
-        if let Some(n) = self.memo.get(&root_key) {
+        if let Some(n) = self.memo.get(&root_key).cloned() {
             self.stats.dirs_reused += 1;
-            charge(n.entries)?;
-            return Ok(Some(n.clone()));
+            walker.charge(n.entries)?;
+            return Ok(Some(n));
         }
-        let root = match self.archive.read_dir(&snap.record.root) {
-            Ok(r) => r,
-            Err(e) if matches!(e, Error::Io { .. }) => return Err(e),
-            Err(e) => {
-                self.stats
-                    .failures
-                    .push((snap.id, Vec::new(), e.to_string()));
-                return Ok(None);
-            }
-        };
-        self.stats.dirs_read += 1;
-        charge(root.len() as u64)?;
-        let mut stack = vec![Frame {
-            key: root_key,
-            path: Vec::new(),
-            depth: 1,
-            entries: root.len() as u64,
-            todo: root.into_iter(),
-            items: Vec::new(),
-            complete: true,
-            own: None,
-        }];
-        loop {
-            let top = stack.last_mut().expect("a frame until the root is done");
-            let Some(e) = top.todo.next() else {
-                let done = stack.pop().expect("top");
-                let node = Rc::new(Node {
-                    items: done.items,
-                    entries: done.entries,
-                });
-                if done.complete {
-                    self.memo.insert(done.key, node.clone());
+        let mut stack = vec![Frame::new(root_key, None)];
+        while let Some(step) = walker.next() {
+            let v = match step? {
+                Step::Entry(v) => v,
+                Step::Unreadable { error, .. } if matches!(error, Error::Io { .. }) => {
+                    return Err(error)
                 }
-                let Some(up) = stack.last_mut() else {
-                    return Ok(Some(node));
-                };
-                up.entries = up.entries.saturating_add(node.entries);
-                up.complete &= done.complete;
-                let (name, hit) = done.own.expect("a directory below the root has an entry");
-                let below = (!node.items.is_empty()).then_some(node);
-                if hit.is_some() || below.is_some() {
-                    up.items.push(Item { name, hit, below });
+                Step::Unreadable { path, error } => {
+                    self.stats.failures.push((snap.id, path, error.to_string()));
+                    if stack.len() == 1 {
+                        // The root: nothing of this snapshot can be searched.
+                        return Ok(None);
+                    }
+                    stack.last_mut().expect("the unreadable directory").complete = false;
+                    continue;
                 }
-                continue;
+                Step::Leave(_) => {
+                    self.close(&mut stack);
+                    continue;
+                }
             };
-            let path = join(&top.path, &e.name);
-            let depth = top.depth;
-            let hit = self.hit(&path);
-            let Payload::Dir(id) = e.payload else {
+            let hit = self.hit(&v.path);
+            let top = stack.last_mut().expect("a frame per open directory");
+            top.entries = top.entries.saturating_add(1);
+            let Payload::Dir(id) = v.entry.payload else {
                 if hit {
                     top.items.push(Item {
-                        name: e.name.clone(),
-                        hit: Some(e),
+                        name: v.entry.name.clone(),
+                        hit: Some(v.entry),
                         below: None,
                     });
                 }
                 continue;
             };
-            let name = e.name.clone();
-            let hit = hit.then_some(e);
-            let key = self.key(id, &path);
+            let name = v.entry.name.clone();
+            let hit = hit.then_some(v.entry);
+            let key = self.key(id, &v.path);
             if let Some(n) = self.memo.get(&key).cloned() {
+                walker.skip();
                 self.stats.dirs_reused += 1;
-                charge(n.entries)?;
-                let top = stack.last_mut().expect("top");
-                top.entries = top.entries.saturating_add(n.entries);
-                let below = (!n.items.is_empty()).then_some(n);
-                if hit.is_some() || below.is_some() {
-                    top.items.push(Item { name, hit, below });
-                }
+                check_depth(v.depth + n.height, &id)?;
+                walker.charge(n.entries)?;
+                stack.last_mut().expect("top").add(name, hit, n);
                 continue;
             }
-            if depth >= MAX_TREE_DEPTH {
-                return Err(Error::corrupt(
-                    Region::Blob {
-                        id: id.short(),
-                        kind: Kind::Tree.name(),
-                    },
-                    "directories nest too deep",
-                ));
-            }
-            let kids = match self.archive.read_dir(&id) {
-                Ok(k) => k,
-                Err(e) if matches!(e, Error::Io { .. }) => return Err(e),
-                Err(err) => {
-                    self.stats.failures.push((snap.id, path, err.to_string()));
-                    let top = stack.last_mut().expect("top");
-                    top.complete = false;
-                    if hit.is_some() {
-                        top.items.push(Item {
-                            name,
-                            hit,
-                            below: None,
-                        });
-                    }
-                    continue;
-                }
-            };
-            self.stats.dirs_read += 1;
-            charge(kids.len() as u64)?;
-            stack.push(Frame {
-                key,
-                path,
-                depth: depth + 1,
-                entries: kids.len() as u64,
-                todo: kids.into_iter(),
-                items: Vec::new(),
-                complete: true,
-                own: Some((name, hit)),
-            });
+            stack.push(Frame::new(key, Some((name, hit))));
         }
+        self.stats.dirs_read += walker.dirs_read();
+        Ok(self.close(&mut stack))
     }
 }
 
@@ -306,7 +270,8 @@ impl Finder<'_> {
 ///
 /// Directories that cannot be read are listed in [`FindStats::failures`]
 /// while the search goes on; it stops on an I/O error, an error from `f`,
-/// directories nested deeper than [`MAX_TREE_DEPTH`], and when a
+/// directories nested deeper than
+/// [`MAX_TREE_DEPTH`](crate::format::limits::MAX_TREE_DEPTH), and when a
 /// snapshot's trees hold more entries than its record declares.
 pub fn find(
     archive: &Archive,

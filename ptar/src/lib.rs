@@ -78,14 +78,15 @@
 //! [`Archive::from_reader`] opens an archive over anything implementing
 //! [`store::ReadAt`] (positional reads): bytes in memory, a file, or a
 //! caller's type serving an object from a remote store. Only the header,
-//! footers, indexes and snapshot tables are read at once; blob records
-//! are read when a file or directory needs them. [`Archive`] is
+//! the last footer and the directories of the index and snapshot runs are
+//! read at once; index pages and blob records are read when a file or
+//! directory needs them. [`Archive`] is
 //! `Send + Sync`: share one between threads.
 //!
 //! # To check an archive
 //!
-//! [`Archive::verify`] checks the structure, the footer chain, MACs and
-//! signatures; with [`VerifyOptions::full`] it also decodes and re-hashes
+//! [`Archive::verify`] checks the structure, the footer chain, every run's
+//! pages and signatures; with [`VerifyOptions::full`] it also decodes and re-hashes
 //! every blob and names the files a damaged blob belongs to.
 //! [`Archive::verify_with_progress`] reports progress through a
 //! [`progress::Progress`].
@@ -165,7 +166,7 @@
 //!
 //! Every function returns [`Result`] with the matchable [`Error`]: a
 //! damaged archive is [`Error::Corrupt`] naming the [`Region`] (header,
-//! packfile offset, index, blob...), a missing path [`Error::NotFound`],
+//! frame offset, index run, blob...), a missing path [`Error::NotFound`],
 //! a wrong passphrase [`Error::WrongPassphrase`]. The library never prints
 //! and never exits: progress and per-file problems reach the caller through
 //! [`progress::Progress`].
@@ -206,6 +207,7 @@ pub mod tar;
 #[doc(hidden)]
 pub mod tree;
 pub mod verify;
+pub(crate) mod walk;
 
 pub use archive::{
     probe, probe_file, Archive, CommitInfo, CreateOptions, Encryption, Snapshot, SnapshotMeta,
@@ -214,4 +216,5 @@ pub use archive::{
 pub use error::{Error, Region, Result};
 pub use format::header::{ChunkerParams, KdfParams};
 pub use format::Id;
+pub use store::{OpenOptions, TailKind};
 pub use verify::{DamagedPath, VerifyOptions, VerifyReport};

@@ -4,7 +4,8 @@
 //! Extraction to a directory ([`crate::fs::FsSink`]) is one sink; writing
 //! file contents to a stream (`ptar -O`) is another; a tar exporter is a
 //! third. The walk is depth-first in name order, directories before their
-//! contents, iterative (bounded by [`crate::format::limits::MAX_TREE_DEPTH`]).
+//! contents, iterative (the library's one tree walk, bounded by
+//! [`crate::format::limits::MAX_TREE_DEPTH`] as spec §12 says).
 
 use std::io::Read;
 
@@ -12,7 +13,8 @@ use crate::format::tree::{Entry, Extent, Payload};
 use crate::format::{Id, Kind};
 use crate::progress::Progress;
 use crate::store::Store;
-use crate::tree::{read_directory, read_extents};
+use crate::tree::read_extents;
+use crate::walk::{Step, Walker};
 use crate::{Error, Region, Result};
 
 /// What a sink did with an entry.
@@ -166,64 +168,41 @@ pub fn export(
         failures.push((path.to_vec(), msg));
         Ok(())
     };
-    // (member path of the directory, its entry, entries left)
-    type Level = (Vec<u8>, Option<Entry>, std::vec::IntoIter<Entry>);
-    let mut stack: Vec<Level> = vec![(Vec::new(), None, read_directory(store, root)?.into_iter())];
-    while let Some((prefix, _, iter)) = stack.last_mut() {
+    let mut walker = Walker::new(store, *root);
+    loop {
         if progress.cancelled() {
             return Err(Error::Cancelled);
         }
-        let Some(e) = iter.next() else {
-            let (path, own, _) = stack.pop().expect("non-empty");
-            if let Some(own) = own {
-                if let Err(err) = sink.leave_dir(&path, &own) {
-                    fail(&path, err)?;
-                }
-            }
-            continue;
+        let Some(step) = walker.next() else {
+            break;
         };
-        let mut path = prefix.clone();
-        if !path.is_empty() {
-            path.push(b'/');
-        }
-        path.extend_from_slice(&e.name);
-        match &e.payload {
-            Payload::Dir(id) => {
-                if stack.len() > crate::format::limits::MAX_TREE_DEPTH {
-                    return Err(Error::corrupt(
-                        Region::Blob {
-                            id: id.short(),
-                            kind: "tree",
-                        },
-                        "directories nest too deep",
-                    ));
-                }
-                match sink.enter_dir(&path, &e) {
-                    Ok(Flow::Take) => {
-                        progress.entry(&path, &e);
-                        let kids = match read_directory(store, id) {
-                            Ok(k) => k,
-                            Err(err) => {
-                                fail(&path, err)?;
-                                Vec::new()
-                            }
-                        };
-                        stack.push((path, Some(e), kids.into_iter()));
-                    }
-                    Ok(Flow::Skip) => {}
-                    Err(err) => fail(&path, err)?,
-                }
+        let v = match step? {
+            Step::Entry(v) => v,
+            Step::Unreadable { path, error } if path.is_empty() => return Err(error),
+            Step::Unreadable { path, error } => {
+                fail(&path, error)?;
+                continue;
             }
-            Payload::File(_) => match sink.file(&path, &e, &mut FileContent::new(store, &e)) {
-                Ok(Flow::Take) => progress.entry(&path, &e),
-                Ok(Flow::Skip) => {}
-                Err(err) => fail(&path, err)?,
-            },
-            _ => match sink.other(&path, &e) {
-                Ok(Flow::Take) => progress.entry(&path, &e),
-                Ok(Flow::Skip) => {}
-                Err(err) => fail(&path, err)?,
-            },
+            Step::Leave(v) => {
+                if let Err(err) = sink.leave_dir(&v.path, &v.entry) {
+                    fail(&v.path, err)?;
+                }
+                continue;
+            }
+        };
+        let (path, e) = (&v.path, &v.entry);
+        let flow = match &e.payload {
+            Payload::Dir(_) => sink.enter_dir(path, e),
+            Payload::File(_) => sink.file(path, e, &mut FileContent::new(store, e)),
+            _ => sink.other(path, e),
+        };
+        match flow {
+            Ok(Flow::Take) => progress.entry(path, e),
+            Ok(Flow::Skip) => walker.skip(),
+            Err(err) => {
+                walker.skip();
+                fail(path, err)?;
+            }
         }
     }
     Ok(failures)

@@ -321,7 +321,9 @@ pub fn build_with_parent<W: Sink>(
         match item {
             Some(SourceItem::EnterDir { path, entry }) => {
                 progress.entry(&path, &entry);
-                if stack.len() > crate::format::limits::MAX_TREE_DEPTH {
+                // The directory entered is at depth `stack.len()` (the
+                // root's frame is the first).
+                if !crate::walk::depth_allowed(stack.len()) {
                     return Err(crate::Error::InvalidInput(format!(
                         "'{}' nests deeper than the format allows",
                         String::from_utf8_lossy(&path)
@@ -466,8 +468,10 @@ struct AnyTree {
 }
 
 /// The components of an item's path: empty and `.` components dropped,
-/// each remaining one a valid entry name, not too deep.
-fn components(path: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
+/// each remaining one a valid entry name, not too deep (spec §12: a
+/// directory, the item itself when `dir`, at most
+/// [`MAX_TREE_DEPTH`](crate::format::limits::MAX_TREE_DEPTH) levels down).
+fn components(path: &[u8], dir: bool) -> std::result::Result<Vec<&[u8]>, String> {
     let mut out = Vec::new();
     for c in path.split(|&b| b == b'/') {
         if c.is_empty() || c == b"." {
@@ -480,31 +484,21 @@ fn components(path: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
             .map_err(|m| format!("cannot store this name: {}", m.0))?;
         out.push(c);
     }
-    if out.len() >= crate::format::limits::MAX_TREE_DEPTH {
+    let deepest_dir = if dir {
+        out.len()
+    } else {
+        out.len().saturating_sub(1)
+    };
+    if !crate::walk::depth_allowed(deepest_dir) {
         return Err("the path nests deeper than the format allows".into());
     }
     Ok(out)
 }
 
+/// A directory no item describes (its owner and times are set when it is
+/// written), and the placeholder left where an entry is taken out.
 fn made_up_entry() -> Entry {
-    Entry {
-        name: Vec::new(),
-        kind: EntryType::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: Vec::new(),
-        group: Vec::new(),
-        mtime: Default::default(),
-        atime: Default::default(),
-        ctime: Default::default(),
-        dev: 0,
-        ino: 0,
-        nlink: 0,
-        size: 0,
-        xattrs: Vec::new(),
-        payload: Payload::Dir(Id::ZERO),
-    }
+    Entry::synthetic_dir(Vec::new(), Default::default())
 }
 
 impl AnyTree {
@@ -681,11 +675,7 @@ impl AnyTree {
                 let mut entry = std::mem::replace(&mut node.entry, made_up_entry());
                 let names = sizes.get(&node.group).copied().unwrap_or(1);
                 if names > 1 {
-                    let mut full = path.clone();
-                    if !full.is_empty() {
-                        full.push(b'/');
-                    }
-                    full.extend_from_slice(&name);
+                    let full = crate::walk::join(&path, &name);
                     entry.nlink = names;
                     match heads.get(&node.group) {
                         Some(head) if head.len() <= crate::format::limits::MAX_TARGET_LEN => {
@@ -771,13 +761,14 @@ fn build_any_order<W: Sink>(
         };
         match item {
             SourceItem::EnterDir { path, mut entry } => {
-                let comps = match components(&path).and_then(|c| tree.check(&c, true).map(|_| c)) {
-                    Ok(c) => c,
-                    Err(m) => {
-                        report(&mut out, progress, path, m);
-                        continue;
-                    }
-                };
+                let comps =
+                    match components(&path, true).and_then(|c| tree.check(&c, true).map(|_| c)) {
+                        Ok(c) => c,
+                        Err(m) => {
+                            report(&mut out, progress, path, m);
+                            continue;
+                        }
+                    };
                 // The snapshot root has no entry of its own.
                 if comps.is_empty() {
                     continue;
@@ -798,7 +789,7 @@ fn build_any_order<W: Sink>(
                 mut entry,
                 data,
             } => {
-                let comps = match components(&path).and_then(|c| {
+                let comps = match components(&path, false).and_then(|c| {
                     if c.is_empty() {
                         return Err("a file cannot stand for the snapshot root".into());
                     }
@@ -833,7 +824,7 @@ fn build_any_order<W: Sink>(
                 }
             }
             SourceItem::Other { path, entry } => {
-                let comps = match components(&path).and_then(|c| {
+                let comps = match components(&path, false).and_then(|c| {
                     if c.is_empty() {
                         return Err("only a directory can stand for the snapshot root".into());
                     }
@@ -863,7 +854,7 @@ fn build_any_order<W: Sink>(
                     Payload::Hardlink(t) => t.clone(),
                     _ => Vec::new(),
                 };
-                let found = components(&target)
+                let found = components(&target, false)
                     .ok()
                     .filter(|t| !t.is_empty())
                     .and_then(|t| tree.lookup(&t));
@@ -911,4 +902,21 @@ fn build_any_order<W: Sink>(
     }
     out.root = tree.write(w, &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::limits::MAX_TREE_DEPTH;
+
+    #[test]
+    fn paths_in_any_order_follow_the_depth_rule() {
+        let deep = |n: usize| "d/".repeat(n - 1) + "d";
+        // A directory at the limit, and a file in it.
+        assert!(components(deep(MAX_TREE_DEPTH).as_bytes(), true).is_ok());
+        assert!(components(deep(MAX_TREE_DEPTH + 1).as_bytes(), false).is_ok());
+        // A directory one level deeper, or a file below one.
+        assert!(components(deep(MAX_TREE_DEPTH + 1).as_bytes(), true).is_err());
+        assert!(components(deep(MAX_TREE_DEPTH + 2).as_bytes(), false).is_err());
+    }
 }

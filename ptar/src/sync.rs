@@ -30,12 +30,12 @@ use std::collections::HashMap;
 
 use crate::archive::{Archive, Snapshot, Writer};
 use crate::crypto::{self, Keys};
-use crate::format::limits::MAX_TREE_DEPTH;
 use crate::format::tree::{Content, Entry, Extent, Payload};
 use crate::format::{Id, Kind};
 use crate::progress::Progress;
 use crate::store::{GenerationWriter, Sink, Store};
-use crate::tree::{read_directory, read_extents, write_content, write_directory};
+use crate::tree::{read_extents, write_content, write_directory};
+use crate::walk::{check_depth, Step, Visit, Walker};
 use crate::{Error, Region, Result};
 
 /// What happened to one snapshot asked for.
@@ -152,14 +152,24 @@ fn same_ids(a: Option<&Keys>, b: Option<&Keys>) -> bool {
 }
 
 /// One directory being rebuilt: its source tree id, its entry in the
-/// parent (none for the root), its path, the entries still to translate
-/// and those done.
+/// parent (none for the root), the entries translated so far, and the
+/// levels of directories met below it.
 struct Frame {
     old: Id,
     entry: Option<Entry>,
-    path: Vec<u8>,
-    pending: std::vec::IntoIter<Entry>,
     done: Vec<Entry>,
+    height: usize,
+}
+
+impl Frame {
+    fn new(old: Id, entry: Option<Entry>) -> Frame {
+        Frame {
+            old,
+            entry,
+            done: Vec::new(),
+            height: 0,
+        }
+    }
 }
 
 /// Source ids to destination ids, remembered for one run.
@@ -167,8 +177,9 @@ struct Translator<'a> {
     store: &'a Store,
     shared: bool,
     progress: &'a dyn Progress,
-    /// Source tree id → destination tree id.
-    trees: HashMap<Id, Id>,
+    /// Source tree id → destination tree id, and the levels of directories
+    /// under it (so a tree met again deeper is held to the depth limit).
+    trees: HashMap<Id, (Id, usize)>,
     /// Source file-map id → destination content.
     maps: HashMap<Id, Content>,
     /// Source chunk id → destination chunk id.
@@ -180,74 +191,66 @@ impl Translator<'_> {
     /// Rebuilds the directory whose top page is `root` in the destination,
     /// depth-first, and returns its destination id.
     fn tree<W: Sink>(&mut self, gen: &mut GenerationWriter<W>, root: &Id) -> Result<Id> {
-        if let Some(id) = self.trees.get(root) {
+        if let Some((id, _)) = self.trees.get(root) {
             return Ok(*id);
         }
-        let mut stack = vec![Frame {
-            old: *root,
-            entry: None,
-            path: Vec::new(),
-            pending: read_directory(self.store, root)?.into_iter(),
-            done: Vec::new(),
-        }];
+        let mut stack = vec![Frame::new(*root, None)];
+        let mut walker = Walker::new(self.store, *root);
         loop {
             if self.progress.cancelled() {
                 return Err(Error::Cancelled);
             }
-            let top = stack.last_mut().expect("a frame until the root is done");
-            let Some(mut e) = top.pending.next() else {
-                let frame = stack.pop().expect("the frame just looked at");
-                let id = write_directory(gen, frame.done)?;
-                self.trees.insert(frame.old, id);
-                match (frame.entry, stack.last_mut()) {
-                    (Some(mut entry), Some(up)) => {
-                        entry.payload = Payload::Dir(id);
-                        up.done.push(entry);
-                        continue;
-                    }
-                    _ => return Ok(id),
+            let Some(step) = walker.next() else {
+                break;
+            };
+            let Visit {
+                path,
+                mut entry,
+                depth,
+            } = match step? {
+                Step::Entry(v) => v,
+                Step::Unreadable { error, .. } => return Err(error),
+                Step::Leave(_) => {
+                    let frame = stack.pop().expect("a frame per open directory");
+                    let id = write_directory(gen, frame.done)?;
+                    self.trees.insert(frame.old, (id, frame.height));
+                    let mut entry = frame
+                        .entry
+                        .expect("a directory below the root has an entry");
+                    entry.payload = Payload::Dir(id);
+                    let up = stack.last_mut().expect("the root's frame is closed last");
+                    up.done.push(entry);
+                    up.height = up.height.max(frame.height + 1);
+                    continue;
                 }
             };
-            let mut path = top.path.clone();
-            if !path.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(&e.name);
-            self.progress.entry(&path, &e);
-            match &e.payload {
+            self.progress.entry(&path, &entry);
+            let top = stack.last_mut().expect("a frame per open directory");
+            match &entry.payload {
                 Payload::Dir(old) => {
-                    if let Some(id) = self.trees.get(old) {
-                        e.payload = Payload::Dir(*id);
-                        top.done.push(e);
-                        continue;
-                    }
-                    if stack.len() >= MAX_TREE_DEPTH {
-                        return Err(Error::corrupt(
-                            Region::Blob {
-                                id: old.short(),
-                                kind: Kind::Tree.name(),
-                            },
-                            "directories nest too deep",
-                        ));
-                    }
                     let old = *old;
-                    let pending = read_directory(self.store, &old)?.into_iter();
-                    stack.push(Frame {
-                        old,
-                        entry: Some(e),
-                        path,
-                        pending,
-                        done: Vec::new(),
-                    });
+                    let Some(&(id, height)) = self.trees.get(&old) else {
+                        stack.push(Frame::new(old, Some(entry)));
+                        continue;
+                    };
+                    walker.skip();
+                    check_depth(depth + height, &old)?;
+                    entry.payload = Payload::Dir(id);
+                    top.done.push(entry);
+                    top.height = top.height.max(height + 1);
                 }
                 Payload::File(content) => {
-                    let content = self.content(gen, content, e.size)?;
-                    e.payload = Payload::File(content);
-                    top.done.push(e);
+                    let content = self.content(gen, content, entry.size)?;
+                    entry.payload = Payload::File(content);
+                    top.done.push(entry);
                 }
-                _ => top.done.push(e),
+                _ => top.done.push(entry),
             }
         }
+        let frame = stack.pop().expect("the root's frame");
+        let id = write_directory(gen, frame.done)?;
+        self.trees.insert(frame.old, (id, frame.height));
+        Ok(id)
     }
 
     /// A file's content with destination chunk ids (and file maps stored

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 
 use crate::archive::Archive;
 use crate::format::frame::{self, FrameType};
@@ -18,6 +18,7 @@ use crate::format::record::RecordLayout;
 use crate::format::tree::{Content, Extent, Payload};
 use crate::format::{Id, Kind};
 use crate::store::{Store, Tail};
+use crate::walk::{check_depth, Step, Visit, Walker};
 use crate::{crypto, Error, Region, Result};
 
 /// What to check.
@@ -104,10 +105,7 @@ impl Checker<'_> {
             let mut unsigned = m.clone();
             unsigned.signature = Some(([0; 32], [0; 64]));
             let msg = unsigned.signature_message();
-            let ok = VerifyingKey::from_bytes(key)
-                .ok()
-                .is_some_and(|k| k.verify_strict(&msg, &Signature::from_bytes(sig)).is_ok());
-            if !ok {
+            if !crate::signing::verify(key, &msg, sig) {
                 self.problem(Error::corrupt(
                     Region::Footer { generation: gen },
                     "the signature does not verify",
@@ -140,7 +138,10 @@ impl Checker<'_> {
         let store = self.store;
         let mut t = *store.trailer();
         let mut m = store.manifest().clone();
+        // The run each generation wrote, as its own manifest names it first.
+        let mut own: HashMap<u64, crate::format::manifest::RunRef> = HashMap::new();
         loop {
+            own.insert(m.generation, m.runs[0]);
             self.check_footer(&t, &m);
             if full {
                 self.check_frames(&t, &m);
@@ -153,7 +154,7 @@ impl Checker<'_> {
                         "generation 1 does not start after the header",
                     ));
                 }
-                return;
+                break;
             }
             let region = Region::Footer {
                 generation: gen - 1,
@@ -189,6 +190,24 @@ impl Checker<'_> {
                     m = pm;
                 }
                 Err(e) => return self.problem(e),
+            }
+        }
+        // Every run in force names the run its generation wrote: a manifest
+        // cannot drop or swap an earlier generation's blobs or snapshots.
+        let newest = store.manifest();
+        for ((h, _), r) in crate::format::run::runs_in_force(newest.generation)
+            .into_iter()
+            .zip(&newest.runs)
+        {
+            if own.get(&h).is_some_and(|wrote| wrote != r) {
+                self.problem(Error::corrupt(
+                    Region::SnapshotTable {
+                        generation: newest.generation,
+                    },
+                    format!(
+                        "the newest manifest names another run for generation {h} than generation {h} wrote"
+                    ),
+                ));
             }
         }
     }
@@ -345,8 +364,13 @@ impl Checker<'_> {
         }
     }
 
-    fn walk_snapshots(&mut self, archive: &Archive) -> Result<()> {
-        let mut seen_trees: HashSet<Id> = HashSet::new();
+    /// Walks every snapshot's trees, checking that every blob they name
+    /// is held with the right kind. A tree met before (in this snapshot or
+    /// an earlier one) is not walked again, only held to the depth limit
+    /// at its new place.
+    fn walk_snapshots(&mut self, archive: &Archive) {
+        // Tree id → levels of directories under it.
+        let mut seen: HashMap<Id, usize> = HashMap::new();
         for t in self.store.snapshot_list().iter() {
             let snap = match t.and_then(|t| archive.load_snapshot(&t)) {
                 Ok(s) => s,
@@ -355,50 +379,75 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let mut stack: Vec<(Vec<u8>, Id)> = vec![(Vec::new(), snap.record.root)];
-            while let Some((path, tree)) = stack.pop() {
-                if !seen_trees.insert(tree) {
+            if seen.contains_key(&snap.record.root) {
+                continue;
+            }
+            if let Err(e) = self.walk_snapshot(archive, &snap, &mut seen) {
+                self.walk_failed = true;
+                self.problem(e);
+            }
+        }
+    }
+
+    /// [`Checker::walk_snapshots`] for one snapshot; an error ends its walk.
+    fn walk_snapshot(
+        &mut self,
+        archive: &Archive,
+        snap: &crate::Snapshot,
+        seen: &mut HashMap<Id, usize>,
+    ) -> Result<()> {
+        // (tree, levels of directories met under it) per open directory.
+        let mut open: Vec<(Id, usize)> = vec![(snap.record.root, 0)];
+        let mut walker = Walker::new(self.store, snap.record.root);
+        while let Some(step) = walker.next() {
+            let Visit { path, entry, depth } = match step? {
+                Step::Entry(v) => v,
+                Step::Unreadable { error, .. } => {
+                    self.walk_failed = true;
+                    self.problem(error);
                     continue;
                 }
-                let entries = match archive.read_dir(&tree) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        self.walk_failed = true;
-                        self.problem(e);
-                        continue;
+                Step::Leave(_) => {
+                    let (tree, height) = open.pop().expect("a level per open directory");
+                    seen.insert(tree, height);
+                    let up = open.last_mut().expect("the root's level is closed last");
+                    up.1 = up.1.max(height + 1);
+                    continue;
+                }
+            };
+            match &entry.payload {
+                Payload::Dir(id) => match seen.get(id) {
+                    Some(&height) => {
+                        walker.skip();
+                        check_depth(depth + height, id)?;
+                        let up = open.last_mut().expect("the root's level is closed last");
+                        up.1 = up.1.max(height + 1);
                     }
-                };
-                for e in entries {
-                    let mut p = path.clone();
-                    if !p.is_empty() {
-                        p.push(b'/');
+                    None => open.push((*id, 0)),
+                },
+                Payload::File(content) => {
+                    if let Content::Map(id) = content {
+                        self.check_blob_exists(id, Kind::FileMap, &path);
                     }
-                    p.extend_from_slice(&e.name);
-                    match &e.payload {
-                        Payload::Dir(id) => stack.push((p, *id)),
-                        Payload::File(content) => {
-                            if let Content::Map(id) = content {
-                                self.check_blob_exists(id, Kind::FileMap, &p);
-                            }
-                            match archive.extents(content, e.size) {
-                                Ok(extents) => {
-                                    for x in extents {
-                                        if let Extent::Data { id, .. } = x {
-                                            self.check_blob_exists(&id, Kind::Chunk, &p);
-                                        }
-                                    }
-                                }
-                                Err(err) => {
-                                    self.walk_failed = true;
-                                    self.problem(err)
+                    match archive.extents(content, entry.size) {
+                        Ok(extents) => {
+                            for x in extents {
+                                if let Extent::Data { id, .. } = x {
+                                    self.check_blob_exists(&id, Kind::Chunk, &path);
                                 }
                             }
                         }
-                        _ => {}
+                        Err(err) => {
+                            self.walk_failed = true;
+                            self.problem(err)
+                        }
                     }
                 }
+                _ => {}
             }
         }
+        let (root, height) = open.pop().expect("the root's level");
+        seen.insert(root, height);
         Ok(())
     }
 
@@ -443,57 +492,55 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let mut stack: Vec<(Vec<u8>, Id)> = vec![(Vec::new(), snap.record.root)];
-            while let Some((path, tree)) = stack.pop() {
+            let mut walker = Walker::new(store, snap.record.root);
+            while let Some(step) = walker.next() {
                 if damaged.len() >= MAX_DAMAGED {
                     break 'snapshots;
                 }
-                let entries = match archive.read_dir(&tree) {
-                    Ok(e) => e,
-                    Err(e) => {
+                let (path, e) = match step {
+                    Ok(Step::Entry(v)) => (v.path, v.entry),
+                    Ok(Step::Leave(_)) => continue,
+                    Ok(Step::Unreadable { path, error }) => {
                         damaged.push(DamagedPath {
                             snapshot: t.id,
                             path,
                             problem: format!(
-                                "directory listing unreadable, with all below it: {e}"
+                                "directory listing unreadable, with all below it: {error}"
                             ),
                         });
                         continue;
                     }
-                };
-                for e in entries {
-                    let mut p = path.clone();
-                    if !p.is_empty() {
-                        p.push(b'/');
-                    }
-                    p.extend_from_slice(&e.name);
-                    let problem = match &e.payload {
-                        Payload::Dir(id) => {
-                            stack.push((p, *id));
-                            continue;
-                        }
-                        Payload::File(content) => {
-                            let map = match content {
-                                Content::Map(id) => readable(id, Kind::FileMap).err(),
-                                _ => None,
-                            };
-                            map.or_else(|| match archive.extents(content, e.size) {
-                                Ok(extents) => extents.iter().find_map(|x| match x {
-                                    Extent::Data { id, .. } => readable(id, Kind::Chunk).err(),
-                                    Extent::Hole { .. } => None,
-                                }),
-                                Err(err) => Some(err.to_string()),
-                            })
-                        }
-                        _ => None,
-                    };
-                    if let Some(problem) = problem {
+                    Err(e) => {
                         damaged.push(DamagedPath {
                             snapshot: t.id,
-                            path: p,
-                            problem,
+                            path: Vec::new(),
+                            problem: format!("the whole snapshot: {e}"),
                         });
+                        continue;
                     }
+                };
+                let problem = match &e.payload {
+                    Payload::File(content) => {
+                        let map = match content {
+                            Content::Map(id) => readable(id, Kind::FileMap).err(),
+                            _ => None,
+                        };
+                        map.or_else(|| match archive.extents(content, e.size) {
+                            Ok(extents) => extents.iter().find_map(|x| match x {
+                                Extent::Data { id, .. } => readable(id, Kind::Chunk).err(),
+                                Extent::Hole { .. } => None,
+                            }),
+                            Err(err) => Some(err.to_string()),
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    damaged.push(DamagedPath {
+                        snapshot: t.id,
+                        path,
+                        problem,
+                    });
                 }
             }
         }
@@ -585,13 +632,11 @@ pub fn verify_with_progress(
     c.report.generations = store.generation_count();
     c.report.snapshots = store.snapshot_list().len();
     c.report.tail = store.tail().cloned();
-    if let Some(t) = store.tail().filter(|t| t.damaged) {
-        c.problem(Error::DamagedTail {
-            offset: t.offset,
-            len: t.len,
-            generation: store.generation_count(),
-            detail: t.detail.clone(),
-        });
+    if let Some(p) = store
+        .tail()
+        .and_then(|t| t.damage_problem(c.report.generations, c.report.snapshots))
+    {
+        c.problem(p);
     }
     c.check_chain(opts.full);
     c.check_runs(opts.full);
@@ -664,9 +709,7 @@ pub fn verify_with_progress(
         }
     }
     if opts.full {
-        if let Err(e) = c.walk_snapshots(archive) {
-            c.problem(e);
-        }
+        c.walk_snapshots(archive);
         if !c.bad_blobs.is_empty() || c.walk_failed {
             c.list_damage(archive);
         }

@@ -8,7 +8,7 @@ use ptar::crypto::{self, Keys, SeededEntropy};
 use ptar::format::header::{ChunkerParams, Header, KdfParams, KeySlot, FLAG_ENCRYPTED};
 use ptar::format::run::SnapshotEntry;
 use ptar::format::snapshot::SnapshotRecord;
-use ptar::format::tree::{Entry, EntryType, Payload, Timestamp};
+use ptar::format::tree::{Entry, EntryType, Payload};
 use ptar::format::{Kind, FORMAT_MAJOR, FORMAT_MINOR};
 use ptar::fs::ExtractOptions;
 use ptar::progress::NoProgress;
@@ -83,25 +83,12 @@ pub fn forge_with(
     bytes
 }
 
+/// An entry owned by root, mode 0644, one link, every time at the epoch.
 pub fn entry(name: &[u8], kind: EntryType, payload: Payload, size: u64) -> Entry {
-    Entry {
-        name: name.to_vec(),
-        kind,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: vec![],
-        group: vec![],
-        mtime: Timestamp::default(),
-        atime: Timestamp::default(),
-        ctime: Timestamp::default(),
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size,
-        xattrs: vec![],
-        payload,
-    }
+    Entry::new(name, kind, payload)
+        .with_mode(0o644)
+        .with_source(0, 0, 1)
+        .with_size(size)
 }
 
 /// Opens forged bytes and extracts the latest snapshot into `dest`.

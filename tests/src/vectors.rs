@@ -324,28 +324,19 @@ fn tiny_entry(n: &TinyNode, index: usize, payload: Payload, size: u64) -> Entry 
         sec: T0 + index as i64,
         nsec: 123_456_789,
     };
-    Entry {
-        name: n.path.rsplit('/').next().expect("name").as_bytes().to_vec(),
-        kind: n.kind,
-        mode: n.mode,
-        uid: 1000,
-        gid: 1000,
-        user: b"alice".to_vec(),
-        group: b"staff".to_vec(),
-        mtime: t,
-        atime: t,
-        ctime: t,
-        dev: 0,
-        ino: index as u64 + 1,
-        nlink: 1,
-        size,
-        xattrs: if n.path == "docs/hello.txt" {
-            vec![(b"user.comment".to_vec(), b"greeting".to_vec())]
-        } else {
-            vec![]
-        },
-        payload,
-    }
+    let xattrs = if n.path == "docs/hello.txt" {
+        vec![(b"user.comment".to_vec(), b"greeting".to_vec())]
+    } else {
+        vec![]
+    };
+    Entry::new(n.path.rsplit('/').next().expect("name"), n.kind, payload)
+        .with_mode(n.mode)
+        .with_owner(1000, "alice")
+        .with_group(1000, "staff")
+        .with_times(t, t, t)
+        .with_source(0, index as u64 + 1, 1)
+        .with_size(size)
+        .with_xattrs(xattrs)
 }
 
 /// Writes one tiny snapshot through `w`; returns its id and expect lines.

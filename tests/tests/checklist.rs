@@ -17,7 +17,7 @@
 //! | 11 duplicate paths and ids | `hostile.rs` (a name twice), `c11_a_blob_stored_twice_reads_the_newest` |
 //! | 12 oversized declarations | `c12_declared_lengths_are_checked_before_allocating` |
 //! | 13 amplification | `hostile.rs`: `a_chunk_referenced_100000_times_stops_at_the_output_budget` |
-//! | 14 cycles and depth | `c14_deep_nesting_is_refused_without_recursion` |
+//! | 14 cycles and depth | `c14_deep_nesting_is_refused_without_recursion`, `c14_nesting_at_the_limit_reads_everywhere_and_one_level_more_nowhere` |
 //! | 15 offsets past the end, overflow | `c15_an_index_entry_past_the_packfile_is_refused` |
 //! | 16 parser differentials | `c16_unknown_critical_extensions_are_refused` |
 //! | 17 type confusion | `c17_file_content_cannot_pass_for_a_directory` |
@@ -356,6 +356,158 @@ fn c14_deep_nesting_is_refused_without_recursion() {
     let a = Archive::from_vec(bytes, None).unwrap();
     let s = a.find_snapshot("latest").unwrap();
     assert!(a.walk(&s, |_, _| Ok(())).is_err(), "walking stops too");
+}
+
+/// `levels` directories called `d`, each in the one before, the deepest
+/// holding `bottom`: the outermost one's entry.
+fn chain(w: &mut GenerationWriter<Vec<u8>>, levels: usize, bottom: Vec<Entry>) -> Entry {
+    let mut d = dir(w, b"d", bottom);
+    for _ in 1..levels {
+        d = dir(w, b"d", vec![d]);
+    }
+    d
+}
+
+/// Drops `tmp` (and the deep trees under it) on a thread with room for
+/// the standard library's recursive removal.
+fn remove_deep(tmp: tempfile::TempDir) {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || drop(tmp))
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn c14_nesting_at_the_limit_reads_everywhere_and_one_level_more_nowhere() {
+    use ptar_tests::{append_snapshot, ptar_s};
+    const LIMIT: usize = ptar::format::limits::MAX_TREE_DEPTH;
+    const TOO_DEEP: &str = "directories nest too deep (more than 8192 levels)";
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let bottom = |w: &mut GenerationWriter<Vec<u8>>| data_file(w, b"bottom.txt", b"deep\n");
+    let archives = [
+        // Directories at depths 1 to 8192, a file at 8193.
+        (
+            "at-limit",
+            forge_with(&header(None), None, |w| {
+                let f = bottom(w);
+                vec![chain(w, LIMIT, vec![f])]
+            }),
+        ),
+        // One directory more.
+        (
+            "too-deep",
+            forge_with(&header(None), None, |w| {
+                let f = bottom(w);
+                vec![chain(w, LIMIT + 1, vec![f])]
+            }),
+        ),
+        // One subtree twice: where it fits (`a/d...`), then one level
+        // deeper (`b/c/d...`). Walks that remember a subtree they have seen
+        // must still hold it to the limit where it is met again.
+        (
+            "shared",
+            forge_with(&header(None), None, |w| {
+                let f = bottom(w);
+                let x = chain(w, LIMIT - 1, vec![f]);
+                let a = dir(w, b"a", vec![x.clone()]);
+                let c = dir(w, b"c", vec![x]);
+                let b = dir(w, b"b", vec![c]);
+                vec![a, b]
+            }),
+        ),
+    ];
+    // A second, small snapshot to compare the deep one with.
+    let small = t.join("small");
+    std::fs::create_dir(&small).unwrap();
+    std::fs::write(small.join("top.txt"), "top\n").unwrap();
+    for (name, bytes) in archives {
+        let archive = t.join(format!("{name}.ptar"));
+        std::fs::write(&archive, bytes).unwrap();
+        append_snapshot(&archive, &small, None);
+        let a = archive.to_str().unwrap();
+        let out = t.join(format!("{name}.out"));
+        let o = out.to_str().unwrap();
+        std::fs::create_dir(&out).unwrap();
+        let copy = t.join(format!("{name}.copy.ptar"));
+        let commands: Vec<(&str, Vec<&str>)> = vec![
+            ("list", vec!["-t", "--snapshot", "2", "-f", a]),
+            // Extraction to disk where it succeeds; where it must fail,
+            // to stdout through the same walk (c14_deep_nesting_is_refused_
+            // _without_recursion extracts one to disk), which is faster.
+            if name == "at-limit" {
+                ("extract", vec!["-x", "--snapshot", "2", "-f", a, "-C", o])
+            } else {
+                ("extract", vec!["-x", "-O", "--snapshot", "2", "-f", a])
+            },
+            ("compare", vec!["-d", "--snapshot", "2", "-f", a, "-C", o]),
+            ("find", vec!["find", "-f", a, "bottom.txt"]),
+            ("diff", vec!["diff", "-f", a, "2", "1"]),
+            ("sync", vec!["sync", "-f", a, copy.to_str().unwrap()]),
+            ("verify", vec!["--verify", "--full", "-f", a]),
+        ];
+        for (what, args) in commands {
+            let r = ptar_s(&args, &[]);
+            let stderr = String::from_utf8_lossy(&r.stderr);
+            let stdout = String::from_utf8_lossy(&r.stdout);
+            if name == "at-limit" {
+                // `-d` finds the owner differs when not run as root; `diff`
+                // finds differences.
+                let ok = match what {
+                    "compare" => [0, 1],
+                    "diff" => [1, 1],
+                    _ => [0, 0],
+                };
+                assert!(
+                    ok.contains(&r.status.code().unwrap_or(-1)),
+                    "{name}: {what}: {:?}\n{stderr}",
+                    r.status
+                );
+                assert!(
+                    !stderr.contains("nest too deep"),
+                    "{name}: {what}: {stderr}"
+                );
+                match what {
+                    "list" | "find" => {
+                        let deepest = format!("{}bottom.txt", "d/".repeat(LIMIT));
+                        assert!(stdout.contains(&deepest), "{name}: {what}");
+                    }
+                    "diff" => assert!(stdout.contains("bottom.txt"), "{name}: {what}: {stdout}"),
+                    _ => {}
+                }
+            } else {
+                assert_eq!(r.status.code(), Some(2), "{name}: {what}: {stderr}");
+                let said = if what == "verify" { &stdout } else { &stderr };
+                assert!(
+                    said.contains(TOO_DEEP) || stderr.contains(TOO_DEEP),
+                    "{name}: {what}: {stdout}\n{stderr}"
+                );
+            }
+        }
+        if name == "at-limit" {
+            let mut dir = std::fs::File::open(&out).unwrap();
+            // Open one level at a time: the path is far past PATH_MAX.
+            for _ in 0..LIMIT {
+                dir = openat_dir(&dir, "d");
+            }
+            let bottom = format!("/proc/self/fd/{}/bottom.txt", {
+                use std::os::fd::AsRawFd;
+                dir.as_raw_fd()
+            });
+            assert_eq!(std::fs::read(bottom).unwrap(), b"deep\n");
+            assert!(copy.exists(), "sync copied the snapshots");
+        }
+    }
+    remove_deep(tmp);
+}
+
+/// Opens the directory `name` inside `dir`.
+fn openat_dir(dir: &std::fs::File, name: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let p = std::path::PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()));
+    std::fs::File::open(p).unwrap()
 }
 
 #[test]

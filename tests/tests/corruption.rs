@@ -366,12 +366,16 @@ fn evaluate(bytes: Vec<u8>, built: &Built, scratch: &Path) -> Eval {
     let mut failures = Vec::new();
     let mut wrong = Vec::new();
     let mut listed = Vec::new();
-    let table: Vec<Id> = a
-        .store()
-        .snapshot_list()
-        .iter()
-        .map(|t| t.unwrap().id)
-        .collect();
+    let mut table: Vec<Id> = Vec::new();
+    for t in a.store().snapshot_list().iter() {
+        match t {
+            Ok(t) => table.push(t.id),
+            Err(e) => {
+                failures.push(format!("listing the snapshots: {e}"));
+                break;
+            }
+        }
+    }
     for (n, id) in table.iter().enumerate() {
         listed.push(*id);
         let s = match a.find_snapshot(&id.to_hex()) {

@@ -258,3 +258,120 @@ fn passphrase_change_and_addition_reencrypt_nothing() {
     let out = ptar_s(&["-t", "-f", a], &[("PTAR_PASSPHRASE", "old horse")]);
     assert!(!out.status.success());
 }
+
+/// Runs `ptar` with string arguments and a passphrase, its address space
+/// limited to 1 GiB: an Argon2id derivation of a 2 GiB slot cannot run in
+/// it (the allocation fails and the process aborts), so a clean exit with
+/// ptar's own message proves that nothing was derived.
+fn ptar_without_room_for_a_2_gib_slot(args: &[&str], pass: &str) -> std::process::Output {
+    let mut script = String::from("ulimit -v 1048576 && exec \"$0\"");
+    for i in 1..=args.len() {
+        script.push_str(&format!(" \"${i}\""));
+    }
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(ptar_tests::ptar_bin())
+        .args(args)
+        .env("PTAR_PASSPHRASE", pass)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running ptar under sh")
+}
+
+#[test]
+fn a_header_whose_slots_together_exceed_the_work_cap_is_refused_before_any_derivation() {
+    use ptar::format::header::KdfParams;
+    let tmp = tempfile::tempdir().unwrap();
+    // 64 slots of 2 GiB and one pass: each within the per-slot caps
+    // (m <= 2 GiB, t <= 16, p <= 16), 2^27 KiB·passes together, 16 times
+    // the whole-set cap of 2^23.
+    let mk = [7u8; 32];
+    let slot_kdf = KdfParams {
+        m_kib: 1 << 21,
+        t: 1,
+        p: 1,
+    };
+    assert!(slot_kdf.check_limits().is_ok());
+    let mut h = ptar_tests::forge::header(Some((&mk, slot_kdf)));
+    h.key_slots = vec![h.key_slots[0].clone(); 64];
+    let keys = std::sync::Arc::new(ptar::crypto::Keys::from_master(zeroize::Zeroizing::new(mk)));
+    let bytes = ptar_tests::forge::forge(&h, Some(keys), vec![]);
+    let archive = tmp.path().join("hostile.ptar");
+    std::fs::write(&archive, &bytes).unwrap();
+    let a = archive.to_str().unwrap();
+    // Control: the same limit leaves room for an ordinary command.
+    make_tree(&tmp.path().join("src"));
+    let plain = create(tmp.path(), "ok.ptar", "horse");
+    let out = ptar_without_room_for_a_2_gib_slot(&["-t", "-f", plain.to_str().unwrap()], "horse");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for args in [
+        vec!["-t", "-f", a],
+        vec!["snapshots", "-f", a],
+        vec!["--verify", "-f", a],
+    ] {
+        let out = ptar_without_room_for_a_2_gib_slot(&args, "horse");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("excessive work"), "{args:?}: {err}");
+        assert!(err.contains("64 key slot(s)"), "{args:?}: {err}");
+        assert!(err.contains(&(64u64 << 21).to_string()), "{args:?}: {err}");
+        assert!(err.contains("8388608"), "{args:?}: {err}");
+        assert!(!err.contains("wrong passphrase"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn passwd_refuses_a_key_slot_set_over_the_work_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("src"));
+    let archive = create(tmp.path(), "e.ptar", "old horse");
+    let a = archive.to_str().unwrap();
+    let before = std::fs::read(&archive).unwrap();
+    // 2 GiB and 4 passes is 2^23 KiB·passes, the cap: alone it fits, but
+    // added to the slot in force the set is over.
+    let out = ptar_without_room_for_a_2_gib_slot(
+        &["passwd", "--add", "--kdf-params", "2097152,4,1", "-f", a],
+        "old horse",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot add a key slot"), "{err}");
+    assert!(err.contains("excessive work"), "{err}");
+    assert!(err.contains(&((1u64 << 23) + 1024).to_string()), "{err}");
+    assert!(err.contains("8388608"), "{err}");
+    // A single slot over the cap is refused as the costs are parsed, even
+    // though each cost is within its own bound.
+    let out = ptar_s(
+        &["passwd", "--kdf-params", "2097152,16,1", "-f", a],
+        &[
+            ("PTAR_PASSPHRASE", "old horse"),
+            ("PTAR_NEW_PASSPHRASE", "new horse"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("excessive work"), "{err}");
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        before,
+        "a refused passwd changed the archive"
+    );
+    // Control: adding a cheap slot to the same archive works.
+    let out = ptar_s(
+        &["passwd", "--add", "--kdf-params", FAST_KDF, "-f", a],
+        &[
+            ("PTAR_PASSPHRASE", "old horse"),
+            ("PTAR_NEW_PASSPHRASE", "new horse"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -26,7 +26,7 @@ fn kdf_limits_with_a_huge_lane_count_do_not_overflow() {
         wrapped: [3; 48],
     };
     let h = Header {
-        major: 1,
+        major: ptar::format::FORMAT_MAJOR,
         minor: 0,
         flags: ptar::format::header::FLAG_ENCRYPTED,
         uuid: [4; 16],

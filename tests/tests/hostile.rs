@@ -301,24 +301,26 @@ fn a_snapshot_table_that_drops_a_snapshot_fails_verification() {
         keys: None,
         existing: Some(store.clone()),
     };
-    let w = GenerationWriter::new(
+    let mut w = GenerationWriter::new(
         Vec::new(),
         store.committed_end(),
         ctx,
         Box::new(SeededEntropy::new(b"g2")),
     );
-    // Generation 2 lists no snapshot at all: the one of generation 1 is gone.
+    // Generation 2 names generation 1's run without its snapshots: the
+    // snapshot of generation 1 is gone from the list.
+    w.drop_earlier_snapshot_lists();
     let (gen2, _) = w.finish(&[], None, None, 0).unwrap();
     let mut bytes = first;
     bytes.extend_from_slice(&gen2);
     let a = Archive::from_vec(bytes, None).unwrap();
     assert_eq!(a.store().generation_count(), 2);
+    assert_eq!(a.snapshot_count(), 0, "the list lost the snapshot");
     let report = a.verify(&VerifyOptions::default());
     let all: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     assert!(
-        all.iter()
-            .any(|p| p.contains("snapshot table (generation 2)")
-                && p.contains("previous generation")),
+        all.iter().any(|p| p.contains("snapshot run (generation 2)")
+            && p.contains("another run for generation 1")),
         "{all:?}"
     );
 }

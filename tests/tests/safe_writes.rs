@@ -284,7 +284,7 @@ fn create_refuses_to_replace_an_archive_unless_asked() {
 }
 
 #[test]
-fn create_refuses_to_replace_an_encrypted_archive_and_counts_its_snapshots() {
+fn create_refuses_to_replace_an_encrypted_archive_and_counts_its_generations() {
     let t = setup();
     let p = t.path();
     let pass = [("PTAR_PASSPHRASE", "secret words")];
@@ -314,7 +314,10 @@ fn create_refuses_to_replace_an_encrypted_archive_and_counts_its_snapshots() {
     // No passphrase needed to be told.
     let o = run(p, &["-c", "-f", "e.ptar", "d"]);
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("3 snapshot(s)"), "{}", stderr(&o));
+    // The snapshot count is sealed (spec §3.3): the message gives the
+    // generation count, which the trailers show to anyone.
+    assert!(stderr(&o).contains("3 generation(s)"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("snapshot(s)"), "{}", stderr(&o));
     assert_eq!(std::fs::read(p.join("e.ptar")).unwrap(), before);
 }
 

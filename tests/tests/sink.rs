@@ -138,24 +138,10 @@ fn mem_entry(
         sec: 1_700_000_000,
         nsec: 5,
     };
-    Entry {
-        name,
-        kind,
-        mode,
-        uid: 0,
-        gid: 0,
-        user: vec![],
-        group: vec![],
-        mtime: t,
-        atime: t,
-        ctime: t,
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        xattrs: vec![],
-        payload,
-    }
+    Entry::new(name, kind, payload)
+        .with_mode(mode)
+        .with_times(t, t, t)
+        .with_source(0, 0, 1)
 }
 
 impl ptar::source::EntrySource for Memory {

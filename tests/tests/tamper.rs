@@ -119,7 +119,7 @@ fn flip_everywhere(encrypted: bool) {
     let mut table = Vec::new();
     for (name, start, end) in &regs {
         let mut caught = 0;
-        let offs = offsets(*start, *end, 24);
+        let offs = offsets(*start, *end, 48);
         for off in &offs {
             let mut b = pristine.clone();
             b[*off as usize] ^= 0x5a;

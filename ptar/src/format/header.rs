@@ -123,6 +123,56 @@ impl KdfParams {
         }
         Ok(())
     }
+
+    /// The Argon2id work of one derivation with these costs, in KiB·passes:
+    /// `m·t` (spec §5.2). Lanes split the work without reducing it.
+    pub fn work(&self) -> u64 {
+        u64::from(self.m_kib) * u64::from(self.t)
+    }
+}
+
+/// The Argon2id work a reader may do to try every slot of a set, in
+/// KiB·passes (spec §5.2): the sum of `m·t` over the slots within the
+/// per-slot caps. A slot beyond them is skipped, never derived, and costs
+/// nothing.
+pub fn key_slot_set_work<'a>(kdfs: impl IntoIterator<Item = &'a KdfParams>) -> u64 {
+    kdfs.into_iter()
+        .filter(|k| k.check_limits().is_ok())
+        .map(KdfParams::work)
+        .sum()
+}
+
+/// Checks a set of key slots (a header's, a key-slot table's, or one a
+/// writer is about to write) against the whole-set cap of spec §5.2,
+/// before anything is derived. Returns the set's work, or a message
+/// naming the total and the cap.
+pub fn check_key_slot_set_work<'a>(
+    kdfs: impl IntoIterator<Item = &'a KdfParams>,
+) -> Result<u64, String> {
+    let kdfs: Vec<&KdfParams> = kdfs.into_iter().collect();
+    let work = key_slot_set_work(kdfs.iter().copied());
+    if work > MAX_ARGON2_SET_WORK {
+        return Err(format!(
+            "excessive work: {} key slot(s) ask for {work} KiB·passes of Argon2id in total \
+             (the sum of m·t), above the cap of {MAX_ARGON2_SET_WORK} KiB·passes (8 GiB·passes)",
+            kdfs.len()
+        ));
+    }
+    Ok(work)
+}
+
+/// What a writer checks before writing a set of key slots (spec §5.2):
+/// every slot within the per-slot caps, and the set within the whole-set
+/// cap. Returns the set's work.
+pub fn check_key_slot_set_for_writing<'a>(
+    kdfs: impl IntoIterator<Item = &'a KdfParams>,
+) -> Result<u64, String> {
+    let kdfs: Vec<&KdfParams> = kdfs.into_iter().collect();
+    for (i, k) in kdfs.iter().enumerate() {
+        k.check_limits()
+            .map_err(|e| format!("key slot {}: {e}", i + 1))?;
+    }
+    check_key_slot_set_work(kdfs)
 }
 
 /// One wrapped copy of the master key.
@@ -464,6 +514,33 @@ mod tests {
                 Err(HeaderError::Version { major: m, .. }) if m == major
             ));
         }
+    }
+
+    #[test]
+    fn the_whole_set_of_slots_is_capped_not_each_slot() {
+        let slot = |m_kib, t| KdfParams { m_kib, t, p: 1 };
+        // Ten default slots fit; eleven do not.
+        let ten = vec![KdfParams::DEFAULT; 10];
+        assert_eq!(check_key_slot_set_work(&ten), Ok(10 * 256 * 1024 * 3));
+        let eleven = vec![KdfParams::DEFAULT; 11];
+        let e = check_key_slot_set_work(&eleven).unwrap_err();
+        assert!(e.contains("excessive work"), "{e}");
+        assert!(e.contains(&(11u64 * 256 * 1024 * 3).to_string()), "{e}");
+        assert!(e.contains(&MAX_ARGON2_SET_WORK.to_string()), "{e}");
+        // 64 slots each well within the per-slot caps, together over.
+        let many = vec![slot(1 << 21, 1); 64];
+        assert!(many.iter().all(|k| k.check_limits().is_ok()));
+        assert!(check_key_slot_set_work(&many).is_err());
+        // Exactly at the cap is allowed; one KiB·pass more is not.
+        assert!(check_key_slot_set_work(&[slot(1 << 20, 8)]).is_ok());
+        assert!(check_key_slot_set_work(&[slot(1 << 20, 8), slot(8, 1)]).is_err());
+        // A single slot at the per-slot maxima is over the whole cap.
+        assert!(check_key_slot_set_work(&[slot(MAX_ARGON2_M_KIB, MAX_ARGON2_T)]).is_err());
+        // Slots beyond the per-slot caps are skipped, so they cost nothing.
+        assert_eq!(
+            key_slot_set_work(&[slot(u32::MAX, u32::MAX), slot(64, 1)]),
+            64
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! header | generation 1 | generation 2 | ... | generation G
-//! generation = packfile (blob records) | index | snapshot table | [key slots] | footer
+//! generation = frames: blob records | index run | snapshot run | [key slots]
+//!              then the footer: manifest frame | trailer
 //! ```
 //!
 //! All integers are little-endian. Parsers never trust a length before checking
@@ -57,7 +58,7 @@ pub mod limits {
     pub const MAX_KEY_SLOTS: u16 = 64;
     /// Largest header.
     pub const MAX_HEADER_LEN: u32 = 64 * 1024;
-    /// Most snapshots in a snapshot table.
+    /// Most snapshots in an archive.
     pub const MAX_SNAPSHOTS: u32 = 1 << 24;
     /// Most generations in one archive.
     pub const MAX_GENERATIONS: u64 = 1 << 24;
@@ -67,6 +68,10 @@ pub mod limits {
     pub const MAX_ARGON2_T: u32 = 16;
     /// Argon2id parallelism cap.
     pub const MAX_ARGON2_P: u32 = 16;
+    /// Most Argon2id work the whole set of key slots in force may ask for,
+    /// in KiB·passes (the sum of `m·t` over its slots): 2^23, 8 GiB·passes,
+    /// about ten slots at the default costs (spec §5.2).
+    pub const MAX_ARGON2_SET_WORK: u64 = 1 << 23;
 }
 
 /// A 32-byte content id (BLAKE3 output).
@@ -336,12 +341,21 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an extension list (u16 count; per extension u16 tag, u32 length,
-    /// bytes). Version 1 defines none: unknown extensions are skipped unless
-    /// their tag has bit 15 (critical) set, which makes the structure invalid.
+    /// bytes). Tags are strictly increasing (spec §13.2): one out of order or
+    /// repeated makes the structure invalid. Version 1 defines none: unknown
+    /// extensions are skipped unless their tag has bit 15 (critical) set,
+    /// which makes the structure invalid.
     pub fn extensions(&mut self) -> Result<(), Malformed> {
         let count = self.u16("extension count")?;
+        let mut previous: Option<u16> = None;
         for _ in 0..count {
             let tag = self.u16("extension tag")?;
+            if previous.is_some_and(|p| tag <= p) {
+                return malformed(format!(
+                    "extension tag {tag:#x} is not above the tag before it"
+                ));
+            }
+            previous = Some(tag);
             let len = self.u32("extension length")? as usize;
             self.take(len, "extension")?;
             if tag & 0x8000 != 0 {
@@ -422,6 +436,42 @@ mod tests {
         assert_eq!(id.short(), "abababab");
         assert_eq!(unhex("0g"), None);
         assert_eq!(unhex("abc"), None);
+    }
+
+    /// An extension list: count, then (tag, body) as u16 tag, u32 length, bytes.
+    fn extension_list(items: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_u16(items.len() as u16);
+        for (tag, body) in items {
+            b.put_u16(*tag);
+            b.put_u32(body.len() as u32);
+            b.put(body);
+        }
+        b
+    }
+
+    fn read_extensions(b: &[u8]) -> Result<(), Malformed> {
+        let mut r = Reader::new(b);
+        r.extensions()?;
+        r.finish("extensions")
+    }
+
+    #[test]
+    fn extension_tags_are_strictly_increasing() {
+        // Unknown non-critical extensions in increasing order are skipped.
+        read_extensions(&extension_list(&[(1, b"a"), (2, b""), (0x7fff, b"zz")])).unwrap();
+        // Out of order, or the same tag twice: rejected, critical or not.
+        for bad in [
+            extension_list(&[(2, b"a"), (1, b"b")]),
+            extension_list(&[(3, b"a"), (3, b"a")]),
+            extension_list(&[(5, b""), (5, b"")]),
+        ] {
+            let e = read_extensions(&bad).unwrap_err();
+            assert!(e.0.contains("not above"), "{}", e.0);
+        }
+        // A critical tag is still refused when it comes in order.
+        let e = read_extensions(&extension_list(&[(1, b""), (0x8001, b"")])).unwrap_err();
+        assert!(e.0.contains("critical"), "{}", e.0);
     }
 
     #[test]

@@ -18,20 +18,23 @@ use super::{Id, Malformed, Put, Reader};
 
 const MAX_STR: usize = 64 * 1024;
 
-/// Counts kept with a snapshot.
+/// Counts kept with a snapshot (spec §11.1). They are declarations, not
+/// facts: nothing checks them against the tree, so a reader shows them or
+/// takes them as default output budgets, never as sizes to allocate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Regular files.
+    /// Regular-file entries (a file with several names counts once).
     pub files: u64,
-    /// Directories.
+    /// Directory entries (the root, which has no entry, is not counted).
     pub dirs: u64,
-    /// Symbolic links.
+    /// Symbolic-link entries.
     pub symlinks: u64,
-    /// Hard links (beyond the first name).
+    /// Hard-link entries: the names of a file beyond the one stored as a
+    /// regular file.
     pub hardlinks: u64,
-    /// Devices, fifos and sockets.
+    /// Device, fifo and socket entries.
     pub others: u64,
-    /// Sum of regular file sizes.
+    /// Sum of the sizes of the regular-file entries.
     pub total_size: u64,
     /// Blobs this snapshot added to the archive.
     pub new_blobs: u64,
@@ -54,7 +57,8 @@ pub struct SnapshotRecord {
     pub os: String,
     /// CPU architecture.
     pub arch: String,
-    /// Name given by the user (may be empty).
+    /// Name given by the user. Like every text field of the record, it
+    /// may be empty (here: no name).
     pub name: String,
     /// Command line.
     pub command_line: Vec<Vec<u8>>,
@@ -170,5 +174,39 @@ impl SnapshotRecord {
         r.extensions()?;
         r.finish("snapshot")?;
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_field_may_be_empty() {
+        // All five strings empty, and one empty argument, tag, source path,
+        // error path and error message (spec §11.1: any of them may be empty).
+        let r = SnapshotRecord {
+            command_line: vec![Vec::new()],
+            tags: vec![String::new()],
+            paths: vec![Vec::new()],
+            errors: vec![(Vec::new(), String::new())],
+            ..SnapshotRecord::default()
+        };
+        assert_eq!(SnapshotRecord::parse(&r.to_bytes()).unwrap(), r);
+        let empty = SnapshotRecord::default();
+        assert_eq!(SnapshotRecord::parse(&empty.to_bytes()).unwrap(), empty);
+    }
+
+    #[test]
+    fn extension_tags_out_of_order_are_refused() {
+        let mut b = SnapshotRecord::default().to_bytes();
+        b.truncate(b.len() - 2);
+        b.put_u16(2);
+        for tag in [9u16, 9] {
+            b.put_u16(tag);
+            b.put_u32(0);
+        }
+        let e = SnapshotRecord::parse(&b).unwrap_err();
+        assert!(e.0.contains("extension tag"), "{}", e.0);
     }
 }

@@ -283,6 +283,133 @@ fn read_time(r: &mut Reader<'_>, what: &str) -> Result<Timestamp, Malformed> {
     Ok(Timestamp { sec, nsec })
 }
 
+impl Timestamp {
+    /// The time `ns` nanoseconds after the Unix epoch (before it when
+    /// negative).
+    pub fn from_ns(ns: i64) -> Timestamp {
+        Timestamp {
+            sec: ns.div_euclid(1_000_000_000),
+            nsec: ns.rem_euclid(1_000_000_000) as u32,
+        }
+    }
+
+    /// The current time (the epoch if the clock is set before it).
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp {
+            sec: d.as_secs() as i64,
+            nsec: d.subsec_nanos(),
+        }
+    }
+}
+
+/// Constructors and setters. Every entry is made by [`Entry::new`], so a new
+/// field gets its default in one place; the `with_*` setters fill in the
+/// rest.
+impl Entry {
+    /// An entry called `name` of type `kind` carrying `payload`, every other
+    /// field empty: mode 0, uid and gid 0 without names, every time at the
+    /// epoch, no source device, inode or link count, size 0, no extended
+    /// attributes.
+    pub fn new(name: impl Into<Vec<u8>>, kind: EntryType, payload: Payload) -> Entry {
+        Entry {
+            name: name.into(),
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            user: Vec::new(),
+            group: Vec::new(),
+            mtime: Timestamp::default(),
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            dev: 0,
+            ino: 0,
+            nlink: 0,
+            size: 0,
+            xattrs: Vec::new(),
+            payload,
+        }
+    }
+
+    /// A regular file of `size` bytes whose extents are `content`.
+    pub fn file(name: impl Into<Vec<u8>>, size: u64, content: Content) -> Entry {
+        Entry::new(name, EntryType::File, Payload::File(content)).with_size(size)
+    }
+
+    /// A directory whose top tree page is `tree`.
+    pub fn directory(name: impl Into<Vec<u8>>, tree: Id) -> Entry {
+        Entry::new(name, EntryType::Dir, Payload::Dir(tree))
+    }
+
+    /// A symlink to `target`.
+    pub fn symlink(name: impl Into<Vec<u8>>, target: impl Into<Vec<u8>>) -> Entry {
+        Entry::new(name, EntryType::Symlink, Payload::Symlink(target.into()))
+    }
+
+    /// A directory no source describes (the snapshot root, a parent made up
+    /// for an entry whose parents were not given): mode 0755, owned by
+    /// root, one link, every time `time`. Its tree is [`Id::ZERO`] until
+    /// the directory is written.
+    pub fn synthetic_dir(name: impl Into<Vec<u8>>, time: Timestamp) -> Entry {
+        Entry::directory(name, Id::ZERO)
+            .with_mode(0o755)
+            .with_times(time, time, time)
+            .with_source(0, 0, 1)
+    }
+
+    /// Sets the permission bits.
+    pub fn with_mode(mut self, mode: u32) -> Entry {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the owner: user id and user name.
+    pub fn with_owner(mut self, uid: u32, user: impl Into<Vec<u8>>) -> Entry {
+        self.uid = uid;
+        self.user = user.into();
+        self
+    }
+
+    /// Sets the group: group id and group name.
+    pub fn with_group(mut self, gid: u32, group: impl Into<Vec<u8>>) -> Entry {
+        self.gid = gid;
+        self.group = group.into();
+        self
+    }
+
+    /// Sets the modification, access and status change times.
+    pub fn with_times(mut self, mtime: Timestamp, atime: Timestamp, ctime: Timestamp) -> Entry {
+        self.mtime = mtime;
+        self.atime = atime;
+        self.ctime = ctime;
+        self
+    }
+
+    /// Sets where the entry was found: device, inode and link count on the
+    /// source file system.
+    pub fn with_source(mut self, dev: u64, ino: u64, nlink: u32) -> Entry {
+        self.dev = dev;
+        self.ino = ino;
+        self.nlink = nlink;
+        self
+    }
+
+    /// Sets the content length.
+    pub fn with_size(mut self, size: u64) -> Entry {
+        self.size = size;
+        self
+    }
+
+    /// Sets the extended attributes (sorted by name).
+    pub fn with_xattrs(mut self, xattrs: Vec<(Vec<u8>, Vec<u8>)>) -> Entry {
+        self.xattrs = xattrs;
+        self
+    }
+}
+
 impl Entry {
     /// Serializes the entry.
     pub fn write(&self, b: &mut Vec<u8>) {
@@ -412,24 +539,14 @@ impl Entry {
             return malformed("only files have a size");
         }
         r.extensions()?;
-        Ok(Entry {
-            name,
-            kind,
-            mode,
-            uid,
-            gid,
-            user,
-            group,
-            mtime,
-            atime,
-            ctime,
-            dev,
-            ino,
-            nlink,
-            size,
-            xattrs,
-            payload,
-        })
+        Ok(Entry::new(name, kind, payload)
+            .with_mode(mode)
+            .with_owner(uid, user)
+            .with_group(gid, group)
+            .with_times(mtime, atime, ctime)
+            .with_source(dev, ino, nlink)
+            .with_size(size)
+            .with_xattrs(xattrs))
     }
 }
 
@@ -539,30 +656,24 @@ mod tests {
     use super::*;
 
     pub(crate) fn file(name: &str) -> Entry {
-        Entry {
-            name: name.as_bytes().to_vec(),
-            kind: EntryType::File,
-            mode: 0o644,
-            uid: 1000,
-            gid: 1000,
-            user: b"me".to_vec(),
-            group: b"us".to_vec(),
-            mtime: Timestamp { sec: 5, nsec: 6 },
-            atime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            dev: 1,
-            ino: 2,
-            nlink: 1,
-            size: 10,
-            xattrs: vec![(b"user.a".to_vec(), b"1".to_vec())],
-            payload: Payload::File(Content::Inline(vec![
-                Extent::Data {
-                    len: 4,
-                    id: Id([1; 32]),
-                },
-                Extent::Hole { len: 6 },
-            ])),
-        }
+        let content = Content::Inline(vec![
+            Extent::Data {
+                len: 4,
+                id: Id([1; 32]),
+            },
+            Extent::Hole { len: 6 },
+        ]);
+        Entry::file(name, 10, content)
+            .with_mode(0o644)
+            .with_owner(1000, "me")
+            .with_group(1000, "us")
+            .with_times(
+                Timestamp { sec: 5, nsec: 6 },
+                Timestamp::default(),
+                Timestamp::default(),
+            )
+            .with_source(1, 2, 1)
+            .with_xattrs(vec![(b"user.a".to_vec(), b"1".to_vec())])
     }
 
     #[test]
@@ -585,6 +696,86 @@ mod tests {
         assert!(TreePage::parse(&page.to_bytes()).is_err());
         let page = TreePage::Leaf(vec![file("a"), file("a")]);
         assert!(TreePage::parse(&page.to_bytes()).is_err());
+    }
+
+    /// One entry in a leaf page, its extension list replaced by `ext`.
+    fn page_with_extensions(ext: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut e = Vec::new();
+        file("a").write(&mut e);
+        assert_eq!(e[e.len() - 2..], [0, 0], "an entry ends with no extensions");
+        e.truncate(e.len() - 2);
+        e.put_u16(ext.len() as u16);
+        for (tag, body) in ext {
+            e.put_u16(*tag);
+            e.put_u32(body.len() as u32);
+            e.put(body);
+        }
+        let mut page = vec![0, 0, 0, 0];
+        page.put_u32(1);
+        page.extend_from_slice(&e);
+        page
+    }
+
+    #[test]
+    fn entry_extension_tags_must_increase() {
+        assert!(TreePage::parse(&page_with_extensions(&[(1, b"x"), (7, b"")])).is_ok());
+        for bad in [
+            &[(7, &b""[..]), (1, &b"x"[..])][..],
+            &[(4, b"x"), (4, b"x")],
+        ] {
+            let e = TreePage::parse(&page_with_extensions(bad)).unwrap_err();
+            assert!(e.0.contains("extension tag"), "{}", e.0);
+        }
+    }
+
+    #[test]
+    fn times_before_1970_keep_nanoseconds_non_negative() {
+        // 1.25 s before the epoch: seconds rounded down, nanoseconds added.
+        let mut f = file("a");
+        f.mtime = Timestamp {
+            sec: -2,
+            nsec: 750_000_000,
+        };
+        let mut b = Vec::new();
+        f.write(&mut b);
+        // name "a", type, reserved, mode, uid, gid, user "me", group "us"
+        let at = (2 + 1) + 1 + 1 + 4 + 4 + 4 + (2 + 2) + (2 + 2);
+        assert_eq!(&b[at..at + 8], &(-2i64).to_le_bytes());
+        assert_eq!(&b[at + 8..at + 12], &750_000_000u32.to_le_bytes());
+        let page = TreePage::parse(&TreePage::Leaf(vec![f.clone()]).to_bytes()).unwrap();
+        assert_eq!(page, TreePage::Leaf(vec![f]));
+    }
+
+    #[test]
+    fn xattr_names_sort_as_unsigned_bytes() {
+        // 0xff sorts after every ASCII byte, and a proper prefix first.
+        let mut f = file("a");
+        f.xattrs = vec![
+            (b"user.a".to_vec(), vec![]),
+            (b"user.ab".to_vec(), vec![]),
+            (b"user.\xff".to_vec(), vec![]),
+        ];
+        let page = TreePage::Leaf(vec![f.clone()]);
+        assert_eq!(TreePage::parse(&page.to_bytes()).unwrap(), page);
+        f.xattrs.swap(1, 2);
+        assert!(TreePage::parse(&TreePage::Leaf(vec![f.clone()]).to_bytes()).is_err());
+        f.xattrs = vec![(b"user.ab".to_vec(), vec![]), (b"user.a".to_vec(), vec![])];
+        assert!(TreePage::parse(&TreePage::Leaf(vec![f]).to_bytes()).is_err());
+    }
+
+    #[test]
+    fn hard_link_target_form_is_checked_when_parsed() {
+        let link = |target: &[u8]| {
+            let mut e = file("l");
+            e.kind = EntryType::Hardlink;
+            e.payload = Payload::Hardlink(target.to_vec());
+            TreePage::Leaf(vec![e]).to_bytes()
+        };
+        // Resolving is not parsing: a target no entry has is well formed.
+        assert!(TreePage::parse(&link(b"no/such/file")).is_ok());
+        for bad in [&b""[..], b"/a", b"a/", b"a//b", b"a/../b", b"./a", b"a\0b"] {
+            assert!(TreePage::parse(&link(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,10 +10,11 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 
-use crate::format::tree::{Entry, EntryType, Extent, Payload};
+use crate::format::tree::{EntryType, Extent, Payload};
 use crate::format::{Id, Kind};
 use crate::store::Store;
-use crate::tree::{read_directory, read_extents};
+use crate::tree::read_extents;
+use crate::walk::{Step, Walker};
 use crate::Result;
 
 use super::extract::Selection;
@@ -106,36 +107,32 @@ pub fn compare(
     )
     .map_err(|e| crate::Error::io_at(base, e.into()))?;
     let mut out = Vec::new();
-    // (member path, handle of that directory when it exists on disk, entries left)
-    type Level = (Vec<u8>, Option<OwnedFd>, std::vec::IntoIter<Entry>);
-    let mut stack: Vec<Level> = vec![(
-        Vec::new(),
-        Some(base_fd.try_clone()?),
-        read_directory(store, root)?.into_iter(),
-    )];
-    while let Some((prefix, dir, iter)) = stack.last_mut() {
-        let Some(e) = iter.next() else {
-            stack.pop();
-            continue;
+    // Handles of the directories open in the walk, the root's first; `None`
+    // where the directory is not on disk.
+    let mut dirs: Vec<Option<OwnedFd>> = vec![Some(base_fd.try_clone()?)];
+    let mut walker = Walker::new(store, *root);
+    while let Some(step) = walker.next() {
+        let (rel, e, depth) = match step? {
+            Step::Entry(v) => (v.path, v.entry, v.depth),
+            Step::Unreadable { error, .. } => return Err(error),
+            Step::Leave(_) => {
+                dirs.pop();
+                continue;
+            }
         };
-        let mut rel = prefix.clone();
-        if !rel.is_empty() {
-            rel.push(b'/');
-        }
-        rel.extend_from_slice(&e.name);
-        let parent = dir.as_ref().and_then(|d| d.try_clone().ok());
+        let parent = dirs[depth - 1].as_ref().and_then(|d| d.try_clone().ok());
         let st = match &parent {
             Some(p) => rustix::fs::statat(p, e.name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(std::io::Error::from),
             None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
         };
-        if let Payload::Dir(id) = &e.payload {
-            if stack.len() < crate::format::limits::MAX_TREE_DEPTH && !selection.excluded(&rel) {
-                let kids = read_directory(store, id)?;
-                let fd = parent.as_ref().and_then(|p| {
+        if let Payload::Dir(_) = &e.payload {
+            if selection.excluded(&rel) {
+                walker.skip();
+            } else {
+                dirs.push(parent.as_ref().and_then(|p| {
                     rustix::fs::openat(p, e.name.as_slice(), DIR_FLAGS, Mode::empty()).ok()
-                });
-                stack.push((rel.clone(), fd, kids.into_iter()));
+                }));
             }
         }
         if selection.pick(&rel).is_none() {

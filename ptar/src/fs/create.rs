@@ -23,6 +23,7 @@ use crate::format::Id;
 use crate::pattern::{exclude_match, CACHEDIR_SIGNATURE, VCS_NAMES};
 use crate::retry::eintr_rustix;
 use crate::source::{EntrySource, FileData, SourceItem, Xattrs};
+use crate::walk::join;
 use crate::Result;
 
 use super::owners;
@@ -268,52 +269,16 @@ fn ts(sec: i64, nsec: i64) -> Timestamp {
 }
 
 fn entry_from(name: Vec<u8>, kind: EntryType, md: &Meta, payload: Payload) -> Entry {
-    Entry {
-        name,
-        kind,
-        mode: md.mode() & 0o7777,
-        uid: md.uid(),
-        gid: md.gid(),
-        user: owners::user_name(md.uid()),
-        group: owners::group_name(md.gid()),
-        mtime: ts(md.mtime(), md.mtime_nsec()),
-        atime: ts(md.atime(), md.atime_nsec()),
-        ctime: ts(md.ctime(), md.ctime_nsec()),
-        dev: md.dev(),
-        ino: md.ino(),
-        nlink: md.nlink().min(u32::MAX as u64) as u32,
-        size: 0,
-        xattrs: Vec::new(),
-        payload,
-    }
-}
-
-fn synthetic_dir(name: Vec<u8>) -> Entry {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let t = Timestamp {
-        sec: now.as_secs() as i64,
-        nsec: now.subsec_nanos(),
-    };
-    Entry {
-        name,
-        kind: EntryType::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: Vec::new(),
-        group: Vec::new(),
-        mtime: t,
-        atime: t,
-        ctime: t,
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        xattrs: Vec::new(),
-        payload: Payload::Dir(Id::ZERO),
-    }
+    Entry::new(name, kind, payload)
+        .with_mode(md.mode() & 0o7777)
+        .with_owner(md.uid(), owners::user_name(md.uid()))
+        .with_group(md.gid(), owners::group_name(md.gid()))
+        .with_times(
+            ts(md.mtime(), md.mtime_nsec()),
+            ts(md.atime(), md.atime_nsec()),
+            ts(md.ctime(), md.ctime_nsec()),
+        )
+        .with_source(md.dev(), md.ino(), md.nlink().min(u32::MAX as u64) as u32)
 }
 
 /// A child waiting to be visited: name, file-system path, operand node if any.
@@ -328,17 +293,6 @@ struct Frame {
     dev: Option<u64>,
     /// Children still to visit, reversed so `pop` yields name order.
     todo: Vec<Todo>,
-}
-
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    if rel.is_empty() {
-        name.to_vec()
-    } else {
-        let mut p = rel.to_vec();
-        p.push(b'/');
-        p.extend_from_slice(name);
-        p
-    }
 }
 
 /// Extended attributes from a listing and a getter (by path or by open
@@ -734,7 +688,7 @@ impl<'a> FsSource<'a> {
                             dev,
                             todo,
                         },
-                        synthetic_dir(name),
+                        Entry::synthetic_dir(name, Timestamp::now()),
                     );
                 }
                 self.error(&rel, format!("cannot stat: {e}"));

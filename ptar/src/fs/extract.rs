@@ -591,7 +591,12 @@ impl Meta<'_> {
             Gid::from_raw(gid.unwrap_or(e.gid)),
         )
     }
-    /// Sets ownership, mode, xattrs and times through an open descriptor.
+    /// Sets ownership, xattrs, mode and times through an open descriptor, in
+    /// that order (spec §17 rule 9): changing the owner clears the setuid and
+    /// setgid bits and file capabilities, so it comes first; a POSIX access
+    /// ACL rewrites the group permission bits and `user.*` attributes need
+    /// write permission, so the attributes come before the mode; the times
+    /// come last.
     fn apply_fd(&self, fd: BorrowedFd<'_>, e: &Entry) -> std::io::Result<()> {
         self.apply_fd_over(fd, e, None)
     }
@@ -613,10 +618,13 @@ impl Meta<'_> {
                 retry(|| rustix::fs::fchown(fd, Some(u), Some(g))).map_err(errno)?;
             }
         }
-        if now.is_none_or(|n| n.mode & 0o7777 != mode.as_raw_mode() || n.mode & 0o7000 != 0) {
+        // An access ACL just set has rewritten the permission bits.
+        let acl_set = self.apply_xattrs(fd, e)?;
+        if acl_set
+            || now.is_none_or(|n| n.mode & 0o7777 != mode.as_raw_mode() || n.mode & 0o7000 != 0)
+        {
             retry(|| rustix::fs::fchmod(fd, mode)).map_err(errno)?;
         }
-        self.apply_xattrs(fd, e)?;
         if let Some(t) = self.times(e) {
             retry(|| rustix::fs::futimens(fd, &t)).map_err(errno)?;
         }
@@ -645,10 +653,13 @@ impl Meta<'_> {
         }
         Ok(())
     }
-    fn apply_xattrs(&self, fd: BorrowedFd<'_>, e: &Entry) -> std::io::Result<()> {
+    /// Sets the extended attributes this extraction restores (rule 9);
+    /// returns whether it set a POSIX access ACL.
+    fn apply_xattrs(&self, fd: BorrowedFd<'_>, e: &Entry) -> std::io::Result<bool> {
         if e.xattrs.is_empty() || !(self.opts.xattrs || self.opts.acls) {
-            return Ok(());
+            return Ok(false);
         }
+        let mut acl_set = false;
         let f = File::from(fd.try_clone_to_owned()?);
         for (k, v) in &e.xattrs {
             let wanted = if k.starts_with(b"system.posix_acl_") {
@@ -673,9 +684,10 @@ impl Meta<'_> {
                         )
                     },
                 )?;
+                acl_set |= k.as_slice() == b"system.posix_acl_access";
             }
         }
-        Ok(())
+        Ok(acl_set)
     }
 
     /// Decides about something found at `name` in `dir` where a new entry
@@ -1294,14 +1306,20 @@ impl<'a> FsSink<'a> {
     /// (tried with the first file), else under a temporary name not in use.
     /// An unnamed file, which nobody can open while it is written, is
     /// created with its final permission bits when they hold no setuid,
-    /// setgid or sticky bit (the umask or a default ACL may still take some
-    /// away: they are set again then); a named one `0600`.
+    /// setgid or sticky bit and, if the entry has extended attributes, give
+    /// the owner write permission, which setting `user.*` attributes needs
+    /// (the umask or a default ACL may still take some away: they are set
+    /// again then); a named one `0600`.
     fn create_temp(&mut self, dir: &OwnedFd, e: &Entry) -> Result<(OwnedFd, Temp)> {
         let name = e.name.as_slice();
         if self.unnamed != Unnamed::Off {
             let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
             let mode = match self.meta().mode_of(e) {
-                m if m.as_raw_mode() & 0o7000 == 0 => m,
+                m if m.as_raw_mode() & 0o7000 == 0
+                    && (e.xattrs.is_empty() || m.as_raw_mode() & 0o200 != 0) =>
+                {
+                    m
+                }
                 _ => Mode::from_raw_mode(0o600),
             };
             match retry(|| rustix::fs::openat(dir, c".", flags, mode)) {
@@ -1778,6 +1796,9 @@ mod tests {
         assert!(!target_stays_inside(b"/etc/passwd", 3));
         assert!(!target_stays_inside(b"a/../../x", 0));
         assert!(target_stays_inside(b"./a/./b/..", 0));
+        // Through the destination's parent, though it ends inside (spec §17 rule 5).
+        assert!(!target_stays_inside(b"../dest/x", 0));
+        assert!(target_stays_inside(b"../dest/x", 1));
     }
 
     #[test]

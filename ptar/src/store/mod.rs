@@ -4,9 +4,9 @@
 //! [`writer::GenerationWriter`] appends one generation to any byte sink.
 
 pub mod reader;
+pub mod tail;
 pub mod writer;
 
-pub use reader::{
-    BlobInfo, GenerationSpan, OpenOptions, ReadAt, Run, SnapshotIter, SnapshotList, Store, Tail,
-};
+pub use reader::{BlobInfo, GenerationSpan, ReadAt, Run, SnapshotIter, SnapshotList, Store};
+pub use tail::{OpenOptions, Tail, TailKind};
 pub use writer::{Committed, GenerationWriter, Sink};

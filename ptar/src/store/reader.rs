@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::codec;
 use crate::crypto::{self, Keys};
 use crate::format::frame::{self, FrameType};
+use crate::format::header::check_key_slot_set_work;
 use crate::format::header::{keyslots_parse, Header, HeaderError, KeySlot};
 use crate::format::manifest::{Manifest, Trailer, TRAILER_LEN};
 use crate::format::record::RecordLayout;
@@ -21,6 +22,8 @@ use crate::format::run::{
 use crate::format::{Id, Kind, FORMAT_MAJOR};
 use crate::retry::eintr;
 use crate::{Error, Region, Result};
+
+use super::tail::{refuse_damaged_tail, OpenOptions, Tail};
 
 /// Where an archive's bytes come from, read at positions: a file, bytes in
 /// memory, or a caller's own store (an object in a remote store, a cache).
@@ -130,20 +133,6 @@ impl Bytes {
             Bytes::Source(s) => Ok(s.read_exact_at(buf, offset)?),
         }
     }
-}
-
-/// What follows the last valid trailer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tail {
-    /// Offset of the first byte after the last valid trailer.
-    pub offset: u64,
-    /// Number of bytes after it.
-    pub len: u64,
-    /// True when the file ends in something shaped like a trailer that does
-    /// not verify: damage, not an interrupted append (spec §10.4).
-    pub damaged: bool,
-    /// Why the trailer-shaped end was refused, when `damaged`.
-    pub detail: String,
 }
 
 /// One run in force (spec §9.3): the generations it covers and its
@@ -315,23 +304,6 @@ pub struct Store {
     spares: Arc<Spares>,
 }
 
-/// How to open an archive.
-#[derive(Clone, Copy, Debug, Default)]
-#[non_exhaustive]
-pub struct OpenOptions {
-    /// Open an archive whose tail is damaged (spec §10.4) by reading its
-    /// last good generation; by default such an archive is refused.
-    pub ignore_damaged_tail: bool,
-}
-
-impl OpenOptions {
-    /// Sets [`OpenOptions::ignore_damaged_tail`].
-    pub fn ignore_damaged_tail(mut self, yes: bool) -> OpenOptions {
-        self.ignore_damaged_tail = yes;
-        self
-    }
-}
-
 fn header_error(e: HeaderError) -> Error {
     match e {
         HeaderError::NotPtar => Error::NotPtar,
@@ -463,18 +435,18 @@ pub(crate) fn decode_any_frame(
 impl Store {
     /// Opens the archive at `path`. `passphrase` is needed for encrypted archives.
     pub fn open(path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        Store::open_with(path, passphrase, OpenOptions::default())
+        Store::open_with(path, passphrase, &OpenOptions::default())
     }
 
     /// [`Store::open`] with options.
-    pub fn open_with(path: &Path, passphrase: Option<&[u8]>, opts: OpenOptions) -> Result<Store> {
+    pub fn open_with(path: &Path, passphrase: Option<&[u8]>, opts: &OpenOptions) -> Result<Store> {
         let file = eintr(|| File::open(path)).map_err(|e| Error::io_at(path, e))?;
         Store::from_file_with(file, path, passphrase, opts)
     }
 
     /// Opens an archive from an open file; `path` names it in errors.
     pub fn from_file(file: File, path: &Path, passphrase: Option<&[u8]>) -> Result<Store> {
-        Store::from_file_with(file, path, passphrase, OpenOptions::default())
+        Store::from_file_with(file, path, passphrase, &OpenOptions::default())
     }
 
     /// [`Store::from_file`] with options.
@@ -482,7 +454,7 @@ impl Store {
         file: File,
         path: &Path,
         passphrase: Option<&[u8]>,
-        opts: OpenOptions,
+        opts: &OpenOptions,
     ) -> Result<Store> {
         let inner = || -> Result<Store> {
             let len = archive_file_len(&file, path)?;
@@ -503,14 +475,14 @@ impl Store {
 
     /// Opens an archive over a caller's positional source (see [`ReadAt`]).
     pub fn from_reader(source: impl ReadAt + 'static, passphrase: Option<&[u8]>) -> Result<Store> {
-        Store::from_reader_with(source, passphrase, OpenOptions::default())
+        Store::from_reader_with(source, passphrase, &OpenOptions::default())
     }
 
     /// [`Store::from_reader`] with options.
     pub fn from_reader_with(
         source: impl ReadAt + 'static,
         passphrase: Option<&[u8]>,
-        opts: OpenOptions,
+        opts: &OpenOptions,
     ) -> Result<Store> {
         let source: Box<dyn ReadAt> = Box::new(source);
         let located = locate(
@@ -522,26 +494,30 @@ impl Store {
     }
 
     /// Opens an archive held in memory.
-    pub fn from_vec(mut bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+    pub fn from_vec(bytes: Vec<u8>, passphrase: Option<&[u8]>) -> Result<Store> {
+        Store::from_vec_with(bytes, passphrase, &OpenOptions::default())
+    }
+
+    /// [`Store::from_vec`] with options.
+    pub fn from_vec_with(
+        mut bytes: Vec<u8>,
+        passphrase: Option<&[u8]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
         let located = locate(
             bytes.len() as u64,
             &|off, buf| slice_read_at(&bytes, buf, off),
             None,
         )?;
         bytes.truncate(located.committed_end as usize);
-        Store::assemble(
-            Bytes::Owned(bytes),
-            located,
-            passphrase,
-            OpenOptions::default(),
-        )
+        Store::assemble(Bytes::Owned(bytes), located, passphrase, opts)
     }
 
     fn assemble(
         bytes: Bytes,
         located: Located,
         passphrase: Option<&[u8]>,
-        opts: OpenOptions,
+        opts: &OpenOptions,
     ) -> Result<Store> {
         let Located {
             header,
@@ -551,16 +527,8 @@ impl Store {
             committed_end,
             tail,
         } = located;
-        if let Some(t) = tail.as_ref().filter(|t| t.damaged) {
-            if !opts.ignore_damaged_tail {
-                return Err(Error::DamagedTail {
-                    offset: t.offset,
-                    len: t.len,
-                    generation: trailer.generation,
-                    detail: t.detail.clone(),
-                });
-            }
-        }
+        // Before any key is derived.
+        refuse_damaged_tail(tail.as_ref(), trailer.generation, opts)?;
         let mut store = Store {
             bytes,
             header,
@@ -799,6 +767,8 @@ impl Store {
 
     fn unlock(&self, passphrase: &[u8]) -> Result<Keys> {
         let slots = self.key_slots()?;
+        // The whole set is capped before any slot is tried (spec §5.2).
+        check_key_slot_set_work(slots.iter().map(|s| &s.kdf)).map_err(Error::ExcessiveWork)?;
         let mut refused = None;
         for slot in slots {
             let opened = match crypto::unwrap_slot(&slot, passphrase, &self.header.uuid) {
@@ -1288,14 +1258,34 @@ impl<'a> SnapshotList<'a> {
 
     /// The entries from the oldest, a page at a time.
     pub fn iter(&self) -> SnapshotIter<'a> {
+        self.iter_from(0)
+    }
+
+    /// The entries from position `start` on (0 is the oldest), a page at a
+    /// time: the pages before the one holding `start` are not read.
+    pub fn iter_from(&self, start: usize) -> SnapshotIter<'a> {
+        let mut pages = Vec::new();
+        let mut skip = 0;
+        let mut base = 0;
+        for r in self.runs() {
+            for (p, page) in r.snapshot_pages.iter().enumerate() {
+                let first = base + r.snapshot_starts[p];
+                let end = first + page.count as usize;
+                if end <= start {
+                    continue;
+                }
+                if pages.is_empty() {
+                    skip = start.saturating_sub(first);
+                }
+                pages.push((r, p));
+            }
+            base += r.snapshot_count;
+        }
         SnapshotIter {
             list: *self,
-            pages: self
-                .runs()
-                .flat_map(|r| (0..r.snapshot_pages.len()).map(move |p| (r, p)))
-                .collect::<Vec<_>>()
-                .into_iter(),
+            pages: pages.into_iter(),
             current: Vec::new().into_iter(),
+            skip,
             failed: false,
         }
     }
@@ -1331,6 +1321,8 @@ pub struct SnapshotIter<'a> {
     list: SnapshotList<'a>,
     pages: std::vec::IntoIter<(&'a Run, usize)>,
     current: std::vec::IntoIter<SnapshotEntry>,
+    /// Entries of the first page read to pass over.
+    skip: usize,
     failed: bool,
 }
 
@@ -1347,7 +1339,13 @@ impl Iterator for SnapshotIter<'_> {
             }
             let (run, page) = self.pages.next()?;
             match self.list.page(run, page) {
-                Ok(v) => self.current = v.into_iter(),
+                Ok(v) => {
+                    let skip = std::mem::take(&mut self.skip).min(v.len());
+                    self.current = v.into_iter();
+                    if skip > 0 {
+                        self.current.nth(skip - 1);
+                    }
+                }
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(e));

@@ -473,6 +473,16 @@ impl<W: Sink> GenerationWriter<W> {
         self.forged_index.push((id, location));
     }
 
+    /// Makes the manifest name the runs of earlier generations without their
+    /// snapshot lists, as a writer that drops snapshots would: for tests of
+    /// verifiers (a normal writer never writes one).
+    #[doc(hidden)]
+    pub fn drop_earlier_snapshot_lists(&mut self) {
+        for r in &mut self.runs {
+            r.refs.snapshots = None;
+        }
+    }
+
     /// Changes how blobs stored from now on are packed and compressed.
     pub fn set_pack_options(&mut self, opts: PackOptions) -> Result<()> {
         self.flush()?;

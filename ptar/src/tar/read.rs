@@ -1363,24 +1363,13 @@ impl<R: Read> TarSource<R> {
             }
             return Ok(());
         }
-        let entry = Entry {
-            name: path.rsplit(|&c| c == b'/').next().unwrap_or(&path).to_vec(),
-            kind,
-            mode,
-            uid,
-            gid,
-            user,
-            group,
-            mtime,
-            atime,
-            ctime,
-            dev: 0,
-            ino: 0,
-            nlink: 0,
-            size: 0,
-            xattrs: attrs,
-            payload,
-        };
+        let name = path.rsplit(|&c| c == b'/').next().unwrap_or(&path);
+        let entry = Entry::new(name, kind, payload)
+            .with_mode(mode)
+            .with_owner(uid, user)
+            .with_group(gid, group)
+            .with_times(mtime, atime, ctime)
+            .with_xattrs(attrs);
         self.ready = Some(match kind {
             EntryType::File => Ready::File { path, entry },
             EntryType::Dir => Ready::Dir { path, entry },

@@ -680,27 +680,16 @@ mod tests {
     use crate::format::tree::Content;
 
     fn entry(kind: EntryType) -> Entry {
-        Entry {
-            name: b"f".to_vec(),
-            kind,
-            mode: 0o644,
-            uid: 1000,
-            gid: 1000,
-            user: b"alice".to_vec(),
-            group: b"staff".to_vec(),
-            mtime: Timestamp {
-                sec: 1_600_000_000,
-                nsec: 0,
-            },
-            atime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            dev: 0,
-            ino: 0,
-            nlink: 1,
-            size: 0,
-            xattrs: Vec::new(),
-            payload: Payload::File(Content::Inline(Vec::new())),
-        }
+        let mtime = Timestamp {
+            sec: 1_600_000_000,
+            nsec: 0,
+        };
+        Entry::new("f", kind, Payload::File(Content::Inline(Vec::new())))
+            .with_mode(0o644)
+            .with_owner(1000, "alice")
+            .with_group(1000, "staff")
+            .with_times(mtime, Timestamp::default(), Timestamp::default())
+            .with_source(0, 0, 1)
     }
 
     fn member<'a>(name: &'a [u8], e: &'a Entry, size: u64) -> Member<'a> {
