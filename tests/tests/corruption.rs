@@ -362,7 +362,7 @@ fn evaluate(bytes: Vec<u8>, built: &Built, scratch: &Path) -> Eval {
         full: true,
         trusted_key: None,
     });
-    let gens = a.store().generation_count() as u64;
+    let gens = a.store().generation_count();
     let mut failures = Vec::new();
     let mut wrong = Vec::new();
     let mut listed = Vec::new();

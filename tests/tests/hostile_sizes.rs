@@ -492,7 +492,7 @@ fn an_append_with_checkpoints_commits_its_snapshot_in_the_last_generation() {
     let info = w.commit().unwrap();
     let a = ptar::Archive::open(&archive, None).unwrap();
     assert!(a.store().tail().is_none());
-    let gens = a.store().generation_count() as u64;
+    let gens = a.store().generation_count();
     assert!(gens > 10, "{gens} generations");
     assert_eq!(info.generation, gens);
     assert_eq!(a.snapshot_count(), 2);
