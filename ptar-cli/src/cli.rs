@@ -357,6 +357,22 @@ pub enum Sub {
         #[arg(long = "kdf-params", value_name = "M,T,P", hide = true)]
         kdf_params: Option<String>,
     },
+    /// Rebuild a damaged newest footer from its manifest (spec §15.6).
+    ///
+    /// When only the trailer that ends the archive is damaged, its
+    /// manifest still says everything the trailer repeats. Without --yes,
+    /// shows what the repair would restore and changes nothing.
+    Repair {
+        /// The archive file.
+        #[arg(short = 'f', long = "file", value_name = "ARCHIVE")]
+        file: PathBuf,
+        /// Read the passphrase from the first line of FILE.
+        #[arg(long = "passphrase-file", value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Write the repaired footer.
+        #[arg(long = "yes")]
+        yes: bool,
+    },
     /// Write files of a snapshot to standard output, read in place (no extraction).
     ///
     /// PATHs are member paths as `ptar -t` lists them; symlinks inside the
@@ -556,6 +572,7 @@ const SUBCOMMANDS: &[&str] = &[
     "find",
     "keygen",
     "passwd",
+    "repair",
     "completions",
     "man",
     "cat",

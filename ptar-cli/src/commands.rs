@@ -166,6 +166,11 @@ impl ptar::store::Sink for StdoutSink {}
 pub fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Sub(Sub::Keygen { output }) => keygen(&output),
+        Command::Sub(Sub::Repair {
+            file,
+            passphrase_file,
+            yes,
+        }) => repair(&file, passphrase_file.as_deref(), yes),
         Command::Sub(Sub::Passwd {
             file,
             passphrase_file,
@@ -1449,6 +1454,47 @@ fn keygen(path: &Path) -> Result<ExitCode> {
         Path::new(&pub_path).display(),
         ptar::signing::fingerprint(key.verifying_key().as_bytes())
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ptar repair`: rebuilds a damaged newest trailer from its manifest.
+/// Exit 0: nothing to repair, or repaired (or, without --yes, repairable);
+/// 2: not repairable or not written (the archive is as it was).
+fn repair(file: &Path, passphrase_file: Option<&Path>, yes: bool) -> Result<ExitCode> {
+    let header = ptar::probe(file).with_context(|| file.display().to_string())?;
+    let pass = if header.encrypted() {
+        Some(passphrase::for_reading(passphrase_file)?)
+    } else {
+        None
+    };
+    let plan = ptar::repair::plan(file, pass.as_deref().map(|p| p.as_slice()))
+        .with_context(|| file.display().to_string())?;
+    let Some(plan) = plan else {
+        println!(
+            "{}: the newest footer is intact; nothing to repair",
+            file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "{}: the trailer of generation {} (bytes {}..{}) is damaged; its manifest at offset {} is intact",
+        file.display(),
+        plan.generation,
+        plan.trailer_offset,
+        plan.trailer_offset + ptar::format::manifest::TRAILER_LEN as u64,
+        plan.manifest_offset
+    );
+    println!(
+        "repairing restores generation {}: {} snapshot(s) listed instead of {}",
+        plan.generation, plan.snapshots_after, plan.snapshots_before
+    );
+    if !yes {
+        println!("nothing written; run again with --yes to write the repaired footer");
+        return Ok(ExitCode::SUCCESS);
+    }
+    ptar::repair::apply(file, &plan)
+        .map_err(|e| anyhow::anyhow!("not repaired: {}: {e}", file.display()))?;
+    println!("repaired: {} ends in a valid footer again", file.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -877,23 +877,12 @@ fn lock_path(path: &Path, write: bool) -> Result<Option<File>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io_at(path, e)),
         };
-        // A lock held for a moment only is not another writer: a process
-        // forked by this one (or by a neighbour) holds a copy of every open
-        // descriptor until it executes its program, the lock of a file just
-        // closed included. Look a few times over 100 ms before saying busy.
-        let mut tries = 0;
-        loop {
-            match eintr_rustix(|| {
-                rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            }) {
-                Ok(()) => break,
-                Err(rustix::io::Errno::WOULDBLOCK) if tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(path.to_path_buf())),
-                Err(e) => return Err(Error::io_at(path, e.into())),
-            }
+        match eintr_rustix(|| {
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        }) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(path.to_path_buf())),
+            Err(e) => return Err(Error::io_at(path, e.into())),
         }
         let locked = file.metadata().map_err(|e| Error::io_at(path, e))?;
         match eintr(|| std::fs::metadata(path)) {
@@ -908,6 +897,13 @@ fn lock_path(path: &Path, write: bool) -> Result<Option<File>> {
         }
     }
     Err(Error::Busy(path.to_path_buf()))
+}
+
+/// The archive at `path`, opened for writing and locked as an appender
+/// locks it (see [`lock_path`]), for a repair.
+pub(crate) fn lock_for_repair(path: &Path) -> Result<File> {
+    lock_path(path, true)?
+        .ok_or_else(|| Error::io_at(path, std::io::Error::from(std::io::ErrorKind::NotFound)))
 }
 
 /// The existing regular file a new archive will replace, locked (see

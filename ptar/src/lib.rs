@@ -196,6 +196,7 @@ pub mod format;
 pub mod fs;
 pub mod pattern;
 pub mod progress;
+pub mod repair;
 #[doc(hidden)]
 pub mod retry;
 pub mod signing;

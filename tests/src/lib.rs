@@ -192,8 +192,24 @@ pub fn create_snapshot(archive: &Path, src: &Path, opts: ptar::CreateOptions) ->
 }
 
 /// Appends a snapshot of `src` to `archive`.
+///
+/// A test that spawns a process while another test of the same binary has
+/// just closed an archive can make that archive look busy for a moment: the
+/// child holds a copy of every descriptor of the test process (the archive's
+/// locked one included) until it executes its program. An append refused as
+/// busy is therefore tried again a few times, as nothing else in these
+/// tests writes to an archive another test made.
 pub fn append_snapshot(archive: &Path, src: &Path, passphrase: Option<&[u8]>) -> ptar::Id {
-    let w = ptar::Writer::append(archive, passphrase).unwrap();
+    let mut tries = 0;
+    let w = loop {
+        match ptar::Writer::append(archive, passphrase) {
+            Err(ptar::Error::Busy(_)) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            w => break w.unwrap(),
+        }
+    };
     add_and_commit(w, src)
 }
 
