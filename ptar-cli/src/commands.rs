@@ -391,7 +391,8 @@ pub(crate) fn open_archive_with(
             },
         ) => Err(anyhow::anyhow!(
             "{}: {e}. Pass --ignore-damaged-tail to read generation {last_good_generation} \
-             (read-only); `ptar --verify` reports what is lost",
+             (read-only); `ptar --verify` reports what is lost, and `ptar repair` \
+             rebuilds a footer damaged only in its trailer",
             path.display()
         )),
         Err(e) => Err(anyhow::Error::new(e).context(path.display().to_string())),
