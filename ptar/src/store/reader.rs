@@ -159,8 +159,9 @@ pub struct Run {
 struct Spares(Mutex<Vec<Vec<u8>>>);
 
 impl Spares {
-    /// Idle buffers kept: more than the records cached and in flight.
-    const KEPT: usize = 12;
+    /// Idle buffers kept: enough for the records in flight on a few threads
+    /// (8 MiB each: more would make idle memory outgrow the work).
+    const KEPT: usize = 4;
     /// Larger buffers (from an unusually large record) are freed.
     const LARGEST: usize = 9 << 20;
 
@@ -214,7 +215,7 @@ impl RecordCache {
     /// writer's 8 MiB chunk records and its small metadata records (the
     /// most recent is always kept).
     const RECORDS_KEPT: usize = 8;
-    const BYTES_KEPT: usize = 24 << 20;
+    const BYTES_KEPT: usize = 16 << 20;
 
     fn get(&mut self, key: (u64, u32)) -> Option<Arc<Record>> {
         let i = self.entries.iter().position(|e| e.0 == key)?;
