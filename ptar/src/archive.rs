@@ -1440,10 +1440,12 @@ fn parent_snapshot(store: &Store, paths: &[Vec<u8>]) -> Option<Id> {
     const LOOKED_AT: usize = 1 << 12;
     let mut latest = None;
     let table = store.snapshot_list();
-    for i in (table.len().saturating_sub(LOOKED_AT)..table.len()).rev() {
-        let Ok(Some(t)) = table.get(i) else {
-            continue;
-        };
+    // The last pages, read once each, newest entry first.
+    let recent: Vec<_> = table
+        .iter_from(table.len().saturating_sub(LOOKED_AT))
+        .map_while(std::result::Result::ok)
+        .collect();
+    for t in recent.iter().rev() {
         let Ok(b) = store.with_blob_at(&t.location, &t.id, Kind::Snapshot, <[u8]>::to_vec) else {
             continue;
         };

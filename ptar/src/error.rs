@@ -11,9 +11,6 @@ pub enum Region {
     Header,
     /// A generation's key-slot table.
     KeySlots { generation: u64 },
-    /// Blob records of a generation (kept for callers that name them so;
-    /// readers of version 2 report [`Region::Frame`]).
-    Packfile { generation: u64, offset: u64 },
     /// A generation's index.
     Index { generation: u64 },
     /// A generation's snapshot run (its pages and directory).
@@ -33,9 +30,6 @@ impl fmt::Display for Region {
         match self {
             Region::Header => write!(f, "header"),
             Region::KeySlots { generation } => write!(f, "key slots (generation {generation})"),
-            Region::Packfile { generation, offset } => {
-                write!(f, "packfile (generation {generation}, offset {offset})")
-            }
             Region::Index { generation } => write!(f, "index run (generation {generation})"),
             Region::SnapshotTable { generation } => {
                 write!(f, "snapshot run (generation {generation})")

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use crate::format::frame::{FrameType, LENGTH_LEN, MAX_BODY_LEN};
+use crate::format::frame::{FrameType, MAX_BODY_LEN};
 use crate::format::manifest::{Manifest, Trailer, TRAILER_LEN};
 use crate::retry::eintr;
 use crate::store::{OpenOptions, Store};
@@ -196,6 +196,3 @@ pub fn apply(path: &Path, plan: &RepairPlan) -> Result<()> {
     eintr(|| file.sync_all()).map_err(|e| Error::io_at(path, e))?;
     Ok(())
 }
-
-// The frame length field is four bytes.
-const _: () = assert!(LENGTH_LEN == 4);

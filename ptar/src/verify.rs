@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use ed25519_dalek::VerifyingKey;
 
 use crate::archive::Archive;
-use crate::format::frame::{self, FrameType};
+use crate::format::frame::FrameType;
 use crate::format::header::keyslots_parse;
 use crate::format::manifest::{Manifest, Trailer};
 use crate::format::record::RecordLayout;
@@ -218,37 +218,20 @@ impl Checker<'_> {
         let gen = m.generation;
         let store = self.store;
         let mut hasher = blake3::Hasher::new();
-        let mut at = m.generation_start;
-        let end = t.manifest_offset;
         let mut content = Vec::new();
-        while at < end {
+        let walked = store.walk_frames(m.generation_start, t.manifest_offset, |at, raw| {
             let region = Region::Frame { offset: at };
-            let len = match store.read_at(at, 4) {
-                Ok(b) => u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
-                Err(e) => return self.problem(e),
-            };
-            let stored = 4 + u64::from(len);
-            if len == 0 || len > frame::MAX_BODY_LEN || at + stored > end {
-                return self.problem(Error::corrupt(
-                    region,
-                    "frames do not tile the generation up to its manifest",
-                ));
-            }
-            let raw = match store.read_at(at, stored) {
-                Ok(r) => r,
-                Err(e) => return self.problem(e),
-            };
-            hasher.update(&raw);
+            let stored = raw.len() as u64;
+            hasher.update(raw);
             self.report.bytes_checked += stored;
             self.progress.bytes(stored);
-            if raw[4..].starts_with(b"PTARKEYS") && store.keys().is_some() {
+            if store.is_key_slot_frame(raw) {
                 if let Err(m) = keyslots_parse(&raw[4..]) {
                     self.problem(m.at(Region::KeySlots { generation: gen }));
                 }
-                at += stored;
-                continue;
+                return Ok(());
             }
-            match store.decode_raw_frame(at, &raw, &mut content) {
+            match store.decode_raw_frame(at, raw, &mut content) {
                 Ok(FrameType::BlobRecord) => match RecordLayout::parse(&content) {
                     Ok(layout) => {
                         for i in 0..layout.len() as u32 {
@@ -267,7 +250,10 @@ impl Checker<'_> {
                 Ok(_) => {}
                 Err(e) => self.problem(e),
             }
-            at += stored;
+            Ok(())
+        });
+        if let Err(e) = walked {
+            return self.problem(e);
         }
         if *hasher.finalize().as_bytes() != m.generation_hash {
             self.problem(Error::corrupt(

@@ -107,13 +107,21 @@ pub fn envelope(header: EnvelopeHeader, payload: &[u8], pad: bool) -> Vec<u8> {
         unpadded
     };
     let mut out = Vec::with_capacity(total);
-    out.put_u8(header.frame_type as u8);
-    out.put_u8(header.codec as u8);
-    out.put_u16(0);
-    out.put_u32(header.content_len);
-    out.put_u32(u32::try_from(payload.len()).expect("payloads are at most 16 MiB"));
+    out.put(&envelope_head(header, payload.len()));
     out.put(payload);
     out.resize(total, 0);
+    out
+}
+
+/// An envelope's fixed fields, for a payload of `payload_len` bytes: what
+/// precedes the payload (a plain frame's writer streams the payload after it).
+pub fn envelope_head(header: EnvelopeHeader, payload_len: usize) -> [u8; ENVELOPE_HEADER_LEN] {
+    let mut out = [0u8; ENVELOPE_HEADER_LEN];
+    out[0] = header.frame_type as u8;
+    out[1] = header.codec as u8;
+    out[4..8].copy_from_slice(&header.content_len.to_le_bytes());
+    let len = u32::try_from(payload_len).expect("payloads are at most 16 MiB");
+    out[8..12].copy_from_slice(&len.to_le_bytes());
     out
 }
 

@@ -38,8 +38,6 @@ pub const FORMAT_MINOR: u16 = 0;
 pub mod limits {
     /// Largest plaintext of one blob or one record, in bytes (16 MiB).
     pub const MAX_BLOB_LEN: u32 = 16 * 1024 * 1024;
-    /// Largest stored record: the plaintext bound plus the AEAD nonce and tag.
-    pub const MAX_RECORD_LEN: u32 = MAX_BLOB_LEN + 40;
     /// Longest name of a directory entry, in bytes.
     pub const MAX_NAME_LEN: usize = 4096;
     /// Longest symlink or hard-link target, in bytes.

@@ -166,6 +166,28 @@ pub struct PageRef {
     pub count: u32,
 }
 
+/// Reads and checks one directory entry's page place and count (the
+/// fields both kinds of directory share); `what` names the kind of page.
+fn read_page_ref(r: &mut Reader<'_>, what: &str) -> Result<PageRef, Malformed> {
+    let p = PageRef {
+        offset: r.u64("page offset")?,
+        body_len: r.u32("page body length")?,
+        count: r.u32("page entry count")?,
+    };
+    check_location(&BlobLocation {
+        offset: p.offset,
+        body_len: p.body_len,
+        ordinal: 0,
+    })?;
+    if p.count == 0 || p.count as usize > MAX_PAGE_ENTRIES {
+        return malformed(format!(
+            "{what} page entry count {} is out of range",
+            p.count
+        ));
+    }
+    Ok(p)
+}
+
 /// A decoded index directory: the first id and place of each page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexDirectory {
@@ -206,22 +228,7 @@ impl IndexDirectory {
             if d.first_ids.last().is_some_and(|last| *last >= id) {
                 return malformed("index directory first ids are not strictly increasing");
             }
-            let p = PageRef {
-                offset: r.u64("page offset")?,
-                body_len: r.u32("page body length")?,
-                count: r.u32("page entry count")?,
-            };
-            check_location(&BlobLocation {
-                offset: p.offset,
-                body_len: p.body_len,
-                ordinal: 0,
-            })?;
-            if p.count == 0 || p.count as usize > MAX_PAGE_ENTRIES {
-                return malformed(format!(
-                    "index page entry count {} is out of range",
-                    p.count
-                ));
-            }
+            let p = read_page_ref(&mut r, "index")?;
             total += u64::from(p.count);
             d.first_ids.push(id);
             d.pages.push(p);
@@ -339,22 +346,7 @@ pub fn parse_snapshot_directory(content: &[u8]) -> Result<Vec<PageRef>, Malforme
     }
     let mut out = Vec::with_capacity(m);
     for _ in 0..m {
-        let p = PageRef {
-            offset: r.u64("page offset")?,
-            body_len: r.u32("page body length")?,
-            count: r.u32("page entry count")?,
-        };
-        check_location(&BlobLocation {
-            offset: p.offset,
-            body_len: p.body_len,
-            ordinal: 0,
-        })?;
-        if p.count == 0 || p.count as usize > MAX_PAGE_ENTRIES {
-            return malformed(format!(
-                "snapshot page entry count {} is out of range",
-                p.count
-            ));
-        }
+        let p = read_page_ref(&mut r, "snapshot")?;
         out.push(p);
     }
     Ok(out)

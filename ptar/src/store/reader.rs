@@ -583,22 +583,12 @@ impl Store {
         let region = Region::Footer {
             generation: t.generation,
         };
-        let raw = self
-            .bytes
-            .read(t.manifest_offset, u64::from(t.manifest_len))?;
-        if *blake3::hash(&raw).as_bytes() != t.manifest_hash {
-            return Err(Error::corrupt(
-                region,
-                "the manifest frame does not match its trailer's hash",
-            ));
-        }
-        let stated = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
-        if u64::from(stated) + 4 != u64::from(t.manifest_len) {
-            return Err(Error::corrupt(
-                region,
-                "manifest frame length does not match its trailer",
-            ));
-        }
+        let raw = self.read_hashed_frame(
+            (t.manifest_offset, t.manifest_len),
+            &t.manifest_hash,
+            &region,
+            "manifest frame",
+        )?;
         let body = &raw[frame::LENGTH_LEN..];
         let mut content = Vec::new();
         decode_frame(
@@ -749,21 +739,39 @@ impl Store {
         let region = Region::KeySlots {
             generation: self.trailer.generation,
         };
-        let raw = self.bytes.read(offset, u64::from(len))?;
-        if *blake3::hash(&raw).as_bytes() != self.trailer.key_slots_hash {
+        let raw = self.read_hashed_frame(
+            (offset, len),
+            &self.trailer.key_slots_hash,
+            &region,
+            "key-slot table",
+        )?;
+        keyslots_parse(&raw[4..]).map_err(|m| m.at(region))
+    }
+
+    /// The stored bytes of a frame a trailer names by place and hash
+    /// (manifest, key-slot table), checked against both.
+    fn read_hashed_frame(
+        &self,
+        (offset, stored_len): (u64, u32),
+        hash: &[u8; 32],
+        region: &Region,
+        what: &str,
+    ) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let raw = self.bytes.read(offset, u64::from(stored_len))?;
+        if blake3::hash(&raw).as_bytes() != hash {
             return Err(Error::corrupt(
-                region,
-                "the key-slot table does not match its trailer's hash",
+                region.clone(),
+                format!("the {what} does not match its trailer's hash"),
             ));
         }
         let stated = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
-        if u64::from(stated) + 4 != u64::from(len) {
+        if u64::from(stated) + 4 != u64::from(stored_len) {
             return Err(Error::corrupt(
-                region,
-                "key-slot table length does not match its frame",
+                region.clone(),
+                format!("{what} length does not match its trailer"),
             ));
         }
-        keyslots_parse(&raw[4..]).map_err(|m| m.at(region))
+        Ok(raw)
     }
 
     fn unlock(&self, passphrase: &[u8]) -> Result<Keys> {
@@ -852,27 +860,49 @@ impl Store {
     /// key-slot table. Decodes every frame (for tools and tests).
     pub fn frames(&self, span: &GenerationSpan) -> Result<Vec<(u64, u64, Option<FrameType>)>> {
         let mut out = Vec::new();
-        let mut at = span.start;
         let mut content = Vec::new();
-        while at < span.manifest {
+        self.walk_frames(span.start, span.manifest, |at, raw| {
+            let what = if self.is_key_slot_frame(raw) {
+                None
+            } else {
+                Some(self.decode_raw_frame(at, raw, &mut content)?)
+            };
+            out.push((at, raw.len() as u64, what));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Walks the frames that tile `[start, end)` (spec §19 step 2), calling
+    /// `f` with each frame's offset and stored bytes (length prefix
+    /// included); fails where they do not tile it.
+    pub(crate) fn walk_frames(
+        &self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut at = start;
+        while at < end {
             let b = self.read_at(at, 4)?;
-            let len = 4 + u64::from(u32::from_le_bytes(b[..4].try_into().expect("4 bytes")));
-            if at + len > span.manifest {
+            let len = u32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+            let stored = 4 + u64::from(len);
+            if len == 0 || len > frame::MAX_BODY_LEN || at + stored > end {
                 return Err(Error::corrupt(
                     Region::Frame { offset: at },
                     "frames do not tile the generation up to its manifest",
                 ));
             }
-            let raw = self.read_at(at, len)?;
-            let what = if self.keys.is_some() && raw[4..].starts_with(b"PTARKEYS") {
-                None
-            } else {
-                Some(self.decode_raw_frame(at, &raw, &mut content)?)
-            };
-            out.push((at, len, what));
-            at += len;
+            f(at, &self.read_at(at, stored)?)?;
+            at += stored;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Whether the stored frame `raw` is a key-slot table: a clear body in
+    /// an encrypted archive (spec §5.4).
+    pub(crate) fn is_key_slot_frame(&self, raw: &[u8]) -> bool {
+        self.keys.is_some() && raw[frame::LENGTH_LEN..].starts_with(b"PTARKEYS")
     }
 
     /// Decodes the frame whose stored bytes are `raw` (length prefix

@@ -801,30 +801,30 @@ impl<W: Sink> GenerationWriter<W> {
             codec,
             content_len,
         };
-        match self.ctx.keys.clone() {
-            Some(keys) => {
-                let envelope = frame::envelope(h, payload, true);
-                let mut nonce = [0u8; 24];
-                self.entropy.fill(&mut nonce);
-                let body = crypto::seal_frame(&keys, &self.ctx.uuid, offset, &nonce, &envelope);
-                let body_len = body.len() as u32;
-                self.write_raw(&body_len.to_le_bytes())?;
-                self.write_raw(&body)?;
-                Ok((offset, body_len))
-            }
-            None => {
-                let body_len = (frame::ENVELOPE_HEADER_LEN + payload.len()) as u32;
-                let mut head = Vec::with_capacity(4 + frame::ENVELOPE_HEADER_LEN);
-                head.put_u32(body_len);
-                head.put(&frame::envelope(h, &[], false)[..frame::ENVELOPE_HEADER_LEN]);
-                // The payload length field of an envelope built without the
-                // payload is 0: set it.
-                head[12..16].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-                self.write_raw(&head)?;
-                self.write_raw(payload)?;
-                Ok((offset, body_len))
-            }
+        if self.ctx.keys.is_some() {
+            let body = self.sealed_body(offset, h, payload);
+            let body_len = body.len() as u32;
+            self.write_raw(&body_len.to_le_bytes())?;
+            self.write_raw(&body)?;
+            return Ok((offset, body_len));
         }
+        // Plain: the envelope's head, then the payload as it is.
+        let body_len = (frame::ENVELOPE_HEADER_LEN + payload.len()) as u32;
+        let mut head = Vec::with_capacity(4 + frame::ENVELOPE_HEADER_LEN);
+        head.put_u32(body_len);
+        head.put(&frame::envelope_head(h, payload.len()));
+        self.write_raw(&head)?;
+        self.write_raw(payload)?;
+        Ok((offset, body_len))
+    }
+
+    /// The sealed, padded body of the frame at `offset` (encrypted archives).
+    fn sealed_body(&mut self, offset: u64, h: EnvelopeHeader, payload: &[u8]) -> Vec<u8> {
+        let keys = self.ctx.keys.clone().expect("an encrypted archive");
+        let envelope = frame::envelope(h, payload, true);
+        let mut nonce = [0u8; 24];
+        self.entropy.fill(&mut nonce);
+        crypto::seal_frame(&keys, &self.ctx.uuid, offset, &nonce, &envelope)
     }
 
     /// Compresses `content` and writes it as a frame.
@@ -1115,28 +1115,21 @@ impl<W: Sink> GenerationWriter<W> {
         }
         let content = m.to_bytes();
         let manifest_offset = self.pos;
-        let start = self.pos;
-        let mut frame_bytes = Vec::new();
-        {
-            // The manifest frame is kept to compute the trailer's check.
-            let (codec, payload) = self.compressor.compress(&content);
-            let h = EnvelopeHeader {
-                frame_type: FrameType::Manifest,
-                codec,
-                content_len: content.len() as u32,
-            };
-            let body = match self.ctx.keys.clone() {
-                Some(keys) => {
-                    let envelope = frame::envelope(h, &payload, true);
-                    let mut nonce = [0u8; 24];
-                    self.entropy.fill(&mut nonce);
-                    crypto::seal_frame(&keys, &self.ctx.uuid, manifest_offset, &nonce, &envelope)
-                }
-                None => frame::envelope(h, &payload, false),
-            };
-            frame_bytes.put_u32(body.len() as u32);
-            frame_bytes.put(&body);
-        }
+        // The manifest frame is kept: the trailer holds its hash.
+        let (codec, payload) = self.compressor.compress(&content);
+        let h = EnvelopeHeader {
+            frame_type: FrameType::Manifest,
+            codec,
+            content_len: content.len() as u32,
+        };
+        let body = if self.ctx.keys.is_some() {
+            self.sealed_body(manifest_offset, h, &payload)
+        } else {
+            frame::envelope(h, &payload, false)
+        };
+        let mut frame_bytes = Vec::with_capacity(4 + body.len());
+        frame_bytes.put_u32(body.len() as u32);
+        frame_bytes.put(&body);
         let trailer = Trailer {
             encrypted: self.ctx.keys.is_some(),
             uuid: self.ctx.uuid,
@@ -1152,7 +1145,6 @@ impl<W: Sink> GenerationWriter<W> {
                 [0; 32]
             },
         };
-        debug_assert_eq!(start, self.pos);
         self.runs = runs;
         let end = self.pos + frame_bytes.len() as u64 + TRAILER_LEN as u64;
         Ok((
