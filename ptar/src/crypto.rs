@@ -22,7 +22,7 @@ pub const CONTEXT_GEAR: &str = "ptar 2026-11-22 v1 chunker gear table";
 pub const CONTEXT_KEY_CHECK: &str = "ptar 2026-11-22 v1 key check";
 /// Associated-data prefix of a key-slot wrap.
 pub const KEYSLOT_AD_PREFIX: &[u8] = b"ptar-keyslot-v1";
-use crate::format::frame::SEAL_OVERHEAD;
+pub use crate::format::frame::SEAL_OVERHEAD;
 
 /// A 256-bit secret that is wiped when dropped.
 pub type SecretKey = Zeroizing<[u8; 32]>;
